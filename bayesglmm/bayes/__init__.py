@@ -1,0 +1,1 @@
+"""Bayesian fitting: PyMC model building, NUTS and Gibbs-style samplers."""

@@ -1,0 +1,188 @@
+"""Build a PyMC model from a :class:`~bayesglmm.design.Design` and a prior set.
+
+Variable names follow bambi: a fixed-effect term keeps its formula name (``"Intercept"``,
+``"Cross"`` with dim ``"Cross_dim"``); a random term is named ``"1|Female"`` with the dim
+``"Female"`` whose coords are the factor's levels; its standard deviation is
+``"1|Female_sigma"``. Correlated terms add ``"<term>_chol"`` (LKJ Cholesky factor), ``"<term>_sigma"`` and
+``"<term>_corr"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..design import Design, RandomTerm
+from ..errors import MethodError, PriorError
+from ..prior_set import PriorSet
+from ..priors import Prior
+
+PARAMETERIZATIONS = ("noncentered", "centered")
+
+
+def _fixed_block(design: Design, priors: PriorSet, coords: dict):
+    eta = None
+    for term, sl in design.fixed_terms.items():
+        names = design.fixed_names[sl]
+        Xt = design.X[:, sl]
+        prior = priors.fixed[term]
+        if len(names) == 1:
+            beta = prior.build(term)
+            part = pt.as_tensor_variable(Xt[:, 0]) * beta
+        else:
+            dim = f"{term}_dim"
+            coords[dim] = names
+            pm.modelcontext(None).add_coord(dim, names)
+            beta = prior.build(term, dims=dim)
+            part = pt.dot(pt.as_tensor_variable(Xt), beta)
+        eta = part if eta is None else eta + part
+    return eta
+
+
+def _sd_vector(term: RandomTerm, priors: list[Prior], coef_dim: str | None):
+    """Standard deviations of the columns of one term, as a tensor of shape (k,) or ()."""
+    sds = []
+    for j, prior in enumerate(priors):
+        suffix = "" if term.n_columns == 1 else f"[{term.columns[j]}]"
+        base = f"{term.name}_sigma{suffix}"
+        if prior.scale == "variance":
+            var = prior.build(f"{term.name}_var{suffix}")
+            sds.append(pm.Deterministic(base, pt.sqrt(var)))
+        else:
+            sds.append(prior.build(base))
+    if term.n_columns == 1:
+        return sds[0]
+    return pt.stack(sds)
+
+
+def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
+    model = pm.modelcontext(None)
+    group_dim = term.group
+    if group_dim not in model.coords:
+        model.add_coord(group_dim, term.levels)
+    idx = term.index
+    k = term.n_columns
+    if k == 1:
+        sd = _sd_vector(term, priors.random_sd[term.name], None)
+        if parameterization == "noncentered":
+            z = pm.Normal(f"{term.name}_offset", 0.0, 1.0, dims=group_dim)
+            b = pm.Deterministic(term.name, z * sd, dims=group_dim)
+        else:
+            b = pm.Normal(term.name, 0.0, sd, dims=group_dim)
+        x = term.X[:, 0]
+        contrib = b[idx] if np.all(x == 1.0) else pt.as_tensor_variable(x) * b[idx]
+        return contrib
+    coef_dim = f"{term.name}_coef"
+    model.add_coord(coef_dim, term.columns)
+    if term.correlated:
+        lkj = priors.correlation[term.name]
+        sd_priors = priors.random_sd[term.name]
+        first = sd_priors[0]
+        if any(type(p) is not type(first) for p in sd_priors) or first.scale != "sd":
+            raise PriorError(
+                f"correlated term {term.name}: its standard deviations need one prior family "
+                f"on the sd scale for the LKJ prior, got {[p.describe() for p in sd_priors]}"
+            )
+        params = {}
+        for key in first.params():
+            params[key] = np.array([getattr(p, key) for p in sd_priors], dtype=float)
+        sd_dist = getattr(pm, first.dist).dist(**params, shape=k)
+        chol, corr, sds = pm.LKJCholeskyCov(
+            f"{term.name}_chol", n=k, eta=lkj.eta, sd_dist=sd_dist, compute_corr=True,
+            store_in_trace=False,
+        )
+        pm.Deterministic(f"{term.name}_sigma", sds, dims=coef_dim)
+        model.add_coord(f"{coef_dim}_", term.columns)
+        pm.Deterministic(f"{term.name}_corr", corr, dims=(coef_dim, f"{coef_dim}_"))
+        if parameterization == "noncentered":
+            z = pm.Normal(f"{term.name}_offset", 0.0, 1.0, dims=(group_dim, coef_dim))
+            b = pm.Deterministic(term.name, pt.dot(z, chol.T), dims=(group_dim, coef_dim))
+        else:
+            b = pm.MvNormal(term.name, mu=np.zeros(k), chol=chol, dims=(group_dim, coef_dim))
+    else:
+        sd = _sd_vector(term, priors.random_sd[term.name], coef_dim)
+        if parameterization == "noncentered":
+            z = pm.Normal(f"{term.name}_offset", 0.0, 1.0, dims=(group_dim, coef_dim))
+            b = pm.Deterministic(term.name, z * sd[None, :], dims=(group_dim, coef_dim))
+        else:
+            b = pm.Normal(term.name, 0.0, sd[None, :], dims=(group_dim, coef_dim))
+    return (pt.as_tensor_variable(term.X) * b[idx]).sum(axis=1)
+
+
+def _inverse_link(name: str, eta):
+    if name == "logit":
+        return pm.math.invlogit(eta)
+    if name == "probit":
+        return 0.5 * (1.0 + pt.erf(eta / np.sqrt(2.0)))
+    if name == "cloglog":
+        return 1.0 - pt.exp(-pt.exp(eta))
+    if name == "log":
+        return pt.exp(eta)
+    return eta
+
+
+def _likelihood(design: Design, priors: PriorSet, eta):
+    fam, link = design.family.name, design.family.link.name
+    name = design.spec.response.name
+    y = design.y
+    if fam == "binomial":
+        if design.is_bernoulli:
+            if link == "logit":
+                return pm.Bernoulli(name, logit_p=eta, observed=y.astype(np.int64))
+            p = pt.clip(_inverse_link(link, eta), 1e-12, 1 - 1e-12)
+            return pm.Bernoulli(name, p=p, observed=y.astype(np.int64))
+        n = design.trials.astype(np.int64)
+        if link == "logit":
+            return pm.Binomial(name, n=n, logit_p=eta, observed=y.astype(np.int64))
+        p = pt.clip(_inverse_link(link, eta), 1e-12, 1 - 1e-12)
+        return pm.Binomial(name, n=n, p=p, observed=y.astype(np.int64))
+    mu = _inverse_link(link, eta)
+    if fam == "poisson":
+        return pm.Poisson(name, mu=mu, observed=y.astype(np.int64))
+    if fam == "gaussian":
+        sigma = _dispersion(priors.dispersion["sigma"], "sigma")
+        return pm.Normal(name, mu=mu, sigma=sigma, observed=y)
+    if fam == "negative_binomial":
+        alpha = _dispersion(priors.dispersion["alpha"], "alpha")
+        return pm.NegativeBinomial(name, mu=mu, alpha=alpha, observed=y.astype(np.int64))
+    raise MethodError(f"no PyMC likelihood for family {fam!r}")
+
+
+def _dispersion(prior: Prior, name: str):
+    if prior.scale == "variance":
+        var = prior.build(f"{name}_var")
+        return pm.Deterministic(name, pt.sqrt(var))
+    return prior.build(name)
+
+
+def build_pymc_model(
+    design: Design, priors: PriorSet, parameterization: str = "noncentered"
+) -> pm.Model:
+    """The PyMC model of a GLMM.
+
+    Parameters
+    ----------
+    design : Design
+    priors : PriorSet
+    parameterization : {"noncentered", "centered"}
+        Noncentered draws ``z ~ N(0, 1)`` and sets ``b = sd * z`` (better for weakly
+        identified groups); centered draws ``b ~ N(0, sd)`` directly (what conjugate Gibbs
+        updates need).
+    """
+    if parameterization not in PARAMETERIZATIONS:
+        raise MethodError(
+            f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
+        )
+    coords: dict = {}
+    with pm.Model(coords=coords) as model:
+        eta = _fixed_block(design, priors, coords)
+        for term in design.random:
+            part = _random_block(term, priors, parameterization)
+            eta = part if eta is None else eta + part
+        if eta is None:
+            eta = pt.zeros(design.n)
+        if np.any(design.offset != 0):
+            eta = eta + pt.as_tensor_variable(design.offset)
+        _likelihood(design, priors, eta)
+    return model

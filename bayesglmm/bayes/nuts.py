@@ -1,0 +1,121 @@
+"""NUTS fits through PyMC's samplers (PyMC, nutpie, numpyro, blackjax)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+from ..errors import BackendNotInstalledError, MethodError
+from ..result import FitResult
+from .posterior import result_from_idata
+
+#: nuts_sampler value -> module that must be importable, and the extra that installs it
+BACKENDS = {
+    "pymc": (None, None),
+    "nutpie": ("nutpie", "nutpie"),
+    "numpyro": ("numpyro", "numpyro"),
+    "blackjax": ("blackjax", None),
+}
+
+
+def check_backend(nuts_sampler: str) -> None:
+    """Raise a clear error when the requested NUTS backend is unknown or not installed."""
+    if nuts_sampler not in BACKENDS:
+        raise MethodError(
+            f"unknown nuts_sampler {nuts_sampler!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    module, extra = BACKENDS[nuts_sampler]
+    if module is not None and importlib.util.find_spec(module) is None:
+        how = f"pip install 'bayesglmm[{extra}]'" if extra else f"pip install {module}"
+        raise BackendNotInstalledError(
+            f"nuts_sampler={nuts_sampler!r} needs the {module} package, which is not "
+            f"installed; install it with: {how} (or use nuts_sampler='pymc')"
+        )
+
+
+def check_priors(model, allow_improper: bool) -> dict | None:
+    """Refuse improper posteriors before sampling (see :mod:`bayesglmm.propriety`)."""
+    if not model.priors.improper:
+        return None
+    from ..propriety import ensure_proper
+
+    return ensure_proper(model, allow_improper=allow_improper)
+
+
+def fit_nuts(
+    model,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    random_seed: int | None = None,
+    nuts_sampler: str = "pymc",
+    target_accept: float = 0.8,
+    parameterization: str = "noncentered",
+    progressbar: bool = True,
+    log_likelihood: bool = True,
+    allow_improper: bool = False,
+    **sample_kwargs,
+) -> FitResult:
+    """Sample the posterior with NUTS.
+
+    Parameters
+    ----------
+    model : GLMM
+    draws, tune, chains, cores : int
+        As :func:`pymc.sample`.
+    random_seed : int, optional
+        The same seed gives the same draws.
+    nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}
+        Backend; the non-PyMC ones must be installed.
+    target_accept : float
+        Raise towards 0.95 if divergences are reported.
+    parameterization : {"noncentered", "centered"}
+    log_likelihood : bool
+        Store pointwise log-likelihood (for LOO/WAIC) in ``idata.log_likelihood``.
+    allow_improper : bool
+        Sample even when the propriety check finds the posterior improper.
+    """
+    import pymc as pm
+
+    check_backend(nuts_sampler)
+    propriety = check_priors(model, allow_improper)
+    if cores is None:
+        cores = max(1, min(chains, os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    pm_model = model.build_pymc(parameterization=parameterization)
+    t1 = time.perf_counter()
+    with pm_model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=random_seed,
+            nuts_sampler=nuts_sampler,
+            target_accept=target_accept,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+            **sample_kwargs,
+        )
+        t2 = time.perf_counter()
+        if log_likelihood:
+            pm.compute_log_likelihood(idata, progressbar=False)
+    t3 = time.perf_counter()
+    timing = {"build": t1 - t0, "sample": t2 - t1, "log_likelihood": t3 - t2}
+    info = {
+        "nuts_sampler": nuts_sampler,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": random_seed,
+        "target_accept": target_accept,
+        "parameterization": parameterization,
+        "priors": {k: p.describe() for k, p in model.priors.all()},
+    }
+    if propriety is not None:
+        info["propriety"] = propriety
+    result = result_from_idata(model, idata, "nuts", timing, info)
+    result.timing["total"] = time.perf_counter() - t0
+    return result

@@ -1,0 +1,34 @@
+"""The table of estimation methods behind :meth:`bayesglmm.GLMM.fit`.
+
+Each method is a function ``fit(model, **options) -> FitResult`` in its own module,
+imported only when used (so frequentist fits never import PyMC).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import MethodError
+
+_REGISTRY: dict[str, str] = {
+    "nuts": "bayesglmm.bayes.nuts:fit_nuts",
+}
+
+
+def register_method(name: str, target: str) -> None:
+    """Register ``"module:function"`` under ``name`` (later issues add theirs here)."""
+    _REGISTRY[name] = target
+
+
+def available_methods() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str):
+    """The fitting function registered for ``name``."""
+    if not isinstance(name, str) or name.lower() not in _REGISTRY:
+        raise MethodError(
+            f"unknown method {name!r}; available: {', '.join(available_methods())}"
+        )
+    module, func = _REGISTRY[name.lower()].split(":")
+    return getattr(importlib.import_module(module), func)
