@@ -1,0 +1,204 @@
+"""Cholesky factorization of the sparse SPD matrices of mixed models.
+
+The penalized Hessians of a GLMM, ``Lambda' Z' W Z Lambda + I`` and the Gibbs precision
+``[X Z]' Omega [X Z] + prior precision``, have one structure worth exploiting: the columns of
+any single random-effect term form a block-diagonal sub-matrix (each row of the data belongs
+to one level). :class:`BlockCholesky` eliminates the largest such term exactly, block by
+block, and factors the Schur complement of the rest densely (or with SuperLU when it is
+large). For a crossed 1,000 x 1,000 design this costs a few milliseconds, where a general
+sparse factorization fills in to a near-dense 2,000 x 2,000 factor.
+
+All public methods work in the caller's ordering; the permutation is internal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from .errors import BayesGLMMError
+
+#: above this size the Schur complement is factored sparsely (SuperLU) instead of densely
+DENSE_LIMIT = 6000
+
+
+class NotPositiveDefiniteError(BayesGLMMError, np.linalg.LinAlgError):
+    """The matrix to factor is not positive definite."""
+
+
+def _block_chol(blocks: np.ndarray) -> np.ndarray:
+    k = blocks.shape[1]
+    if k == 1:
+        d = blocks[:, 0, 0]
+        if np.any(d <= 0) or not np.all(np.isfinite(d)):
+            raise NotPositiveDefiniteError("a diagonal block is not positive definite")
+        return np.sqrt(d)[:, None, None]
+    try:
+        return np.linalg.cholesky(blocks)
+    except np.linalg.LinAlgError:
+        raise NotPositiveDefiniteError("a diagonal block is not positive definite") from None
+
+
+class BlockCholesky:
+    """``A = L L'`` for a symmetric positive-definite ``A`` whose leading block is block-diagonal.
+
+    Parameters
+    ----------
+    A : sparse or dense matrix, shape (m, m)
+    first : slice
+        Rows/columns of ``A`` forming a block-diagonal sub-matrix with blocks of size
+        ``block`` (the random effects of one term, level-major). ``None`` factors densely.
+    block : int
+        Size of the diagonal blocks inside ``first``.
+    """
+
+    def __init__(self, A, first: slice | None = None, block: int = 1) -> None:
+        m = A.shape[0]
+        self.m = m
+        if first is None or first.stop - first.start == 0:
+            idx1 = np.arange(0)
+        else:
+            idx1 = np.arange(first.start, first.stop)
+        idx2 = np.setdiff1d(np.arange(m), idx1)
+        self._idx1, self._idx2 = idx1, idx2
+        self.block = block
+        A = sp.csr_matrix(A) if not sp.issparse(A) else A.tocsr()
+        n1 = idx1.size
+        if n1:
+            A11 = A[idx1][:, idx1]
+            nb = n1 // block
+            dense_blocks = np.zeros((nb, block, block))
+            coo = A11.tocoo()
+            bi, bj = coo.row // block, coo.col // block
+            if np.any(bi != bj):
+                raise ValueError("the leading sub-matrix is not block diagonal")
+            dense_blocks[bi, coo.row % block, coo.col % block] = coo.data
+            self._L11 = _block_chol(dense_blocks)
+            self._L11inv = np.linalg.inv(self._L11) if block > 1 else 1.0 / self._L11
+            A12 = A[idx1][:, idx2].tocsc()
+            self._W = self._apply_L11inv_sparse(A12)  # L11^{-1} A12, sparse
+        else:
+            self._L11 = np.zeros((0, block, block))
+            self._W = sp.csr_matrix((0, idx2.size))
+        A22 = A[idx2][:, idx2]
+        self._sparse22 = idx2.size > DENSE_LIMIT
+        if self._sparse22:
+            self._fac22 = _SuperLUCholesky((A22 - (self._W.T @ self._W)).tocsc())
+        else:
+            S = np.asarray(A22.todense()) - (self._W.T @ self._W).toarray()
+            try:
+                self._L22 = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+            except np.linalg.LinAlgError:
+                raise NotPositiveDefiniteError("the matrix is not positive definite") from None
+
+    # ---------------------------------------------------------------------------- blocks
+    def _apply_L11inv_sparse(self, B: sp.spmatrix) -> sp.csr_matrix:
+        k = self.block
+        nb = self._L11.shape[0]
+        if k == 1:
+            return sp.diags(1.0 / self._L11[:, 0, 0]) @ B.tocsr()
+        Linv = sp.block_diag(list(self._L11inv), format="csr") if nb else sp.csr_matrix((0, 0))
+        return (Linv @ B).tocsr()
+
+    def _L11_solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        k = self.block
+        nb = self._L11.shape[0]
+        shaped = b.reshape(nb, k, -1)
+        if k == 1:
+            out = shaped / self._L11
+        else:
+            M = np.swapaxes(self._L11inv, 1, 2) if transpose else self._L11inv
+            out = M @ shaped
+        return out.reshape(b.shape)
+
+    def _L22_solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        if self._sparse22:
+            return self._fac22.solve_L(b, transpose)
+        return scipy.linalg.solve_triangular(
+            self._L22, b, lower=True, trans=1 if transpose else 0, check_finite=False
+        )
+
+    # ---------------------------------------------------------------------------- public
+    def logdet(self) -> float:
+        """``log det A``."""
+        ld = 2.0 * float(np.sum(np.log(np.diagonal(self._L11, axis1=1, axis2=2))))
+        if self._sparse22:
+            return ld + self._fac22.logdet()
+        return ld + 2.0 * float(np.sum(np.log(np.diag(self._L22))))
+
+    def solve_L(self, b: np.ndarray) -> np.ndarray:
+        """``L^{-1} b`` (in the caller's ordering)."""
+        b = np.asarray(b, dtype=float)
+        b1, b2 = b[self._idx1], b[self._idx2]
+        y1 = self._L11_solve(b1) if self._idx1.size else b1
+        y2 = self._L22_solve(b2 - self._W.T @ y1)
+        return self._scatter(y1, y2, b.shape)
+
+    def solve_Lt(self, y: np.ndarray) -> np.ndarray:
+        """``L'^{-1} y``: with ``y ~ N(0, I)`` this draws from ``N(0, A^{-1})``."""
+        y = np.asarray(y, dtype=float)
+        y1, y2 = y[self._idx1], y[self._idx2]
+        x2 = self._L22_solve(y2, transpose=True)
+        x1 = self._L11_solve(y1 - self._W @ x2, transpose=True) if self._idx1.size else y1
+        return self._scatter(x1, x2, y.shape)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """``A^{-1} b``."""
+        return self.solve_Lt(self.solve_L(b))
+
+    def _scatter(self, x1, x2, shape):
+        out = np.empty(shape)
+        out[self._idx1] = x1
+        out[self._idx2] = x2
+        return out
+
+    def inverse_diagonal(self) -> np.ndarray:
+        """Diagonal of ``A^{-1}`` (conditional variances), by solving for each column.
+
+        Costs m solves; for large ``m`` use sparse-inverse methods instead.
+        """
+        return np.einsum("ij,ij->j", *(2 * [self.solve_L(np.eye(self.m))]))
+
+
+class _SuperLUCholesky:
+    """LDL' through SuperLU with a symmetric fill-reducing ordering (no pivoting)."""
+
+    def __init__(self, A: sp.csc_matrix) -> None:
+        import scipy.sparse.linalg as spl
+
+        lu = spl.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                      options={"SymmetricMode": True})
+        if not np.array_equal(lu.perm_r, lu.perm_c):
+            raise NotPositiveDefiniteError("SuperLU pivoted: the matrix is not SPD")
+        d = lu.U.diagonal()
+        if np.any(d <= 0):
+            raise NotPositiveDefiniteError("the matrix is not positive definite")
+        self._perm = lu.perm_c
+        self._sqrt_d = np.sqrt(d)
+        self._L = (lu.L @ sp.diags(self._sqrt_d)).tocsr()
+        self._d = d
+
+    def logdet(self) -> float:
+        return float(np.sum(np.log(self._d)))
+
+    def solve_L(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        import scipy.sparse.linalg as spl
+
+        # A[perm][:, perm] = L L'; solve in permuted order
+        if not transpose:
+            pb = np.empty_like(b)
+            pb[self._perm] = b
+            return spl.spsolve_triangular(self._L, pb, lower=True)
+        x = spl.spsolve_triangular(self._L.T.tocsr(), b, lower=False)
+        return x[self._perm]
+
+
+def term_blocks(design) -> tuple[slice | None, int]:
+    """The columns of Z (random-effect vector ``b``) of the largest term, and its block size."""
+    if not design.random:
+        return None, 1
+    sizes = [t.n_levels * t.n_columns for t in design.random]
+    j = int(np.argmax(sizes))
+    start = sum(sizes[:j])
+    return slice(start, start + sizes[j]), design.random[j].n_columns
