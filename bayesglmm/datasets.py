@@ -94,8 +94,9 @@ def _verified(path: Path, info: DatasetInfo) -> bool:
     if not path.is_file():
         return False
     if _sha256(path) != info.sha256:
-        warnings.warn(f"{path} does not match the pinned sha256 of {info.name}; ignored",
-                      stacklevel=3)
+        warnings.warn(
+            f"{path} does not match the pinned sha256 of {info.name}; ignored", stacklevel=3
+        )
         return False
     return True
 
@@ -120,8 +121,9 @@ def _download(info: DatasetInfo, dest: Path, timeout: float) -> None:
     tmp_path.replace(dest)
 
 
-def path(name: str, data_dir: str | Path | None = None, download: bool = True,
-         timeout: float = 30.0) -> Path:
+def path(
+    name: str, data_dir: str | Path | None = None, download: bool = True, timeout: float = 30.0
+) -> Path:
     """Local path of a data set's file, downloading it into the cache if needed."""
     info = _info(name)
     candidates = []
@@ -210,11 +212,13 @@ def _read_mouse_litters(file: Path) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         raw = rdata.read_rda(str(file))["implants"]
-    df = pd.DataFrame({
-        "litter": np.arange(1, len(raw) + 1),
-        "dead": np.asarray(raw["dead"], dtype=np.int64),
-        "survived": np.asarray(raw["survived"], dtype=np.int64),
-    })
+    df = pd.DataFrame(
+        {
+            "litter": np.arange(1, len(raw) + 1),
+            "dead": np.asarray(raw["dead"], dtype=np.int64),
+            "survived": np.asarray(raw["survived"], dtype=np.int64),
+        }
+    )
     df["size"] = df["dead"] + df["survived"]
     return df
 

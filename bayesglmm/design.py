@@ -409,7 +409,7 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
             raise DataError("no rows are left after dropping missing values")
 
     y, trials = _response(spec, family, data)
-    family.check_support(y, trials, r.expr)
+    family.check_support(y, trials if r.kind == "cbind" else None, r.expr, labels=data.index)
 
     common = _formulae_matrix(spec.fixed, data, "fixed-effect design")
     X = np.asarray(common.design_matrix, dtype=float)

@@ -41,3 +41,7 @@ class DatasetUnavailableError(BayesGLMMError, OSError):
 
 class ImproperPosteriorError(BayesGLMMError):
     """The posterior distribution does not exist (is improper) under the chosen priors."""
+
+
+class SpecError(BayesGLMMError, ValueError):
+    """A declarative model spec (``models/*.toml``) is malformed; names the file and key."""

@@ -62,9 +62,7 @@ LINKS: dict[str, Link] = {
     "probit": Link(
         "probit", stats.norm.ppf, lambda e: np.clip(special.ndtr(e), _EPS, 1 - _EPS), _probit_mu_eta
     ),
-    "cloglog": Link(
-        "cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv, _cloglog_mu_eta
-    ),
+    "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv, _cloglog_mu_eta),
     "log": Link("log", np.log, _log_inv, _log_inv),
     "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
 }
@@ -119,15 +117,21 @@ class Family:
         alpha = dispersion
         return stats.nbinom.logpmf(y, alpha, alpha / (alpha + np.maximum(mu, _EPS)))
 
-    def check_support(self, y: np.ndarray, trials: np.ndarray | None, response: str) -> None:
-        """Raise :class:`DataError` naming the first rows whose response is impossible."""
+    def check_support(
+        self, y: np.ndarray, trials: np.ndarray | None, response: str, labels=None
+    ) -> None:
+        """Raise :class:`DataError` naming the rows whose response is impossible.
+
+        ``trials`` is None for a 0/1 response; ``labels`` are the data's row labels.
+        """
+        labels = np.arange(y.shape[0]) if labels is None else np.asarray(labels)
 
         def _fail(mask: np.ndarray, what: str) -> None:
             rows = np.flatnonzero(mask)
-            shown = ", ".join(str(r) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
+            shown = ", ".join(str(r) for r in labels[rows[:5]]) + (" ..." if rows.size > 5 else "")
             raise DataError(
                 f"response '{response}' {what} for the {self.name} family "
-                f"({rows.size} row(s), positions {shown}; first value {y[rows[0]]!r})"
+                f"({rows.size} row(s): rows {shown}; first value {float(y[rows[0]])!r})"
             )
 
         if not np.all(np.isfinite(y)):

@@ -167,8 +167,9 @@ class _SuperLUCholesky:
     def __init__(self, A: sp.csc_matrix) -> None:
         import scipy.sparse.linalg as spl
 
-        lu = spl.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                      options={"SymmetricMode": True})
+        lu = spl.splu(
+            A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
         if not np.array_equal(lu.perm_r, lu.perm_c):
             raise NotPositiveDefiniteError("SuperLU pivoted: the matrix is not SPD")
         d = lu.U.diagonal()

@@ -27,8 +27,6 @@ def available_methods() -> list[str]:
 def get_method(name: str):
     """The fitting function registered for ``name``."""
     if not isinstance(name, str) or name.lower() not in _REGISTRY:
-        raise MethodError(
-            f"unknown method {name!r}; available: {', '.join(available_methods())}"
-        )
+        raise MethodError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
     module, func = _REGISTRY[name.lower()].split(":")
     return getattr(importlib.import_module(module), func)

@@ -125,13 +125,17 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
             ps.random_sd[t.name][j] = prior
         else:
             valid = (
-                list(ps.fixed) + list(groups) + list(ps.random_sd)
-                + [c for c in components if c not in groups] + list(ps.dispersion)
+                list(ps.fixed)
+                + list(groups)
+                + list(ps.random_sd)
+                + [c for c in components if c not in groups]
+                + list(ps.dispersion)
             )
             hint = ""
             if key in design.fixed_names:
-                term = next(k for k, sl in design.fixed_terms.items()
-                            if key in design.fixed_names[sl])
+                term = next(
+                    k for k, sl in design.fixed_terms.items() if key in design.fixed_names[sl]
+                )
                 hint = f" (priors are set per term: use {term!r})"
             raise PriorError(
                 f"prior given for {key!r}, which is not a parameter of this model{hint}; "
@@ -145,8 +149,12 @@ def _check_kind(prior: Prior, key: str, allowed: tuple[str, ...]) -> None:
     if prior.dist == "Fixed":
         return
     if prior.scale not in allowed:
-        what = {"value": "a coefficient", "sd": "a standard deviation",
-                "variance": "a variance", "correlation": "a correlation matrix"}
+        what = {
+            "value": "a coefficient",
+            "sd": "a standard deviation",
+            "variance": "a variance",
+            "correlation": "a correlation matrix",
+        }
         raise PriorError(
             f"{prior.describe()} is a prior on {what.get(prior.scale, prior.scale)} and cannot "
             f"be used for {key!r}, which needs a prior on "

@@ -7,7 +7,6 @@ Laplace, AGQ, PQL and the rest alike, so that comparing methods is a table join.
 
 from __future__ import annotations
 
-
 import json
 import math
 import zipfile
@@ -175,13 +174,21 @@ class FitResult:
 
 
 def _series_to(s: pd.Series) -> dict:
-    return {"name": s.name, "index": [str(i) for i in s.index], "index_name": s.index.name,
-            "values": s.tolist()}
+    return {
+        "name": s.name,
+        "index": [str(i) for i in s.index],
+        "index_name": s.index.name,
+        "values": s.tolist(),
+    }
 
 
 def _series_from(d: dict) -> pd.Series:
-    return pd.Series(d["values"], index=pd.Index(d["index"], name=d.get("index_name")), name=d["name"],
-                     dtype=float)
+    return pd.Series(
+        d["values"],
+        index=pd.Index(d["index"], name=d.get("index_name")),
+        name=d["name"],
+        dtype=float,
+    )
 
 
 def _frame_to(df: pd.DataFrame) -> dict:
@@ -195,8 +202,9 @@ def _frame_to(df: pd.DataFrame) -> dict:
 
 
 def _frame_from(d: dict) -> pd.DataFrame:
-    df = pd.DataFrame(d["data"], columns=d["columns"],
-                      index=pd.Index(d["index"], name=d["index_name"]))
+    df = pd.DataFrame(
+        d["data"], columns=d["columns"], index=pd.Index(d["index"], name=d["index_name"])
+    )
     for col, dtype in zip(d["columns"], d["dtypes"], strict=True):
         if dtype.startswith(("float", "int", "bool")):
             df[col] = df[col].astype(dtype)
@@ -264,5 +272,3 @@ def compare(results: dict[str, FitResult] | list[FitResult]) -> pd.DataFrame:
             parts.append(pd.Series({"logLik": r.loglik}))
         cols[label] = pd.concat(parts)
     return pd.DataFrame(cols)
-
-

@@ -19,9 +19,7 @@ def _as_vector(values, names: list[str], what: str) -> np.ndarray:
         missing = [n for n in names if n not in values]
         extra = [k for k in values if k not in names]
         if missing or extra:
-            raise DataError(
-                f"{what}: missing {missing}, unknown {extra}; expected keys {names}"
-            )
+            raise DataError(f"{what}: missing {missing}, unknown {extra}; expected keys {names}")
         return np.array([float(values[n]) for n in names])
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     if arr.shape != (len(names),):
@@ -82,8 +80,10 @@ def simulate(
         if trials is None:
             if resp.expr in df.columns:
                 succ = df[resp.expr].to_numpy(dtype=float)
-                fail = pd.eval(resp.failures_expr, local_dict={c: df[c] for c in df.columns
-                                                                  if isinstance(c, str)})
+                fail = pd.eval(
+                    resp.failures_expr,
+                    local_dict={c: df[c] for c in df.columns if isinstance(c, str)},
+                )
                 n_trials = succ + np.asarray(fail, dtype=float)
             else:
                 raise DataError("simulating a cbind(...) response needs trials=")
@@ -107,9 +107,11 @@ def simulate(
     correlations = dict(correlations or {})
     truth_b = {}
     for t in design.random:
-        var = _as_vector({k: variance_components[k] for k in t.component_names
-                          if k in variance_components}, t.component_names,
-                         f"variance_components of {t.spec.label}")
+        var = _as_vector(
+            {k: variance_components[k] for k in t.component_names if k in variance_components},
+            t.component_names,
+            f"variance_components of {t.spec.label}",
+        )
         sd = np.sqrt(var)
         corr = np.eye(t.n_columns)
         for a in range(t.n_columns):
@@ -117,8 +119,12 @@ def simulate(
                 key = f"{t.group}|{t.columns[a]},{t.columns[b]}"
                 corr[a, b] = corr[b, a] = correlations.pop(key, 0.0)
         cov = corr * np.outer(sd, sd)
-        b = rng.multivariate_normal(np.zeros(t.n_columns), cov, size=t.n_levels,
-                                    method="cholesky" if t.n_columns == 1 else "eigh")
+        b = rng.multivariate_normal(
+            np.zeros(t.n_columns),
+            cov,
+            size=t.n_levels,
+            method="cholesky" if t.n_columns == 1 else "eigh",
+        )
         truth_b[t.name] = pd.DataFrame(b, index=t.levels, columns=t.columns)
         eta = eta + (t.X * b[t.index]).sum(axis=1)
     if correlations:

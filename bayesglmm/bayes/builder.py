@@ -3,8 +3,8 @@
 Variable names follow bambi: a fixed-effect term keeps its formula name (``"Intercept"``,
 ``"Cross"`` with dim ``"Cross_dim"``); a random term is named ``"1|Female"`` with the dim
 ``"Female"`` whose coords are the factor's levels; its standard deviation is
-``"1|Female_sigma"``. Correlated terms add ``"<term>_chol"`` (LKJ Cholesky factor), ``"<term>_sigma"`` and
-``"<term>_corr"``.
+``"1|Female_sigma"``. Correlated terms add ``"<term>_chol"`` (LKJ Cholesky factor),
+``"<term>_sigma"`` and ``"<term>_corr"``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
             params[key] = np.array([getattr(p, key) for p in sd_priors], dtype=float)
         sd_dist = getattr(pm, first.dist).dist(**params, shape=k)
         chol, corr, sds = pm.LKJCholeskyCov(
-            f"{term.name}_chol", n=k, eta=lkj.eta, sd_dist=sd_dist, compute_corr=True,
+            f"{term.name}_chol",
+            n=k,
+            eta=lkj.eta,
+            sd_dist=sd_dist,
+            compute_corr=True,
             store_in_trace=False,
         )
         pm.Deterministic(f"{term.name}_sigma", sds, dims=coef_dim)

@@ -23,18 +23,26 @@ class SamplingWarning(UserWarning):
     """Divergences, high R-hat or low ESS after sampling."""
 
 
-def _draws(post, name: str) -> np.ndarray:
-    return np.asarray(post[name].values, dtype=float)
+def _draws(post, name: str, constants=None) -> np.ndarray:
+    """Draws (chain, draw, ...) of a variable; a parameter held fixed is broadcast."""
+    if name in post:
+        return np.asarray(post[name].values, dtype=float)
+    if constants is not None and name in constants:
+        value = np.asarray(constants[name].values, dtype=float)
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        return np.broadcast_to(value, shape + value.shape).copy()
+    raise KeyError(f"{name!r} is neither in the posterior nor held fixed")
 
 
 def derived_draws(model, idata) -> dict[str, np.ndarray]:
     """Draws (chain, draw) of every reported parameter, by result name."""
     d = model.design
     post = idata.posterior
+    const = idata.constant_data if "constant_data" in idata.groups() else None
     out: dict[str, np.ndarray] = {}
     for term, sl in d.fixed_terms.items():
         names = d.fixed_names[sl]
-        arr = _draws(post, term)
+        arr = _draws(post, term, const)
         if len(names) == 1:
             out[names[0]] = arr.reshape(arr.shape[:2])
         else:
@@ -42,15 +50,13 @@ def derived_draws(model, idata) -> dict[str, np.ndarray]:
                 out[n] = arr[..., j]
     for t in d.random:
         if t.n_columns == 1:
-            sd = _draws(post, f"{t.name}_sigma")
+            sd = _draws(post, f"{t.name}_sigma", const)
             out[f"var({t.component_names[0]})"] = sd**2
             continue
         if t.correlated:
-            sd = _draws(post, f"{t.name}_sigma")
+            sd = _draws(post, f"{t.name}_sigma", const)
         else:
-            sd = np.stack(
-                [_draws(post, f"{t.name}_sigma[{c}]") for c in t.columns], axis=-1
-            )
+            sd = np.stack([_draws(post, f"{t.name}_sigma[{c}]", const) for c in t.columns], axis=-1)
         for j, c in enumerate(t.component_names):
             out[f"var({c})"] = sd[..., j] ** 2
         if t.correlated:
@@ -60,8 +66,8 @@ def derived_draws(model, idata) -> dict[str, np.ndarray]:
                     key = f"cor({t.group}|{t.columns[a]},{t.columns[b]})"
                     out[key] = corr[..., a, b]
     for name in ("sigma", "alpha"):
-        if name in post:
-            out[name] = _draws(post, name)
+        if name in post or (const is not None and name in const):
+            out[name] = _draws(post, name, const)
     return out
 
 
@@ -150,7 +156,8 @@ def random_effect_means(model, idata) -> dict[str, pd.DataFrame]:
         arr = _draws(idata.posterior, t.name)
         mean = arr.reshape(-1, *arr.shape[2:]).mean(axis=0)
         frame = pd.DataFrame(
-            mean.reshape(t.n_levels, t.n_columns), index=pd.Index(t.levels, name=t.group),
+            mean.reshape(t.n_levels, t.n_columns),
+            index=pd.Index(t.levels, name=t.group),
             columns=t.columns,
         )
         out[t.name] = frame
@@ -167,11 +174,16 @@ def result_from_idata(model, idata, method: str, timing: dict, info: dict) -> Fi
     fixed = table.loc[d.fixed_names, "estimate"].rename("estimate")
     fixed_sd = table.loc[d.fixed_names, "std_error"].rename("std_error")
     var_names = [f"var({c})" for c in d.component_names]
-    variances = pd.Series(table.loc[var_names, "estimate"].to_numpy(), index=d.component_names,
-                          name="variance")
+    variances = pd.Series(
+        table.loc[var_names, "estimate"].to_numpy(), index=d.component_names, name="variance"
+    )
     cor_rows = [r for r in table.index if r.startswith("cor(")]
-    cors = pd.Series(table.loc[cor_rows, "estimate"].to_numpy(),
-                     index=[r[4:-1] for r in cor_rows], name="correlation", dtype=float)
+    cors = pd.Series(
+        table.loc[cor_rows, "estimate"].to_numpy(),
+        index=[r[4:-1] for r in cor_rows],
+        name="correlation",
+        dtype=float,
+    )
     disp_rows = [r for r in ("sigma", "alpha") if r in table.index]
     dispersion = table.loc[disp_rows, "estimate"].rename("dispersion")
     return FitResult(
