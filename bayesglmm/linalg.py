@@ -81,16 +81,54 @@ class BlockCholesky:
         else:
             self._L11 = np.zeros((0, block, block))
             self._W = sp.csr_matrix((0, idx2.size))
-        A22 = A[idx2][:, idx2]
-        self._sparse22 = idx2.size > DENSE_LIMIT
+        self._factor_schur(A[idx2][:, idx2])
+
+    def _factor_schur(self, A22) -> None:
+        """Factor ``S = A22 - W'W`` (dense, or SuperLU above :data:`DENSE_LIMIT`)."""
+        self._sparse22 = self._idx2.size > DENSE_LIMIT
+        self._S_inv = None
         if self._sparse22:
-            self._fac22 = _SuperLUCholesky((A22 - (self._W.T @ self._W)).tocsc())
-        else:
-            S = np.asarray(A22.todense()) - (self._W.T @ self._W).toarray()
-            try:
-                self._L22 = scipy.linalg.cholesky(S, lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
-                raise NotPositiveDefiniteError("the matrix is not positive definite") from None
+            self._fac22 = _SuperLUCholesky((sp.csc_matrix(A22) - (self._W.T @ self._W)).tocsc())
+            return
+        S = A22.toarray() if sp.issparse(A22) else np.array(A22, dtype=float)
+        if self._W.shape[0]:
+            S -= (self._W.T @ self._W).toarray()
+        try:
+            self._L22 = scipy.linalg.cholesky(S, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefiniteError("the matrix is not positive definite") from None
+
+    @classmethod
+    def from_parts(cls, blocks: np.ndarray, A12, A22, first: slice, m: int) -> BlockCholesky:
+        """Factor a matrix given as its pieces, skipping the assembly of the whole matrix.
+
+        Parameters
+        ----------
+        blocks : ndarray, shape (nb, k, k)
+            The diagonal blocks of the block-diagonal part (rows ``first``).
+        A12 : sparse matrix, shape (nb * k, m - nb * k)
+            The coupling of ``first`` with the other rows (in their order).
+        A22 : ndarray or sparse matrix
+            The remaining rows and columns.
+        first : slice
+            Position of the block-diagonal part in the caller's ordering.
+        m : int
+            Size of the whole matrix.
+
+        For repeated factorizations of matrices with one sparsity pattern (penalized IRLS),
+        the caller fills these pieces by ``np.bincount`` on a precomputed pattern.
+        """
+        self = cls.__new__(cls)
+        self.m = m
+        idx1 = np.arange(first.start, first.stop)
+        self._idx1, self._idx2 = idx1, np.setdiff1d(np.arange(m), idx1)
+        k = blocks.shape[1] if blocks.ndim == 3 else 1
+        self.block = k
+        self._L11 = _block_chol(blocks)
+        self._L11inv = np.linalg.inv(self._L11) if k > 1 else 1.0 / self._L11
+        self._W = self._apply_L11inv_sparse(sp.csr_matrix(A12))
+        self._factor_schur(A22)
+        return self
 
     # ---------------------------------------------------------------------------- blocks
     def _apply_L11inv_sparse(self, B: sp.spmatrix) -> sp.csr_matrix:
@@ -98,8 +136,7 @@ class BlockCholesky:
         nb = self._L11.shape[0]
         if k == 1:
             return sp.diags(1.0 / self._L11[:, 0, 0]) @ B.tocsr()
-        Linv = sp.block_diag(list(self._L11inv), format="csr") if nb else sp.csr_matrix((0, 0))
-        return (Linv @ B).tocsr()
+        return (_block_diag_csr(self._L11inv) @ B).tocsr() if nb else sp.csr_matrix(B)
 
     def _L11_solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
         k = self.block
@@ -154,11 +191,114 @@ class BlockCholesky:
         return out
 
     def inverse_diagonal(self) -> np.ndarray:
-        """Diagonal of ``A^{-1}`` (conditional variances), by solving for each column.
+        """Diagonal of ``A^{-1}`` (conditional variances)."""
+        if self._sparse22:
+            return np.einsum("ij,ij->j", *(2 * [self.solve_L(np.eye(self.m))]))
+        i = np.arange(self.m)
+        return self.inverse_entries(i, i)
 
-        Costs m solves; for large ``m`` use sparse-inverse methods instead.
+    def _schur_inverse(self) -> np.ndarray:
+        """``S^{-1}``, the lower-right block of ``A^{-1}`` (dense; cached)."""
+        if self._sparse22:
+            raise NotImplementedError(
+                f"selected inversion needs the dense Schur complement (at most {DENSE_LIMIT} "
+                f"rows; this one has {self._idx2.size})"
+            )
+        if self._S_inv is None:
+            if self._idx2.size == 0:
+                self._S_inv = np.zeros((0, 0))
+            else:
+                inv, info = scipy.linalg.lapack.dpotri(self._L22, lower=1)
+                if info != 0:
+                    raise NotPositiveDefiniteError("the Schur complement is singular")
+                self._S_inv = np.tril(inv) + np.tril(inv, -1).T
+        return self._S_inv
+
+    def inverse_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Selected entries ``A^{-1}[rows, cols]`` without forming ``A^{-1}``.
+
+        With ``A = [[D, B], [B', C]]`` (``D`` the block-diagonal part), ``S = C - B'D^{-1}B``
+        and ``M = D^{-1} B``::
+
+            A^{-1} = [[D^{-1} + M S^{-1} M',  -M S^{-1}],
+                      [-S^{-1} M',             S^{-1}  ]]
+
+        Entries of the leading block are only available within one diagonal block of ``D``
+        or where ``M S^{-1} M'`` is asked for; the cost is that of ``S^{-1}`` plus
+        ``O(nnz(M) * len(S))`` for the rows involved. Dense Schur complement only.
         """
-        return np.einsum("ij,ij->j", *(2 * [self.solve_L(np.eye(self.m))]))
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        part = np.zeros(self.m, dtype=np.int8)
+        part[self._idx2] = 1
+        local = np.empty(self.m, dtype=np.int64)
+        local[self._idx1] = np.arange(self._idx1.size)
+        local[self._idx2] = np.arange(self._idx2.size)
+        pr, pc = part[rows], part[cols]
+        lr, lc = local[rows], local[cols]
+        # order every pair so that a first-part index comes first
+        swap = (pr == 1) & (pc == 0)
+        lr, lc = np.where(swap, lc, lr), np.where(swap, lr, lc)
+        pr, pc = np.where(swap, 0, pr), np.where(swap, 1, pc)
+        out = np.zeros(rows.size)
+        Sinv = self._schur_inverse()
+        both2 = (pr == 1) & (pc == 1)
+        out[both2] = Sinv[lr[both2], lc[both2]]
+        in1 = pr == 0
+        if not np.any(in1):
+            return out
+        k = self.block
+        # D^{-1} within a block: (L L')^{-1} = L^{-T} L^{-1}
+        b1 = (pc == 0) & (lr // k == lc // k)
+        if np.any(b1):
+            blk = lr[b1] // k
+            if k == 1:
+                out[b1] = 1.0 / self._L11[blk, 0, 0] ** 2
+            else:
+                Li = self._L11inv[blk]  # (n, k, k); D^{-1}[a, b] = sum_j Li[j, a] Li[j, b]
+                idx = np.arange(blk.size)
+                out[b1] = np.einsum("nj,nj->n", Li[idx, :, lr[b1] % k], Li[idx, :, lc[b1] % k])
+        if self._idx2.size == 0:
+            return out
+        M = self._M()
+        need = np.flatnonzero(in1)
+        r_need = np.unique(lr[need])
+        chunk = max(1, int(2_000_000 // max(self._idx2.size, 1)))
+        Mcsr = M.tocsr()
+        for start in range(0, r_need.size, chunk):
+            rr = r_need[start : start + chunk]
+            P = Mcsr[rr] @ Sinv  # rows rr of M S^{-1}, dense
+            sel = need[np.isin(lr[need], rr)]
+            pos = np.searchsorted(rr, lr[sel])
+            to2 = pc[sel] == 1
+            out[sel[to2]] = -P[pos[to2], lc[sel[to2]]]
+            s11 = sel[~to2]
+            if s11.size:
+                # (M S^{-1} M')[r, c] = sum_j P[r, j] M[c, j], over the non-zeros of M[c]
+                ptr, ind, dat = Mcsr.indptr, Mcsr.indices, Mcsr.data
+                c = lc[s11]
+                lens = ptr[c + 1] - ptr[c]
+                pair = np.repeat(np.arange(s11.size), lens)
+                nz = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+                nz = nz + np.repeat(ptr[c], lens)
+                vals = P[np.repeat(pos[~to2], lens), ind[nz]] * dat[nz]
+                out[s11] += np.bincount(pair, weights=vals, minlength=s11.size)
+        return out
+
+    def _M(self) -> sp.csr_matrix:
+        """``D^{-1} B = L11^{-T} W`` (sparse)."""
+        if self.block == 1:
+            return (sp.diags(1.0 / self._L11[:, 0, 0]) @ self._W).tocsr()
+        return (_block_diag_csr(np.swapaxes(self._L11inv, 1, 2)) @ self._W).tocsr()
+
+
+def _block_diag_csr(blocks: np.ndarray) -> sp.csr_matrix:
+    """A block-diagonal CSR matrix from dense blocks of shape (nb, k, k)."""
+    nb, k, _ = blocks.shape
+    base = np.arange(nb)[:, None, None] * k
+    r = np.broadcast_to(base + np.arange(k)[None, :, None], blocks.shape).ravel()
+    c = np.broadcast_to(base + np.arange(k)[None, None, :], blocks.shape).ravel()
+    return sp.csr_matrix((blocks.ravel(), (r, c)), shape=(nb * k, nb * k))
 
 
 class _SuperLUCholesky:

@@ -12,6 +12,8 @@ from .errors import MethodError
 
 _REGISTRY: dict[str, str] = {
     "nuts": "bayesglmm.bayes.nuts:fit_nuts",
+    "lmm": "bayesglmm.frequentist.lmm:fit_lmm",
+    "pql": "bayesglmm.frequentist.pql:fit_pql",
 }
 
 

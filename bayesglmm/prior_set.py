@@ -9,7 +9,16 @@ import pandas as pd
 
 from .design import Design
 from .errors import PriorError
-from .priors import LKJ, Gamma, HalfNormal, Normal, Prior, as_prior, default_fixed_prior
+from .priors import (
+    LKJ,
+    Gamma,
+    HalfNormal,
+    InverseWishart,
+    Normal,
+    Prior,
+    as_prior,
+    default_fixed_prior,
+)
 
 
 @dataclass
@@ -23,8 +32,9 @@ class PriorSet:
         Normal carries one ``sigma`` per column.
     random_sd : dict of str to list of Prior
         Per random term name (``"1|Female"``), one prior per column on its sd (or variance).
-    correlation : dict of str to LKJ
-        Per correlated random term name.
+    correlation : dict of str to LKJ or InverseWishart
+        Per correlated random term name. An :class:`InverseWishart` is a prior on the whole
+        covariance; the term's entries in ``random_sd`` then hold the same object.
     dispersion : dict of str to Prior
         ``"sigma"`` for Gaussian models, ``"alpha"`` for negative-binomial ones.
     user_keys : set of str
@@ -33,7 +43,7 @@ class PriorSet:
 
     fixed: dict[str, Prior] = field(default_factory=dict)
     random_sd: dict[str, list[Prior]] = field(default_factory=dict)
-    correlation: dict[str, LKJ] = field(default_factory=dict)
+    correlation: dict[str, LKJ | InverseWishart] = field(default_factory=dict)
     dispersion: dict[str, Prior] = field(default_factory=dict)
     user_keys: set = field(default_factory=set)
 
@@ -103,14 +113,19 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
             prior = as_prior(value, key)
             _check_kind(prior, key, ("sd", "value", "variance") if key == "sigma" else ("value",))
             ps.dispersion[key] = prior
-        elif isinstance(value, LKJ) and (key in groups or key in ps.random_sd):
+        elif isinstance(value, LKJ | InverseWishart) and (key in groups or key in ps.random_sd):
             terms = groups.get(key) or [t for t in design.random if t.name == key]
             corr = [t for t in terms if t.correlated]
             if not corr:
-                raise PriorError(f"LKJ prior for {key!r}: that term has no correlations")
+                raise PriorError(
+                    f"{type(value).__name__} prior for {key!r}: that term has no correlations"
+                )
             for t in corr:
                 ps.correlation[t.name] = value
-                if value.sd is not None:
+                if isinstance(value, InverseWishart):
+                    value.matrices(t.n_columns)  # checks the dimension of psi now
+                    ps.random_sd[t.name] = [value for _ in t.columns]
+                elif value.sd is not None:
                     ps.random_sd[t.name] = [value.sd for _ in t.columns]
         elif key in groups or key in ps.random_sd:
             prior = as_prior(value, key)
@@ -154,6 +169,7 @@ def _check_kind(prior: Prior, key: str, allowed: tuple[str, ...]) -> None:
             "sd": "a standard deviation",
             "variance": "a variance",
             "correlation": "a correlation matrix",
+            "covariance": "a covariance matrix",
         }
         raise PriorError(
             f"{prior.describe()} is a prior on {what.get(prior.scale, prior.scale)} and cannot "

@@ -17,7 +17,7 @@ def _crossed(seed, n=400, la=30, lb=20, k=2):
     # term 1: (1 + x | a), level-major blocks of size 2; term 2: (1 | b)
     rows = np.repeat(np.arange(n), k)
     cols = (a[:, None] * k + np.arange(k)).ravel()
-    vals = np.column_stack([np.ones(n), x]).ravel()
+    vals = np.column_stack([np.ones(n), x])[:, :k].ravel()
     Z1 = sp.csc_matrix((vals, (rows, cols)), shape=(n, la * k))
     Z2 = sp.csc_matrix((np.ones(n), (np.arange(n), b)), shape=(n, lb))
     Z = sp.hstack([Z1, Z2]).tocsc()
@@ -53,3 +53,25 @@ def test_dense_only_and_not_positive_definite():
     assert f.logdet() == pytest.approx(np.linalg.slogdet(A.toarray())[1], abs=1e-7)
     with pytest.raises(NotPositiveDefiniteError):
         BlockCholesky(-A, None)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_from_parts_and_selected_inverse_match_dense(k):
+    """from_parts equals the assembled factorization; inverse_entries equals inv(A)."""
+    A, first, _ = _crossed(5, k=k)
+    A = A.tocsr()
+    m = A.shape[0]
+    idx1 = np.arange(first.start, first.stop)
+    idx2 = np.setdiff1d(np.arange(m), idx1)
+    nb = idx1.size // k
+    blocks = np.zeros((nb, k, k))
+    for j in range(nb):
+        s = slice(j * k, (j + 1) * k)
+        blocks[j] = A[idx1[s]][:, idx1[s]].toarray()
+    f = BlockCholesky.from_parts(blocks, A[idx1][:, idx2], A[idx2][:, idx2].toarray(), first, m)
+    Ad = A.toarray()
+    Ainv = np.linalg.inv(Ad)
+    assert f.logdet() == pytest.approx(np.linalg.slogdet(Ad)[1], abs=TOL * 100)
+    rows, cols = np.nonzero(Ad)  # the selected pattern: that of A itself
+    np.testing.assert_allclose(f.inverse_entries(rows, cols), Ainv[rows, cols], atol=TOL)
+    np.testing.assert_allclose(f.inverse_diagonal(), np.diag(Ainv), atol=TOL)

@@ -4,7 +4,9 @@ Variable names follow bambi: a fixed-effect term keeps its formula name (``"Inte
 ``"Cross"`` with dim ``"Cross_dim"``); a random term is named ``"1|Female"`` with the dim
 ``"Female"`` whose coords are the factor's levels; its standard deviation is
 ``"1|Female_sigma"``. Correlated terms add ``"<term>_chol"`` (LKJ Cholesky factor),
-``"<term>_sigma"`` and ``"<term>_corr"``.
+``"<term>_sigma"`` and ``"<term>_corr"``; with an
+:class:`~bayesglmm.priors.InverseWishart` prior ``"<term>_chol"`` is the packed Cholesky
+factor of the covariance instead.
 """
 
 from __future__ import annotations
@@ -75,7 +77,22 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
         return contrib
     coef_dim = f"{term.name}_coef"
     model.add_coord(coef_dim, term.columns)
-    if term.correlated:
+    if term.correlated and priors.correlation[term.name].scale == "covariance":
+        # an InverseWishart prior on the whole covariance (the conjugate Gibbs choice)
+        chol = pm.expand_packed_triangular(
+            k, priors.correlation[term.name].build_cholesky(f"{term.name}_chol", k), lower=True
+        )
+        sds = pt.sqrt(pt.sum(chol**2, axis=1))
+        pm.Deterministic(f"{term.name}_sigma", sds, dims=coef_dim)
+        model.add_coord(f"{coef_dim}_", term.columns)
+        corr = pt.dot(chol, chol.T) / pt.outer(sds, sds)
+        pm.Deterministic(f"{term.name}_corr", corr, dims=(coef_dim, f"{coef_dim}_"))
+        if parameterization == "noncentered":
+            z = pm.Normal(f"{term.name}_offset", 0.0, 1.0, dims=(group_dim, coef_dim))
+            b = pm.Deterministic(term.name, pt.dot(z, chol.T), dims=(group_dim, coef_dim))
+        else:
+            b = pm.MvNormal(term.name, mu=np.zeros(k), chol=chol, dims=(group_dim, coef_dim))
+    elif term.correlated:
         lkj = priors.correlation[term.name]
         sd_priors = priors.random_sd[term.name]
         first = sd_priors[0]

@@ -12,8 +12,10 @@ from .posterior import result_from_idata
 
 #: nuts_sampler value -> module that must be importable, and the extra that installs it
 BACKENDS = {
+    "auto": (None, None),
+    "compiled": ("nutpie", None),
     "pymc": (None, None),
-    "nutpie": ("nutpie", "nutpie"),
+    "nutpie": ("nutpie", None),
     "numpyro": ("numpyro", "numpyro"),
     "blackjax": ("blackjax", None),
 }
@@ -34,10 +36,12 @@ def check_backend(nuts_sampler: str) -> None:
         )
 
 
-def check_priors(model, allow_improper: bool) -> dict | None:
-    """Refuse improper posteriors before sampling (see :mod:`bayesglmm.propriety`)."""
-    if not model.priors.improper:
-        return None
+def check_priors(model, allow_improper: bool) -> dict:
+    """Refuse improper posteriors before sampling (see :mod:`bayesglmm.propriety`).
+
+    Runs before every Bayesian fit (NUTS and Gibbs alike); with all priors proper it
+    returns at once. Returns the propriety report as a dict for ``FitResult.info``.
+    """
     from ..propriety import ensure_proper
 
     return ensure_proper(model, allow_improper=allow_improper)
@@ -50,7 +54,7 @@ def fit_nuts(
     chains: int = 4,
     cores: int | None = None,
     random_seed: int | None = None,
-    nuts_sampler: str = "pymc",
+    nuts_sampler: str = "auto",
     target_accept: float = 0.8,
     parameterization: str = "noncentered",
     progressbar: bool = True,
@@ -67,8 +71,12 @@ def fit_nuts(
         As :func:`pymc.sample`.
     random_seed : int, optional
         The same seed gives the same draws.
-    nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}
-        Backend; the non-PyMC ones must be installed.
+    nuts_sampler : {"auto", "compiled", "pymc", "nutpie", "numpyro", "blackjax"}
+        ``"compiled"`` runs nutpie's NUTS on bayesglmm's precompiled GLMM density
+        (:mod:`bayesglmm.bayes.kernel`: no PyTensor compilation; binomial-logit,
+        Poisson-log and Gaussian models with the default prior families and uncorrelated
+        random effects). ``"auto"`` (default) uses it when the model qualifies and PyMC's
+        sampler otherwise; the others are PyMC's choices and must be installed.
     target_accept : float
         Raise towards 0.95 if divergences are reported.
     parameterization : {"noncentered", "centered"}
@@ -77,12 +85,91 @@ def fit_nuts(
     allow_improper : bool
         Sample even when the propriety check finds the posterior improper.
     """
-    import pymc as pm
-
     check_backend(nuts_sampler)
     propriety = check_priors(model, allow_improper)
     if cores is None:
         cores = max(1, min(chains, os.cpu_count() or 1))
+    backend = _choose_backend(model, nuts_sampler, parameterization)
+    t0 = time.perf_counter()
+    if backend == "compiled":
+        from .compiled import sample_compiled
+
+        idata = sample_compiled(
+            model,
+            draws,
+            tune,
+            chains,
+            cores,
+            random_seed,
+            progressbar,
+            target_accept,
+            log_likelihood,
+            **sample_kwargs,
+        )
+        timing = {"sample": time.perf_counter() - t0}
+    else:
+        idata, timing = _sample_pymc(
+            model,
+            draws,
+            tune,
+            chains,
+            cores,
+            random_seed,
+            backend,
+            target_accept,
+            parameterization,
+            progressbar,
+            log_likelihood,
+            sample_kwargs,
+        )
+    info = {
+        "nuts_sampler": backend,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": random_seed,
+        "target_accept": target_accept,
+        "parameterization": parameterization,
+        "priors": {k: p.describe() for k, p in model.priors.all()},
+    }
+    if propriety is not None:
+        info["propriety"] = propriety
+    result = result_from_idata(model, idata, "nuts", timing, info)
+    result.timing["total"] = time.perf_counter() - t0
+    return result
+
+
+def _choose_backend(model, nuts_sampler: str, parameterization: str) -> str:
+    if nuts_sampler not in ("auto", "compiled"):
+        return nuts_sampler
+    from .compiled import unsupported_reason
+
+    reason = unsupported_reason(model, parameterization)
+    if reason is None and importlib.util.find_spec("nutpie") is not None:
+        return "compiled"
+    if nuts_sampler == "compiled":
+        raise MethodError(
+            f"nuts_sampler='compiled' does not cover {reason}; use nuts_sampler='pymc'"
+        )
+    return "pymc"
+
+
+def _sample_pymc(
+    model,
+    draws,
+    tune,
+    chains,
+    cores,
+    random_seed,
+    nuts_sampler,
+    target_accept,
+    parameterization,
+    progressbar,
+    log_likelihood,
+    sample_kwargs,
+):
+    import pymc as pm
+
     t0 = time.perf_counter()
     pm_model = model.build_pymc(parameterization=parameterization)
     t1 = time.perf_counter()
@@ -103,19 +190,4 @@ def fit_nuts(
         if log_likelihood:
             pm.compute_log_likelihood(idata, progressbar=False)
     t3 = time.perf_counter()
-    timing = {"build": t1 - t0, "sample": t2 - t1, "log_likelihood": t3 - t2}
-    info = {
-        "nuts_sampler": nuts_sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "random_seed": random_seed,
-        "target_accept": target_accept,
-        "parameterization": parameterization,
-        "priors": {k: p.describe() for k, p in model.priors.all()},
-    }
-    if propriety is not None:
-        info["propriety"] = propriety
-    result = result_from_idata(model, idata, "nuts", timing, info)
-    result.timing["total"] = time.perf_counter() - t0
-    return result
+    return idata, {"build": t1 - t0, "sample": t2 - t1, "log_likelihood": t3 - t2}

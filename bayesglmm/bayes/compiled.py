@@ -1,0 +1,239 @@
+"""NUTS (nutpie's sampler) on the precompiled GLMM density of :mod:`bayesglmm.bayes.kernel`.
+
+Same model, same priors, same variable names and coords as the PyMC model of
+:mod:`bayesglmm.bayes.builder`, so the draws feed the same result assembly; what changes is
+that no PyTensor graph is compiled in the user's process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernel
+
+_FAMILIES = {
+    ("binomial", "logit"): kernel.BINOMIAL_LOGIT,
+    ("poisson", "log"): kernel.POISSON_LOG,
+    ("gaussian", "identity"): kernel.GAUSSIAN_IDENTITY,
+}
+
+
+def unsupported_reason(model, parameterization: str = "noncentered") -> str | None:
+    """Why the compiled density cannot represent this model (None when it can)."""
+    d, ps = model.design, model.priors
+    key = (d.family.name, d.family.link.name)
+    if key not in _FAMILIES:
+        return (
+            f"family/link {key[0]}/{key[1]} (compiled: binomial/logit, poisson/log, "
+            "gaussian/identity)"
+        )
+    if parameterization != "noncentered":
+        return "the centered parameterization"
+    for term, prior in ps.fixed.items():
+        if prior.dist != "Normal":
+            return f"prior {prior.describe()} on {term!r} (compiled: Normal)"
+    for t in d.random:
+        if t.correlated:
+            return f"correlated term {t.name}"
+        for prior in ps.random_sd[t.name]:
+            if prior.dist != "HalfNormal":
+                return f"prior {prior.describe()} on {t.name} (compiled: HalfNormal sd)"
+    for name, prior in ps.dispersion.items():
+        if prior.dist != "HalfNormal":
+            return f"prior {prior.describe()} on {name!r} (compiled: HalfNormal)"
+    return None
+
+
+@dataclass
+class KernelData:
+    """Arrays of the compiled density and the map from its vector to named variables."""
+
+    args: tuple
+    family: int
+    p: int
+    K: int
+    q: int
+    ndim: int
+    names: list
+    shapes: list
+    dims: dict
+    coords: dict
+
+    def expand(self, x: np.ndarray, design) -> dict:
+        """Named variables (as in the PyMC model) from one unconstrained vector."""
+        out = {}
+        p, K = self.p, self.K
+        for term, sl in design.fixed_terms.items():
+            vals = x[sl]
+            out[term] = vals.copy() if sl.stop - sl.start > 1 else vals[:1].reshape(())
+        sd = np.exp(x[p : p + K])
+        c, z0 = 0, p + K
+        for t in design.random:
+            k, L = t.n_columns, t.n_levels
+            z = x[z0 : z0 + L * k].reshape(L, k)
+            s = sd[c : c + k]
+            if k == 1:
+                out[f"{t.name}_sigma"] = np.asarray(s[0])
+                out[f"{t.name}_offset"] = z[:, 0].copy()
+                out[t.name] = z[:, 0] * s[0]
+            else:
+                for j, col in enumerate(t.columns):
+                    out[f"{t.name}_sigma[{col}]"] = np.asarray(s[j])
+                out[f"{t.name}_offset"] = z.copy()
+                out[t.name] = z * s[None, :]
+            c += k
+            z0 += L * k
+        if self.family == kernel.GAUSSIAN_IDENTITY:
+            out["sigma"] = np.asarray(np.exp(x[z0]))
+        return out
+
+
+def kernel_data(model) -> KernelData:
+    d, ps = model.design, model.priors
+    family = _FAMILIES[(d.family.name, d.family.link.name)]
+    n = d.n
+    K = sum(t.n_columns for t in d.random)
+    re_x = np.zeros((n, K))
+    re_zidx = np.zeros((n, K), dtype=np.int64)
+    sd_scale = np.zeros(K)
+    c, zoff = 0, 0
+    for t in d.random:
+        for j in range(t.n_columns):
+            re_x[:, c] = t.X[:, j]
+            re_zidx[:, c] = zoff + t.index * t.n_columns + j
+            sd_scale[c] = ps.random_sd[t.name][j].sigma
+            c += 1
+        zoff += t.n_levels * t.n_columns
+    beta_mu = np.zeros(d.p)
+    beta_sd = np.ones(d.p)
+    for term, sl in d.fixed_terms.items():
+        beta_mu[sl] = ps.fixed[term].mu
+        beta_sd[sl] = ps.fixed[term].sigma
+    trials = d.trials if d.trials is not None else np.ones(n)
+    disp_scale = ps.dispersion["sigma"].sigma if "sigma" in ps.dispersion else 1.0
+    lconst = kernel.response_constant(d.y, trials, family)
+    args = (
+        np.ascontiguousarray(d.X, dtype=float),
+        d.offset.astype(float),
+        d.y.astype(float),
+        trials.astype(float),
+        re_x,
+        re_zidx,
+        beta_mu,
+        beta_sd,
+        sd_scale,
+        float(disp_scale),
+        family,
+        lconst,
+    )
+    ndim = d.p + K + zoff + (1 if family == kernel.GAUSSIAN_IDENTITY else 0)
+    kd = KernelData(args, family, d.p, K, zoff, ndim, [], [], {}, {})
+    example = kd.expand(np.zeros(ndim), d)
+    kd.names = list(example)
+    kd.shapes = [np.shape(v) for v in example.values()]
+    for term, sl in d.fixed_terms.items():
+        if sl.stop - sl.start > 1:
+            kd.coords[f"{term}_dim"] = d.fixed_names[sl]
+            kd.dims[term] = (f"{term}_dim",)
+    for t in d.random:
+        kd.coords[t.group] = list(t.levels)
+        if t.n_columns == 1:
+            kd.dims[t.name] = kd.dims[f"{t.name}_offset"] = (t.group,)
+        else:
+            kd.coords[f"{t.name}_coef"] = list(t.columns)
+            kd.dims[t.name] = kd.dims[f"{t.name}_offset"] = (t.group, f"{t.name}_coef")
+    return kd
+
+
+def sample_compiled(
+    model,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    random_seed: int | None,
+    progressbar: bool,
+    target_accept: float,
+    log_likelihood: bool,
+    **nutpie_kwargs,
+):
+    """Draws as ArviZ InferenceData (posterior, sample_stats, observed_data, log_likelihood)."""
+    import nutpie
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    design = model.design
+    kd = kernel_data(model)
+    args = kd.args
+    logp_grad = kernel.logp_grad
+
+    def make_logp():
+        def logp(x, **_):
+            return logp_grad(x, *args)
+
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, **_):
+            return kd.expand(x, design)
+
+        return expand
+
+    def init(seed):
+        return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
+
+    compiled = from_pyfunc(
+        kd.ndim,
+        make_logp,
+        make_expand,
+        [np.dtype("float64")] * len(kd.names),
+        kd.shapes,
+        kd.names,
+        coords=kd.coords,
+        dims=kd.dims,
+        make_initial_point_fn=init,
+    )
+    seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
+    idata = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        progress_bar=progressbar,
+        target_accept=target_accept,
+        save_warmup=False,
+        **nutpie_kwargs,
+    )
+    _add_data_groups(idata, model, kd, log_likelihood)
+    return idata
+
+
+def _add_data_groups(idata, model, kd: KernelData, log_likelihood: bool) -> None:
+    import xarray as xr
+
+    d = model.design
+    name = d.spec.response.name
+    obs_dim = f"{name}_dim_0"
+    observed = xr.Dataset({name: ((obs_dim,), d.y)})
+    groups = {"observed_data": observed}
+    if log_likelihood:
+        post = idata.posterior
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        eta = np.tile(d.offset, (nc * nd, 1))
+        for term, sl in d.fixed_terms.items():
+            b = post[term].values.reshape(nc * nd, -1)
+            eta += b @ d.X[:, sl].T
+        for t in d.random:
+            b = post[t.name].values.reshape(nc * nd, t.n_levels, t.n_columns)
+            eta += np.einsum("snk,nk->sn", b[:, t.index, :], t.X)
+        sigma = post["sigma"].values.reshape(-1) if "sigma" in post else np.ones(nc * nd)
+        trials = d.trials if d.trials is not None else np.ones(d.n)
+        ll = kernel.pointwise_loglik(eta, d.y.astype(float), trials.astype(float), kd.family, sigma)
+        groups["log_likelihood"] = xr.Dataset(
+            {name: (("chain", "draw", obs_dim), ll.reshape(nc, nd, d.n))},
+            coords={"chain": post.chain.values, "draw": post.draw.values},
+        )
+    idata.add_groups(groups)
