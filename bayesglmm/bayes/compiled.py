@@ -166,7 +166,9 @@ def sample_compiled(
     design = model.design
     kd = kernel_data(model)
     args = kd.args
-    logp_grad = kernel.logp_grad
+    logp_grad = (
+        kernel.logp_grad_vectorized if design.n > kernel.VECTORIZE_ABOVE else kernel.logp_grad
+    )
 
     def make_logp():
         def logp(x, **_):

@@ -35,46 +35,16 @@ def _log1pexp(eta):
 
 
 @numba.njit(cache=True, nogil=True)
-def _expit(eta):
-    if eta > 0:
-        return 1.0 / (1.0 + math.exp(-eta))
-    e = math.exp(eta)
-    return e / (1.0 + e)
-
-
-@numba.njit(cache=True, nogil=True)
-def _linear_predictor(x, X, offset, re_x, re_zidx, p, K):
-    n = X.shape[0]
-    eta = offset.copy()
-    for i in range(n):
-        s = eta[i]
-        for j in range(p):
-            s += X[i, j] * x[j]
-        for c in range(K):
-            s += re_x[i, c] * math.exp(x[p + c]) * x[p + K + re_zidx[i, c]]
-        eta[i] = s
-    return eta
-
-
-@numba.njit(cache=True, nogil=True)
-def logp_grad(
-    x, X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp_scale, family, lconst
-):
-    """Log density and its gradient at the unconstrained point ``x``."""
-    n, p = X.shape
-    K = re_x.shape[1]
-    q = x.shape[0] - p - K - (1 if family == GAUSSIAN_IDENTITY else 0)
-    g = np.zeros_like(x)
-    lp = lconst
+def _prior_part(x, beta_mu, beta_sd, sd_scale, disp_scale, family, p, K, q, g):
+    """Log prior (with log-transform Jacobians); writes its gradient into ``g``."""
+    lp = 0.0
     for j in range(p):
         d = (x[j] - beta_mu[j]) / beta_sd[j]
         lp += -0.5 * d * d - math.log(beta_sd[j]) - _HALF_LOG_2PI
         g[j] = -d / beta_sd[j]
-    sd = np.empty(K)
     for c in range(K):
         ls = x[p + c]
-        sd[c] = math.exp(ls)
-        r = sd[c] / sd_scale[c]
+        r = math.exp(ls) / sd_scale[c]
         lp += _LOG2 - _HALF_LOG_2PI - math.log(sd_scale[c]) - 0.5 * r * r + ls
         g[p + c] = 1.0 - r * r
     z0 = p + K
@@ -82,13 +52,29 @@ def logp_grad(
         z = x[z0 + k]
         lp += -0.5 * z * z - _HALF_LOG_2PI
         g[z0 + k] = -z
-    sigma = 1.0
     if family == GAUSSIAN_IDENTITY:
         ls = x[z0 + q]
-        sigma = math.exp(ls)
-        r = sigma / disp_scale
+        r = math.exp(ls) / disp_scale
         lp += _LOG2 - _HALF_LOG_2PI - math.log(disp_scale) - 0.5 * r * r + ls
         g[z0 + q] = 1.0 - r * r
+    return lp
+
+
+@numba.njit(cache=True, nogil=True)
+def logp_grad(
+    x, X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp_scale, family, lconst
+):
+    """Log density and its gradient at the unconstrained point ``x`` (one fused loop)."""
+    n, p = X.shape
+    K = re_x.shape[1]
+    q = x.shape[0] - p - K - (1 if family == GAUSSIAN_IDENTITY else 0)
+    g = np.zeros_like(x)
+    lp = lconst + _prior_part(x, beta_mu, beta_sd, sd_scale, disp_scale, family, p, K, q, g)
+    sd = np.empty(K)
+    for c in range(K):
+        sd[c] = math.exp(x[p + c])
+    z0 = p + K
+    sigma = math.exp(x[z0 + q]) if family == GAUSSIAN_IDENTITY else 1.0
     gsig = 0.0
     for i in range(n):
         eta = offset[i]
@@ -97,8 +83,10 @@ def logp_grad(
         for c in range(K):
             eta += re_x[i, c] * sd[c] * x[z0 + re_zidx[i, c]]
         if family == BINOMIAL_LOGIT:
-            lp += y[i] * eta - trials[i] * _log1pexp(eta)
-            r = y[i] - trials[i] * _expit(eta)
+            e = math.exp(-abs(eta))
+            lp += y[i] * eta - trials[i] * (max(eta, 0.0) + math.log1p(e))
+            mu = 1.0 / (1.0 + e) if eta > 0 else e / (1.0 + e)
+            r = y[i] - trials[i] * mu
         elif family == POISSON_LOG:
             mu = math.exp(eta)
             lp += y[i] * eta - mu
@@ -118,6 +106,94 @@ def logp_grad(
     if family == GAUSSIAN_IDENTITY:
         g[z0 + q] += gsig
     return lp, g
+
+
+@numba.njit(cache=True, nogil=True)
+def _eta(x, X, offset, re_x, re_zidx, sd, z0):
+    n, p = X.shape
+    K = re_x.shape[1]
+    eta = np.empty(n)
+    for i in range(n):
+        s = offset[i]
+        for j in range(p):
+            s += X[i, j] * x[j]
+        for c in range(K):
+            s += re_x[i, c] * sd[c] * x[z0 + re_zidx[i, c]]
+        eta[i] = s
+    return eta
+
+
+@numba.njit(cache=True, nogil=True)
+def _data_terms(eta, e, l1, y, trials, family, sigma):
+    """Log-likelihood and d/d eta per row, given exp(-|eta|) and log1p of it (binomial)
+    or exp(eta) (Poisson) computed by NumPy's vectorized functions."""
+    n = eta.shape[0]
+    r = np.empty(n)
+    lp = 0.0
+    gsig = 0.0
+    for i in range(n):
+        if family == BINOMIAL_LOGIT:
+            lp += y[i] * eta[i] - trials[i] * (max(eta[i], 0.0) + l1[i])
+            mu = 1.0 / (1.0 + e[i]) if eta[i] > 0 else e[i] / (1.0 + e[i])
+            r[i] = y[i] - trials[i] * mu
+        elif family == POISSON_LOG:
+            lp += y[i] * eta[i] - e[i]
+            r[i] = y[i] - e[i]
+        else:
+            d = (y[i] - eta[i]) / sigma
+            lp += -0.5 * d * d
+            r[i] = d / sigma
+            gsig += d * d - 1.0
+    if family == GAUSSIAN_IDENTITY:
+        lp -= n * (math.log(sigma) + _HALF_LOG_2PI)
+    return lp, r, gsig
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter(r, x, X, re_x, re_zidx, sd, z0, g):
+    n, p = X.shape
+    K = re_x.shape[1]
+    for i in range(n):
+        for j in range(p):
+            g[j] += r[i] * X[i, j]
+        for c in range(K):
+            k = z0 + re_zidx[i, c]
+            w = r[i] * re_x[i, c] * sd[c]
+            g[p + c] += w * x[k]
+            g[k] += w
+
+
+def logp_grad_vectorized(
+    x, X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp_scale, family, lconst
+):
+    """Same as :func:`logp_grad`, with the transcendental functions done by NumPy's SIMD
+    loops: several times faster when there are many rows."""
+    p = X.shape[1]
+    K = re_x.shape[1]
+    q = x.shape[0] - p - K - (1 if family == GAUSSIAN_IDENTITY else 0)
+    g = np.zeros_like(x)
+    lp = lconst + _prior_part(x, beta_mu, beta_sd, sd_scale, disp_scale, family, p, K, q, g)
+    sd = np.exp(x[p : p + K])
+    z0 = p + K
+    eta = _eta(x, X, offset, re_x, re_zidx, sd, z0)
+    sigma = 1.0
+    if family == BINOMIAL_LOGIT:
+        e = np.exp(-np.abs(eta))
+        l1 = np.log1p(e)
+    elif family == POISSON_LOG:
+        e = l1 = np.exp(eta)
+    else:
+        e = l1 = eta
+        sigma = math.exp(x[z0 + q])
+    lpd, r, gsig = _data_terms(eta, e, l1, y, trials, family, sigma)
+    _scatter(r, x, X, re_x, re_zidx, sd, z0, g)
+    if family == GAUSSIAN_IDENTITY:
+        g[z0 + q] += gsig
+    return lp + lpd, g
+
+
+#: rows above which :func:`logp_grad_vectorized` is faster than the fused loop
+VECTORIZE_ABOVE = 2000
 
 
 @numba.njit(cache=True, nogil=True)
