@@ -172,3 +172,18 @@ def test_same_seed_same_draws_and_backend_errors(salamander):
         m.fit(nuts_sampler="stan")
     with pytest.raises(MethodError, match="unknown method"):
         m.fit(method="magic")
+
+
+def test_missing_backend_is_a_clear_error(salamander, monkeypatch):
+    import importlib.util
+
+    from bayesglmm.bayes import nuts
+    from bayesglmm.errors import BackendNotInstalledError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        nuts.importlib.util, "find_spec", lambda name: None if name == "numpyro" else real(name)
+    )
+    m = GLMM("Mate ~ 0 + Cross + (1|Female) + (1|Male)", salamander)
+    with pytest.raises(BackendNotInstalledError, match="needs the numpyro package.*pip install"):
+        m.fit(nuts_sampler="numpyro")
