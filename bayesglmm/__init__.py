@@ -19,6 +19,7 @@ from .errors import (
 )
 from .methods import available_methods
 from .model import GLMM
+from .propriety import ProprietyReport, check_propriety
 from .result import FitResult, compare
 from .simulate import simulate
 
@@ -32,6 +33,8 @@ __all__ = [
     "datasets",
     "priors",
     "available_methods",
+    "check_propriety",
+    "ProprietyReport",
     "BayesGLMMError",
     "BackendNotInstalledError",
     "DataError",

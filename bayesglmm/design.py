@@ -412,9 +412,12 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
     family.check_support(y, trials if r.kind == "cbind" else None, r.expr, labels=data.index)
 
     common = _formulae_matrix(spec.fixed, data, "fixed-effect design")
-    X = np.asarray(common.design_matrix, dtype=float)
-    names = _labels(common)
-    fixed_terms = {name: common.slices[name] for name in common.terms}
+    if common is None:  # no fixed effects at all, e.g. y ~ 0 + (1|g)
+        X, names, fixed_terms = np.zeros((len(data), 0)), [], {}
+    else:
+        X = np.asarray(common.design_matrix, dtype=float)
+        names = _labels(common)
+        fixed_terms = {name: common.slices[name] for name in common.terms}
     _check_rank(X, names)
 
     offset = np.zeros(len(data))

@@ -14,6 +14,11 @@ negative-binomial models and ``s = sd(y)`` for Gaussian ones:
   matrices, as brms);
 * Gaussian residual standard deviation: ``HalfNormal(2.5 s)``;
 * negative-binomial shape ``alpha``: ``Gamma(0.01, 0.01)`` (as brms).
+
+Improper priors (:class:`Flat`, :class:`HalfFlat`, :class:`Jeffreys`,
+:class:`PowerVariance`) are available for teaching and for the classical objective-Bayes
+analyses; whether the posterior then exists depends on the data, and
+:func:`bayesglmm.check_propriety` decides it before every Bayesian fit.
 """
 
 from __future__ import annotations
@@ -159,6 +164,63 @@ class LKJ(Prior):
 
 
 @dataclass(frozen=True)
+class InverseWishart(Prior):
+    """Inverse-Wishart prior on the **covariance matrix** of a correlated random-effect term.
+
+    .. math:: \\Sigma \\sim \\mathrm{IW}(\\nu, \\Psi), \\qquad
+              p(\\Sigma) \\propto |\\Sigma|^{-(\\nu + k + 1)/2}
+              \\exp\\{-\\tfrac12 \\operatorname{tr}(\\Psi \\Sigma^{-1})\\}
+
+    The conjugate choice for Gibbs updates of a covariance (``method="gibbs"``); NUTS can
+    sample it too. ``nu=None`` means ``k + 1`` (uniform marginal prior on each correlation);
+    ``psi`` is a number (times the identity) or a k x k matrix. Each variance then has the
+    marginal prior ``InverseGamma((nu - k + 1) / 2, psi_jj / 2)``.
+    """
+
+    nu: float | None = None
+    psi: float | tuple = 1.0
+    dist: ClassVar[str] = "InverseWishart"
+    default_scale: ClassVar[str] = "covariance"
+
+    def __post_init__(self) -> None:
+        if self.nu is not None and (
+            isinstance(self.nu, bool) or not isinstance(self.nu, int | float) or self.nu <= 0
+        ):
+            raise PriorError(f"InverseWishart(nu) needs a positive number, got {self.nu!r}")
+        if isinstance(self.psi, list | tuple | np.ndarray):
+            rows = np.atleast_2d(np.asarray(self.psi, dtype=float))
+            object.__setattr__(self, "psi", tuple(map(tuple, rows.tolist())))
+        elif isinstance(self.psi, bool) or not isinstance(self.psi, int | float) or self.psi <= 0:
+            raise PriorError(
+                f"InverseWishart(psi) needs a positive number or a matrix, got {self.psi!r}"
+            )
+
+    def matrices(self, k: int) -> tuple[float, np.ndarray]:
+        """``(nu, Psi)`` for a term with ``k`` columns, checked."""
+        nu = float(k + 1 if self.nu is None else self.nu)
+        psi = np.asarray(self.psi, dtype=float)
+        psi = psi * np.eye(k) if psi.ndim == 0 else psi
+        if psi.shape != (k, k):
+            raise PriorError(f"{self.describe()}: psi must be {k} x {k} for this term")
+        if not np.allclose(psi, psi.T) or np.any(np.linalg.eigvalsh(psi) <= 0):
+            raise PriorError(f"{self.describe()}: psi must be symmetric positive definite")
+        if nu <= k - 1:
+            raise PriorError(f"{self.describe()}: nu must exceed k - 1 = {k - 1}")
+        return nu, psi
+
+    def build_cholesky(self, name: str, k: int):
+        """The packed lower Cholesky factor of the covariance, as a PyMC random variable."""
+        from .bayes.gibbs.inverse_wishart import InverseWishartCholesky
+
+        nu, psi = self.matrices(k)
+        return InverseWishartCholesky(name, nu=nu, psi=psi)
+
+    def describe(self) -> str:
+        nu = "k+1" if self.nu is None else f"{self.nu:g}"
+        return f"InverseWishart(nu={nu}, psi={_fmt(self.psi)})"
+
+
+@dataclass(frozen=True)
 class Fixed(Prior):
     """Hold a parameter at a known value (a standard deviation for variance terms)."""
 
@@ -172,6 +234,105 @@ class Fixed(Prior):
 
     def describe(self) -> str:
         return f"Fixed({self.value:g})"
+
+
+# --------------------------------------------------------------------------------------
+# improper priors: a posterior built on them may not exist; bayesglmm.propriety checks it
+# before every Bayesian fit.
+
+
+@dataclass(frozen=True)
+class Flat(Prior):
+    """Improper uniform prior on a fixed effect, :math:`p(\\beta) \\propto 1`.
+
+    Proper only in combination with data that identify the coefficient: for binary and
+    binomial responses, data without (quasi-)complete separation (Chen & Shao 2001).
+    """
+
+    dist: ClassVar[str] = "Flat"
+    improper: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class HalfFlat(Prior):
+    """Improper uniform prior on a standard deviation, :math:`p(\\sigma) \\propto 1`.
+
+    On the variance this is :math:`p(\\sigma^2) \\propto (\\sigma^2)^{-1/2}`, i.e.
+    ``PowerVariance(a=-0.5)`` (Gelman 2006 recommends it for a moderate number of groups).
+    """
+
+    dist: ClassVar[str] = "HalfFlat"
+    default_scale: ClassVar[str] = "sd"
+    improper: ClassVar[bool] = True
+
+
+def _build_power_variance(name: str, exponent: float, dims=None, shape=None):
+    """An improper flat variable on (0, inf) plus the log density as a ``pm.Potential``."""
+    import pymc as pm
+
+    var = pm.HalfFlat(name, dims=dims, shape=None if dims is not None else shape)
+    pm.Potential(f"{name}_prior", -(exponent + 1.0) * pm.math.log(var).sum())
+    return var
+
+
+@dataclass(frozen=True)
+class PowerVariance(Prior):
+    """Hobert & Casella's (1996) power prior on a **variance**.
+
+    .. math:: p(\\sigma^2) \\propto (\\sigma^2)^{-(a+1)}, \\qquad \\sigma^2 > 0.
+
+    ``a = 0`` is :class:`Jeffreys`, ``a = -1/2`` is :class:`HalfFlat` (uniform on the sd),
+    ``a = -1`` is uniform on the variance. Improper for every ``a``. Built as an improper
+    flat density on the variance plus a ``pm.Potential`` holding the log density.
+    """
+
+    a: float = -0.5
+    dist: ClassVar[str] = "PowerVariance"
+    default_scale: ClassVar[str] = "variance"
+    improper: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.a, bool) or not isinstance(self.a, int | float):
+            raise PriorError(f"PowerVariance(a) needs a real number a, got {self.a!r}")
+        if not np.isfinite(self.a):
+            raise PriorError(f"PowerVariance(a) needs a finite a, got {self.a!r}")
+
+    @property
+    def exponent(self) -> float:
+        """``a`` in :math:`(\\sigma^2)^{-(a+1)}`."""
+        return float(self.a)
+
+    def build(self, name: str, dims=None, shape=None):
+        return _build_power_variance(name, self.exponent, dims, shape)
+
+    def describe(self) -> str:
+        return f"PowerVariance(a={self.exponent:g})"
+
+
+@dataclass(frozen=True)
+class Jeffreys(Prior):
+    """Jeffreys' prior on a **variance**, :math:`p(\\sigma^2) \\propto 1/\\sigma^2`.
+
+    Uniform on :math:`\\log \\sigma^2` (``PowerVariance(a=0)``). For a variance component
+    of a mixed model the posterior is then *always* improper: the marginal likelihood stays
+    bounded away from zero as :math:`\\sigma^2 \\to 0` (Hobert & Casella 1996; Natarajan &
+    Kass 2000). For a Gaussian residual variance it is the usual choice, and proper when
+    the data leave residual degrees of freedom.
+    """
+
+    dist: ClassVar[str] = "Jeffreys"
+    default_scale: ClassVar[str] = "variance"
+    improper: ClassVar[bool] = True
+
+    @property
+    def exponent(self) -> float:
+        return 0.0
+
+    def build(self, name: str, dims=None, shape=None):
+        return _build_power_variance(name, 0.0, dims, shape)
+
+    def describe(self) -> str:
+        return "Jeffreys()"
 
 
 def as_prior(value, key: str) -> Prior:

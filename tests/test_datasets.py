@@ -17,7 +17,7 @@ def test_reference_files_load_with_their_meaning(salamander, cbpp, seeds, mouse_
     assert mouse_litters.dead.sum() == 614 and mouse_litters["size"].sum() == 6879
 
 
-def test_lookup_order_and_sha_check(tmp_path, monkeypatch):
+def test_lookup_order_and_sha_check(cbpp, tmp_path, monkeypatch):
     src = datasets.path("cbpp", download=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     explicit = tmp_path / "explicit" / datasets.DATASETS["cbpp"].relpath
@@ -44,7 +44,7 @@ def test_offline_error_names_address_and_variable(tmp_path, monkeypatch):
     assert datasets.DATASETS["salamander"].url in msg and "BAYESGLMM_DATA" in msg
 
 
-def test_download_is_verified_and_cached(tmp_path, monkeypatch):
+def test_download_is_verified_and_cached(seeds, tmp_path, monkeypatch):
     src = datasets.path("seeds", download=False).read_bytes()
     monkeypatch.setenv("BAYESGLMM_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -161,3 +161,8 @@ def test_binary_response_forms(frame):
 def test_data_must_be_a_frame():
     with pytest.raises(DataError, match="pandas DataFrame"):
         GLMM("y ~ x + (1|g)", {"y": [1, 0]})
+
+
+def test_model_without_fixed_effects(frame):
+    d = GLMM("y ~ 0 + (1|g)", frame).design
+    assert d.X.shape == (60, 0) and d.fixed_names == [] and d.fixed_terms == {}

@@ -96,10 +96,15 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
         lkj = priors.correlation[term.name]
         sd_priors = priors.random_sd[term.name]
         first = sd_priors[0]
-        if any(type(p) is not type(first) for p in sd_priors) or first.scale != "sd":
+        if (
+            any(type(p) is not type(first) for p in sd_priors)
+            or first.scale != "sd"
+            or first.improper
+        ):
             raise PriorError(
-                f"correlated term {term.name}: its standard deviations need one prior family "
-                f"on the sd scale for the LKJ prior, got {[p.describe() for p in sd_priors]}"
+                f"correlated term {term.name}: its standard deviations need one proper prior "
+                f"family on the sd scale for the LKJ prior, got "
+                f"{[p.describe() for p in sd_priors]}"
             )
         params = {}
         for key in first.params():

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..propriety.drift import check_drift
 from ..result import FitResult
 
 #: R-hat above this is reported (Vehtari et al. 2021 recommend 1.01)
@@ -171,6 +172,7 @@ def result_from_idata(model, idata, method: str, timing: dict, info: dict) -> Fi
     table = summarize_draws(draws)
     n_chains = int(idata.posterior.sizes["chain"])
     diag = sampler_diagnostics(idata, table, n_chains)
+    diag["improper_drift"] = check_drift(model, idata, draws)
     fixed = table.loc[d.fixed_names, "estimate"].rename("estimate")
     fixed_sd = table.loc[d.fixed_names, "std_error"].rename("std_error")
     var_names = [f"var({c})" for c in d.component_names]
