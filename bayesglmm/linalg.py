@@ -92,7 +92,8 @@ class BlockCholesky:
             return
         S = A22.toarray() if sp.issparse(A22) else np.array(A22, dtype=float)
         if self._W.shape[0]:
-            S -= (self._W.T @ self._W).toarray()
+            WtW = self._W.T @ self._W
+            S -= WtW.toarray() if sp.issparse(WtW) else WtW
         try:
             self._L22 = scipy.linalg.cholesky(S, lower=True, check_finite=False)
         except np.linalg.LinAlgError:
@@ -106,8 +107,9 @@ class BlockCholesky:
         ----------
         blocks : ndarray, shape (nb, k, k)
             The diagonal blocks of the block-diagonal part (rows ``first``).
-        A12 : sparse matrix, shape (nb * k, m - nb * k)
-            The coupling of ``first`` with the other rows (in their order).
+        A12 : sparse matrix or ndarray, shape (nb * k, m - nb * k)
+            The coupling of ``first`` with the other rows (in their order). A dense array
+            is kept dense (cheaper when it is small).
         A22 : ndarray or sparse matrix
             The remaining rows and columns.
         first : slice
@@ -126,7 +128,10 @@ class BlockCholesky:
         self.block = k
         self._L11 = _block_chol(blocks)
         self._L11inv = np.linalg.inv(self._L11) if k > 1 else 1.0 / self._L11
-        self._W = self._apply_L11inv_sparse(sp.csr_matrix(A12))
+        if sp.issparse(A12):
+            self._W = self._apply_L11inv_sparse(sp.csr_matrix(A12))
+        else:
+            self._W = self._L11_solve(np.asarray(A12, dtype=float))
         self._factor_schur(A22)
         return self
 
@@ -211,7 +216,10 @@ class BlockCholesky:
                 inv, info = scipy.linalg.lapack.dpotri(self._L22, lower=1)
                 if info != 0:
                     raise NotPositiveDefiniteError("the Schur complement is singular")
-                self._S_inv = np.tril(inv) + np.tril(inv, -1).T
+                # dpotri fills the lower triangle; the upper one is L22's (zeros)
+                inv += inv.T
+                inv[np.diag_indices_from(inv)] *= 0.5
+                self._S_inv = inv.T if inv.flags.f_contiguous else inv  # C order, symmetric
         return self._S_inv
 
     def inverse_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -264,16 +272,19 @@ class BlockCholesky:
         need = np.flatnonzero(in1)
         r_need = np.unique(lr[need])
         chunk = max(1, int(2_000_000 // max(self._idx2.size, 1)))
-        Mcsr = M.tocsr()
+        dense = not sp.issparse(M)
+        Mcsr = M if dense else M.tocsr()
         for start in range(0, r_need.size, chunk):
             rr = r_need[start : start + chunk]
             P = Mcsr[rr] @ Sinv  # rows rr of M S^{-1}, dense
-            sel = need[np.isin(lr[need], rr)]
+            sel = need if rr.size == r_need.size else need[np.isin(lr[need], rr)]
             pos = np.searchsorted(rr, lr[sel])
             to2 = pc[sel] == 1
             out[sel[to2]] = -P[pos[to2], lc[sel[to2]]]
             s11 = sel[~to2]
-            if s11.size:
+            if s11.size and dense:
+                out[s11] += np.einsum("ij,ij->i", P[pos[~to2]], M[lc[s11]])
+            elif s11.size:
                 # (M S^{-1} M')[r, c] = sum_j P[r, j] M[c, j], over the non-zeros of M[c]
                 ptr, ind, dat = Mcsr.indptr, Mcsr.indices, Mcsr.data
                 c = lc[s11]
@@ -285,8 +296,10 @@ class BlockCholesky:
                 out[s11] += np.bincount(pair, weights=vals, minlength=s11.size)
         return out
 
-    def _M(self) -> sp.csr_matrix:
-        """``D^{-1} B = L11^{-T} W`` (sparse)."""
+    def _M(self):
+        """``D^{-1} B = L11^{-T} W`` (sparse, or dense when ``W`` is)."""
+        if not sp.issparse(self._W):
+            return self._L11_solve(self._W, transpose=True)
         if self.block == 1:
             return (sp.diags(1.0 / self._L11[:, 0, 0]) @ self._W).tocsr()
         return (_block_diag_csr(np.swapaxes(self._L11inv, 1, 2)) @ self._W).tocsr()

@@ -12,8 +12,11 @@ from .errors import MethodError
 
 _REGISTRY: dict[str, str] = {
     "nuts": "bayesglmm.bayes.nuts:fit_nuts",
+    "gibbs": "bayesglmm.bayes.gibbs.fit:fit_gibbs",
     "lmm": "bayesglmm.frequentist.lmm:fit_lmm",
     "pql": "bayesglmm.frequentist.pql:fit_pql",
+    "laplace": "bayesglmm.frequentist.laplace:fit_laplace",
+    "agq": "bayesglmm.frequentist.agq:fit_agq",
 }
 
 

@@ -101,6 +101,12 @@ class FitResult:
         """One row per parameter with estimate, uncertainty and interval."""
         return self.table.copy()
 
+    def report(self) -> str:
+        """A text summary in the layout of lme4's ``summary(glmer(...))``."""
+        from .frequentist.summary import format_summary
+
+        return format_summary(self)
+
     def __repr__(self) -> str:
         lines = [
             f"FitResult(method={self.method!r}, family={self.family}/{self.link}, "

@@ -55,8 +55,8 @@ def test_dense_only_and_not_positive_definite():
         BlockCholesky(-A, None)
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_from_parts_and_selected_inverse_match_dense(k):
+@pytest.mark.parametrize("k,dense12", [(1, False), (2, False), (1, True), (2, True)])
+def test_from_parts_and_selected_inverse_match_dense(k, dense12):
     """from_parts equals the assembled factorization; inverse_entries equals inv(A)."""
     A, first, _ = _crossed(5, k=k)
     A = A.tocsr()
@@ -68,7 +68,9 @@ def test_from_parts_and_selected_inverse_match_dense(k):
     for j in range(nb):
         s = slice(j * k, (j + 1) * k)
         blocks[j] = A[idx1[s]][:, idx1[s]].toarray()
-    f = BlockCholesky.from_parts(blocks, A[idx1][:, idx2], A[idx2][:, idx2].toarray(), first, m)
+    A12 = A[idx1][:, idx2]
+    A12 = A12.toarray() if dense12 else A12
+    f = BlockCholesky.from_parts(blocks, A12, A[idx2][:, idx2].toarray(), first, m)
     Ad = A.toarray()
     Ainv = np.linalg.inv(Ad)
     assert f.logdet() == pytest.approx(np.linalg.slogdet(Ad)[1], abs=TOL * 100)

@@ -1,0 +1,265 @@
+"""From an optimum of a deviance function to a :class:`~bayesglmm.result.FitResult`
+(lme4's ``mkMerMod``), with the warnings a user should see: singular fit, failed
+convergence, a Hessian that is not positive definite, diverging fixed effects.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..result import FitResult
+from .covariance import SINGULAR_TOL
+from .devfun import LaplaceDeviance
+from .optimize import Optimum
+
+#: Wald intervals are 95%
+LEVEL = 0.95
+#: a fixed effect on a link scale beyond this, with |z| below DIVERGE_Z, has diverged
+#: (on the logit scale 15 means probabilities within 3e-7 of 0 or 1)
+DIVERGE_ABS = 10.0
+DIVERGE_Z = 1.0
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimizer did not reach an optimum, or the optimum is degenerate."""
+
+
+class SingularFitWarning(UserWarning):
+    """A variance component is at zero (or a correlation at +-1): lme4's ``isSingular``."""
+
+
+class SeparationWarning(UserWarning):
+    """A fixed effect diverges: complete or quasi-complete separation."""
+
+
+def wald_table(names, est, se, level: float = LEVEL) -> pd.DataFrame:
+    z = stats.norm.ppf(0.5 + level / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zval = est / se
+    return pd.DataFrame(
+        {
+            "estimate": est,
+            "std_error": se,
+            "lower": est - z * se,
+            "upper": est + z * se,
+            "z": zval,
+            "p": 2 * stats.norm.sf(np.abs(zval)),
+        },
+        index=pd.Index(names, dtype=object),
+    )
+
+
+def _vcov(opt: Optimum, devfun: LaplaceDeviance) -> tuple[np.ndarray | None, str | None]:
+    """Covariance of all free parameters: the inverse of half the deviance's Hessian."""
+    if opt.hessian is None:
+        return None, "no Hessian was computed"
+    idx = np.flatnonzero(opt.free)
+    Hf = 0.5 * opt.hessian[np.ix_(idx, idx)]
+    try:
+        L = np.linalg.cholesky(Hf)
+    except np.linalg.LinAlgError:
+        return None, "the Hessian of the deviance is not positive definite"
+    Linv = np.linalg.inv(L)
+    V = np.full((devfun.n_x, devfun.n_x), np.nan)
+    V[np.ix_(idx, idx)] = Linv.T @ Linv
+    return V, None
+
+
+def pearson_quantiles(st, response) -> list[float]:
+    """Min, quartiles and max of the Pearson residuals at the conditional modes."""
+    mu = st.terms.mu
+    n = response.n
+    V, _ = response._variance(mu, st.dispersion)
+    phi = st.dispersion**2 if response.family.name == "gaussian" else 1.0
+    r = (response.y - n * mu) / np.sqrt(n * V * phi)
+    return np.quantile(r, [0, 0.25, 0.5, 0.75, 1]).tolist()
+
+
+def build_result(
+    model,
+    devfun: LaplaceDeviance,
+    opt: Optimum,
+    method: str,
+    timing: dict,
+    options: dict,
+    extra_info: dict | None = None,
+) -> FitResult:
+    """Assemble the FitResult of a likelihood fit and warn about what needs attention."""
+    design = devfun.problem.design
+    cov = devfun.cov
+    problem = devfun.problem
+    theta, beta, disp = devfun.split(opt.x)
+    st = devfun.state_at(opt.x)
+    V, vcov_problem = _vcov(opt, devfun)
+    sl_beta = slice(devfun.n_theta, devfun.n_theta + devfun.p)
+    if V is not None:
+        se = np.sqrt(np.diag(V)[sl_beta])
+    else:
+        se = np.full(devfun.p, np.nan)
+    fixed = pd.Series(beta, index=pd.Index(design.fixed_names, dtype=object), name="estimate")
+    fixed_se = pd.Series(se, index=fixed.index, name="std_error")
+    variances = cov.variances(theta).rename("variance")
+    cors = cov.correlations(theta).rename("correlation")
+    table = wald_table(design.fixed_names, beta, se)
+    extra_rows = [
+        pd.DataFrame(
+            {"estimate": variances.to_numpy()}, index=[f"var({c})" for c in variances.index]
+        )
+    ]
+    if len(cors):
+        extra_rows.append(
+            pd.DataFrame({"estimate": cors.to_numpy()}, index=[f"cor({c})" for c in cors.index])
+        )
+    dispersion = pd.Series(dtype=float)
+    if devfun.has_disp:
+        dname = "sigma" if design.family.name == "gaussian" else "alpha"
+        dispersion = pd.Series({dname: disp}, name="dispersion", dtype=float)
+        dse = np.nan if V is None else disp * np.sqrt(V[-1, -1])  # delta method
+        extra_rows.append(pd.DataFrame({"estimate": [disp], "std_error": [dse]}, index=[dname]))
+    table = pd.concat([table, *extra_rows])
+    loglik = -0.5 * opt.fun
+
+    # random effects: conditional modes and conditional variances, per term
+    b = cov.b_from_u(theta, st.u)
+    cvars = problem.conditional_variances(st) if cov.q else []
+    random_effects = {}
+    for t, lo, term, cv in zip(cov.terms, cov.offsets[:-1], design.random, cvars, strict=True):
+        idx = pd.Index(term.levels, name=term.group)
+        modes = b[lo : lo + t.k * t.n_levels].reshape(t.n_levels, t.k)
+        random_effects[t.name] = pd.DataFrame(modes, index=idx, columns=t.columns)
+        random_effects[f"{t.name} (conditional variance)"] = pd.DataFrame(
+            np.diagonal(cv, axis1=1, axis2=2), index=idx, columns=t.columns
+        )
+
+    singular = cov.singular_components(theta)
+    names = devfun.names
+    free_grad = np.where(opt.free, opt.grad, 0.0)
+    convergence = {
+        "optimizer": "L-BFGS-B + Newton polish",
+        "message": opt.message,
+        "success": opt.success,
+        "converged": opt.converged,
+        "iterations": opt.n_iter,
+        "evaluations": opt.n_evals,
+        "pirls_iterations": devfun.n_pirls,
+        "gradient": dict(zip(names, opt.grad.tolist(), strict=True)),
+        "max_abs_gradient": float(np.max(np.abs(free_grad), initial=0.0)),
+        "max_newton_step": opt.info.get("max_newton_step"),
+        "at_bound": [n for n, f in zip(names, opt.free, strict=True) if not f],
+        "singular": bool(singular),
+        "singular_components": singular,
+        "hessian_problem": vcov_problem,
+        "pirls_converged": bool(st.converged),
+    }
+    info = {
+        "label": devfun.label,
+        "theta": dict(zip(cov.theta_names, theta.tolist(), strict=True)),
+        "deviance": opt.fun,
+        "df_resid": design.n - devfun.n_x,
+        "groups": {t.group: t.n_levels for t in design.random},
+        "pearson_residuals": pearson_quantiles(st, problem.response),
+        "vcov": None if V is None else V.tolist(),
+        "vcov_names": names,
+        "options": options,
+    }
+    if extra_info:
+        info.update(extra_info)
+
+    _warn(design, convergence, table, singular, vcov_problem, method)
+    return FitResult(
+        method=method,
+        formula=design.spec.formula,
+        family=design.family.name,
+        link=design.family.link.name,
+        fixed_effects=fixed,
+        fixed_effects_se=fixed_se,
+        variance_components=variances,
+        re_correlations=cors,
+        dispersion=dispersion,
+        loglik=float(loglik),
+        n_params=int(devfun.n_x),
+        nobs=int(design.n),
+        table=table,
+        random_effects=random_effects,
+        converged=bool(opt.converged and st.converged),
+        convergence=convergence,
+        timing=timing,
+        info=info,
+    )
+
+
+def _warn(design, conv, table, singular, vcov_problem, method) -> None:
+    if singular:
+        warnings.warn(
+            f"boundary (singular) fit ({method}): {'; '.join(singular)} (a diagonal of the "
+            f"relative covariance factor is below {SINGULAR_TOL:g}). The model is at the edge "
+            "of its parameter space; consider dropping the term.",
+            SingularFitWarning,
+            stacklevel=5,
+        )
+    if not conv["converged"]:
+        warnings.warn(
+            f"{method} fit did not converge: optimizer says {conv['message']!r}; "
+            f"max |gradient| {conv['max_abs_gradient']:.3g}, Newton step left "
+            f"{conv['max_newton_step']:.3g} (see result.convergence). Try rescaling "
+            "covariates, better starting values (start=...) or more iterations (maxiter=...).",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+    if design.family.name in ("binomial", "poisson", "negative_binomial"):
+        fx = table.loc[design.fixed_names]
+        scale = np.abs(design.X).max(axis=0)
+        big = (np.abs(fx["estimate"].to_numpy()) * scale > DIVERGE_ABS) & ~(
+            np.abs(fx["z"].to_numpy()) > DIVERGE_Z
+        )
+        for name in [str(v) for v in np.asarray(design.fixed_names)[big]]:
+            row = fx.loc[name]
+            warnings.warn(
+                f"fixed effect {name!r} diverges (estimate {row['estimate']:.3g}, standard error "
+                f"{row['std_error']:.3g}): complete or quasi-complete separation; the response "
+                f"is (nearly) determined by {name!r}. Its estimate and Wald interval are not "
+                "meaningful: merge levels, drop the column or use a penalized/Bayesian fit.",
+                SeparationWarning,
+                stacklevel=5,
+            )
+        for t in design.random:
+            for j, comp in enumerate(t.component_names):
+                sd = np.sqrt(table.loc[f"var({comp})", "estimate"])
+                if sd * np.abs(t.X[:, j]).max() > DIVERGE_ABS:
+                    warnings.warn(
+                        f"the variance of {comp!r} diverges (sd {sd:.3g} on the link scale): "
+                        f"{_constant_groups(design, t)} The random effects of {t.group!r} "
+                        "separate the responses; the variance is not estimable by maximum "
+                        "likelihood (use a prior, i.e. a Bayesian fit, or drop the term).",
+                        SeparationWarning,
+                        stacklevel=5,
+                    )
+    if vcov_problem and not singular:
+        warnings.warn(
+            f"{vcov_problem}: standard errors are not available; the model may not be "
+            "identifiable (or the fit is at a saddle point)",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
+
+
+def _constant_groups(design, term) -> str:
+    """How many levels of ``term`` have all responses at 0 or all at the maximum."""
+    y = design.y
+    top = design.trials if design.trials is not None else None
+    n_lev = term.n_levels
+    count = np.bincount(term.index, minlength=n_lev)
+    zero = np.bincount(term.index, weights=(y == 0), minlength=n_lev) == count
+    full = (
+        np.bincount(term.index, weights=(y == top), minlength=n_lev) == count
+        if top is not None
+        else np.zeros(n_lev, dtype=bool)
+    )
+    return (
+        f"{int(zero.sum())} of {n_lev} levels have all responses zero and {int(full.sum())} "
+        "all at the maximum."
+    )

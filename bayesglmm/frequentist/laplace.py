@@ -1,0 +1,224 @@
+"""Maximum likelihood by the Laplace approximation (``method="laplace"``), lme4's ``nAGQ = 1``.
+
+.. math::
+
+    -2 \\log L(\\theta, \\beta) \\approx -2 \\log p(y \\mid \\hat u) + \\|\\hat u\\|^2
+        + \\log\\det(\\Lambda' Z' W Z \\Lambda + I),
+
+at the conditional modes ``u_hat(theta, beta)`` found by PIRLS (:mod:`.pirls`), with all
+normalizing constants of ``p(y | u)``, so the log-likelihood equals R's ``logLik(glmer(...))``.
+``theta`` (bounded at zero) and ``beta`` are optimized jointly with the exact gradient
+(:mod:`.optimize`); Wald standard errors come from the Hessian of the deviance over
+``(theta, beta)`` as lme4's default ``vcov``. The stages follow lme4's ``modular.R``: the
+design (``lFormula``), a deviance function built once (``mkGlmerDevfun``,
+:class:`.devfun.LaplaceDeviance`), its optimization (``optimizeGlmer``) and the result
+(``mkMerMod``, :func:`.assemble.build_result`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..errors import DataError, MethodError
+from ..result import FitResult
+from . import blas_threads
+from .assemble import build_result
+from .devfun import LaplaceDeviance
+from .optimize import minimize_deviance
+from .pirls import PirlsProblem
+
+#: IRLS iterations of the GLM that gives the starting fixed effects
+GLM_ITER = 25
+
+
+def check_model(design, method: str) -> None:
+    """Raise a clear error for designs a likelihood fit cannot handle."""
+    if not design.random:
+        raise MethodError(
+            f"method {method!r} needs at least one random-effect term such as (1|g); "
+            "this formula has none (fit a GLM instead)"
+        )
+    y = design.y
+    fam = design.family.name
+    resp = design.spec.response.expr
+    if fam == "binomial":
+        if np.all(y == 0):
+            raise DataError(f"response {resp!r} has no successes: nothing to estimate")
+        if np.all(y == design.trials):
+            raise DataError(f"response {resp!r} has no failures: nothing to estimate")
+    elif fam in ("poisson", "negative_binomial") and np.all(y == 0):
+        raise DataError(f"response {resp!r} is zero in every row: nothing to estimate")
+
+
+def glm_start(problem: PirlsProblem, disp: float = 1.0) -> np.ndarray:
+    """Fixed effects of the GLM without random effects (IRLS from R's ``mustart``)."""
+    resp = problem.response
+    y, n = resp.y, resp.n
+    link = resp.family.link
+    fam = resp.family.name
+    if fam == "binomial":
+        mu = (y + 0.5) / (n + 1.0)
+    elif fam == "gaussian":
+        mu = y.copy() if link.name == "identity" else np.maximum(y, 0.1)
+    else:
+        mu = y + 0.1
+    eta = link.linkfun(mu)
+    X, off = problem.X, problem.offset
+    beta = np.zeros(problem.p)
+    for _ in range(GLM_ITER):
+        tr = resp.terms(eta, disp)
+        w = tr.W
+        z = eta - off + tr.score / np.maximum(w, 1e-300)
+        sw = np.sqrt(w)
+        new, *_ = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)
+        if not np.all(np.isfinite(new)):
+            break
+        done = np.max(np.abs(new - beta)) < 1e-8
+        beta = new
+        eta = X @ beta + off
+        if done:
+            break
+    return beta
+
+
+def _dispersion_start(problem: PirlsProblem, beta: np.ndarray) -> float:
+    resp = problem.response
+    mu = resp.family.link.linkinv(problem.X @ beta + problem.offset)
+    if resp.family.name == "gaussian":
+        return float(max(np.std(resp.y - mu), 1e-3))
+    excess = np.mean((resp.y - mu) ** 2 - mu)  # NB2: Var = mu + mu^2 / alpha
+    return float(np.clip(np.mean(mu**2) / excess, 0.1, 100.0)) if excess > 0 else 10.0
+
+
+def start_vector(devfun: LaplaceDeviance, start=None) -> np.ndarray:
+    """Starting ``x``: lme4's ``theta = 1``, GLM fixed effects, or the user's ``start``.
+
+    ``start`` may be an array ``(theta, beta[, log dispersion])`` or a mapping with any of
+    ``"theta"`` (array), ``"fixed_effects"`` (mapping or array), ``"variance_components"``
+    (mapping by component name; correlations taken as zero) and ``"dispersion"``.
+    """
+    problem = devfun.problem
+    if start is not None and not isinstance(start, Mapping):
+        x = np.asarray(start, dtype=float)
+        if x.shape != (devfun.n_x,):
+            raise MethodError(
+                f"start has {x.size} values; expected {devfun.n_x} for {devfun.names}"
+            )
+        return x
+    start = dict(start or {})
+    unknown = set(start) - {"theta", "fixed_effects", "variance_components", "dispersion"}
+    if unknown:
+        raise MethodError(f"unknown keys in start: {sorted(unknown)}")
+    if "fixed_effects" in start:
+        fe = start["fixed_effects"]
+        names = problem.design.fixed_names
+        if isinstance(fe, Mapping):
+            missing = [n for n in names if n not in fe]
+            if missing:
+                raise MethodError(f"start['fixed_effects'] lacks {missing}")
+            beta = np.array([float(fe[n]) for n in names])
+        else:
+            beta = np.asarray(fe, dtype=float)
+    else:
+        beta = glm_start(problem)
+    theta = devfun.cov.theta0()
+    if "variance_components" in start:
+        vc = start["variance_components"]
+        covs = {}
+        for t in devfun.cov.terms:
+            missing = [c for c in t.component_names if c not in vc]
+            if missing:
+                raise MethodError(f"start['variance_components'] lacks {missing}")
+            covs[t.name] = np.diag([float(vc[c]) for c in t.component_names])
+        theta = devfun.cov.theta_from_covariances(covs)
+    if "theta" in start:
+        theta = np.asarray(start["theta"], dtype=float)
+    disp = start.get("dispersion")
+    if devfun.has_disp and disp is None:
+        disp = _dispersion_start(problem, beta)
+    return devfun.join(theta, beta, disp)
+
+
+def fit_laplace_design(
+    design,
+    start=None,
+    maxiter: int = 1000,
+    y: np.ndarray | None = None,
+    hessian: bool = True,
+    problem: PirlsProblem | None = None,
+    curvature: str = "fisher",
+) -> tuple[LaplaceDeviance, object]:
+    """Build the Laplace deviance of ``design`` and minimize it (no result assembly).
+
+    ``y`` replaces the response (bootstrap refits); ``problem`` reuses the precomputed
+    layout of an earlier :class:`PirlsProblem` on the same design; ``hessian=False`` skips
+    the finite-difference Hessian (and the Newton polish that uses it).
+    """
+    if problem is None:
+        problem = PirlsProblem(design, y=y, curvature=curvature)
+    elif y is not None:
+        problem = problem.with_response(y)
+    devfun = LaplaceDeviance(problem)
+    x0 = start_vector(devfun, start)
+    opt = minimize_deviance(devfun, x0, maxiter=maxiter, hessian=hessian)
+    return devfun, opt
+
+
+def fit_laplace(
+    model,
+    start=None,
+    maxiter: int = 1000,
+    curvature: str = "fisher",
+    threads: int | None = 1,
+    **options,
+) -> FitResult:
+    """Fit a GLMM by maximum likelihood under the Laplace approximation.
+
+    Parameters
+    ----------
+    model : GLMM
+    start : array or dict, optional
+        Starting values (see :func:`start_vector`); by default ``theta = 1`` (lme4) and the
+        fixed effects of the GLM without random effects.
+    maxiter : int
+        Iterations of the quasi-Newton optimizer.
+    curvature : {"fisher", "observed"}
+        Weights in ``log det(Lambda' Z' W Z Lambda + I)``: Fisher (expected) information, as
+        lme4's ``glmer``/``glmer.nb``, or the observed information (the second derivative of
+        the log-likelihood, as glmmTMB and the textbook Laplace approximation). They differ
+        only for non-canonical links (probit, cloglog, the negative binomial's log link).
+    threads : int or None
+        BLAS threads during the fit (see :func:`bayesglmm.frequentist.blas_threads`);
+        None leaves the BLAS setting alone.
+
+    Returns
+    -------
+    FitResult
+        ``loglik`` as R's ``logLik``; ``table`` with Wald intervals (95%) for the fixed
+        effects; ``random_effects[term]`` the conditional modes and
+        ``random_effects[term + " (conditional variance)"]`` their conditional variances;
+        ``convergence`` the optimizer's diagnostics (message, gradient, Newton step left,
+        singular components). Warns on singular fits, failed convergence and separation.
+    """
+    if options:
+        raise MethodError(
+            f"unknown option(s) for method 'laplace': {sorted(options)}; "
+            "known: start, maxiter, curvature, threads"
+        )
+    t0 = time.perf_counter()
+    design = model.design
+    check_model(design, "laplace")
+    if curvature not in ("fisher", "observed"):
+        raise MethodError(f"curvature must be 'fisher' or 'observed', got {curvature!r}")
+    with blas_threads(threads):
+        devfun, opt = fit_laplace_design(design, start=start, maxiter=maxiter, curvature=curvature)
+        t1 = time.perf_counter()
+        timing = {"optimize": t1 - t0}
+        options = {"maxiter": maxiter, "start": start, "curvature": curvature}
+        result = build_result(model, devfun, opt, "laplace", timing, options)
+    timing["total"] = time.perf_counter() - t0
+    result._model = model  # for intervals in this session; not saved with the result
+    return result
