@@ -119,12 +119,10 @@ def simulate(
                 key = f"{t.group}|{t.columns[a]},{t.columns[b]}"
                 corr[a, b] = corr[b, a] = correlations.pop(key, 0.0)
         cov = corr * np.outer(sd, sd)
-        b = rng.multivariate_normal(
-            np.zeros(t.n_columns),
-            cov,
-            size=t.n_levels,
-            method="cholesky" if t.n_columns == 1 else "eigh",
-        )
+        if t.n_columns == 1:  # also handles a variance of exactly zero
+            b = rng.normal(0.0, sd[0], size=(t.n_levels, 1))
+        else:
+            b = rng.multivariate_normal(np.zeros(t.n_columns), cov, size=t.n_levels, method="eigh")
         truth_b[t.name] = pd.DataFrame(b, index=t.levels, columns=t.columns)
         eta = eta + (t.X * b[t.index]).sum(axis=1)
     if correlations:

@@ -71,3 +71,9 @@ def test_simulate_errors():
         simulate("y ~ x + (1|g)", df, [1, 1], {"g": 1}, family="gaussian")
     with pytest.raises(DataError, match="unknown pairs"):
         simulate("y ~ x + (1|g)", df, [1, 1], {"g": 1}, correlations={"g|a,b": 0.5})
+
+
+def test_zero_variance_gives_zero_effects():
+    df = pd.DataFrame({"x": np.arange(8.0), "g": [1, 1, 2, 2, 3, 3, 4, 4]})
+    out = simulate("y ~ x + (1|g)", df, [0.0, 0.1], {"g": 0.0}, random_seed=1)
+    assert (out.attrs["truth"]["random_effects"]["1|g"].to_numpy() == 0).all()
