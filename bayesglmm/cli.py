@@ -1,0 +1,319 @@
+"""The ``bayesglmm`` command: fit a model from a spec or a formula, run the demo, list things.
+
+A thin layer over the API: every command is a few calls to :class:`~bayesglmm.GLMM`,
+:mod:`bayesglmm.specs`, :mod:`bayesglmm.demo` and :mod:`bayesglmm.plots`. Errors in the
+user's input end the command with one line on stderr and exit status 1 (``--traceback``
+shows the full trace).
+
+Examples
+--------
+.. code-block:: console
+
+    $ bayesglmm demo
+    $ bayesglmm fit salamander --draws 2000 --out results
+    $ bayesglmm fit "y ~ x + (1|g)" --data my.csv --family poisson --method nuts
+    $ bayesglmm specs
+    $ bayesglmm datasets
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import BayesGLMMError
+
+#: exit status for bad input or a failed fit
+EXIT_ERROR = 1
+
+
+class CLIError(BayesGLMMError):
+    """A command-line argument is wrong (e.g. a formula without ``--data``)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bayesglmm",
+        description="Generalized linear mixed models, Bayesian first (lme4 formulas to PyMC).",
+    )
+    p.add_argument(
+        "--traceback", action="store_true", help="show the full Python traceback on errors"
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def sampling(q: argparse.ArgumentParser, defaults: bool) -> None:
+        d = (lambda v: v) if defaults else (lambda v: None)
+        q.add_argument("--draws", type=int, default=d(1000), help="draws per chain")
+        q.add_argument("--tune", type=int, default=d(1000), help="tuning steps per chain")
+        q.add_argument("--chains", type=int, default=d(4))
+        q.add_argument("--cores", type=int, default=None, help="parallel chains (default: all)")
+        q.add_argument("--seed", type=int, default=d(1), help="random seed")
+        q.add_argument(
+            "--nuts-sampler",
+            default=None,
+            help="NUTS backend: pymc (default), nutpie, numpyro, blackjax",
+        )
+        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        q.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+
+    f = sub.add_parser(
+        "fit",
+        help="fit a model from models/ or a formula plus a CSV file",
+        description="Fit SPEC (a name from `bayesglmm specs` or a .toml file) "
+        "or FORMULA (lme4 syntax, with --data).",
+    )
+    f.add_argument("model", metavar="SPEC_OR_FORMULA")
+    f.add_argument("--data", metavar="CSV", help="data for a formula (or to replace a spec's)")
+    f.add_argument("--family", help="binomial (default), poisson, gaussian, negative_binomial")
+    f.add_argument("--link", help="logit, probit, cloglog, log, identity (default: R's)")
+    f.add_argument("--method", default="nuts", help="estimation method (default: nuts)")
+    f.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other option of the method, e.g. -o target_accept=0.95",
+    )
+    f.add_argument(
+        "--out",
+        default="bayesglmm_out",
+        metavar="DIR",
+        help="folder for the saved result and plots (default: bayesglmm_out)",
+    )
+    sampling(f, defaults=False)
+    f.set_defaults(handler=_cmd_fit)
+
+    d = sub.add_parser("demo", help="the salamander crossed random-effects analysis (NUTS)")
+    d.add_argument(
+        "--out",
+        default="bayesglmm_demo",
+        metavar="DIR",
+        help="folder for the saved result and plots (default: bayesglmm_demo)",
+    )
+    d.add_argument("--data-dir", default=None, help="folder holding the data sets")
+    sampling(d, defaults=True)
+    d.set_defaults(handler=_cmd_demo)
+
+    s = sub.add_parser("specs", help="list the model specs in models/")
+    s.set_defaults(handler=_cmd_specs)
+    ds = sub.add_parser("datasets", help="list the reference data sets")
+    ds.set_defaults(handler=_cmd_datasets)
+    return p
+
+
+# ------------------------------------------------------------------------------------------
+# commands
+
+
+def _cmd_fit(args) -> int:
+    import pandas as pd
+
+    from .methods import get_method
+    from .model import GLMM
+    from .specs import load_spec
+
+    data = _read_csv(args.data) if args.data else None
+    spec = None
+    if "~" in args.model:
+        if data is None:
+            raise CLIError(f"a formula needs --data CSV (got formula {args.model!r})")
+        model = GLMM(args.model, data, family=args.family or "binomial", link=args.link)
+        name = "model"
+    else:
+        spec = load_spec(args.model)
+        if args.family or args.link:
+            raise CLIError(
+                f"--family and --link apply to a formula; a spec sets its own (edit {spec.path})"
+            )
+        model = spec.build(data=data)
+        name = spec.name
+    options = _method_options(args, get_method(args.method))  # unknown method: clear error
+    print(model)
+    result = model.fit(method=args.method, **options)
+    print(result)
+    if spec is not None and spec.references:
+        with pd.option_context("display.width", 140):
+            print("\nBeside the spec's reference values:")
+            print(spec.compare(result).to_string(float_format=lambda v: f"{v:.4f}"))
+    _write_outputs(result, Path(args.out), f"{name}_{args.method.lower()}", args.no_plots)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    import pandas as pd
+
+    from .demo import demo_data
+    from .specs import load_spec
+
+    demo = demo_data(args.data_dir, random_seed=args.seed)
+    bar = "=" * 78
+    print(f"{bar}\n{demo.message}\n{bar}" if demo.simulated else demo.message)
+    spec = load_spec("salamander")
+    model = spec.build(data=demo.data)
+    print(model)
+    options = dict(
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        random_seed=args.seed,
+        progressbar=not args.no_progress,
+    )
+    if args.cores is not None:
+        options["cores"] = args.cores
+    if args.nuts_sampler:
+        options["nuts_sampler"] = args.nuts_sampler
+    result = model.fit(method="nuts", **options)
+    print(result)
+    conv = result.convergence
+    print(
+        f"\nNUTS ({result.info.get('nuts_sampler')}): {result.info.get('chains')} chains x "
+        f"{result.info.get('draws')} draws in "
+        f"{result.elapsed:.1f} s; divergences {conv.get('divergences')}, "
+        f"max R-hat {conv.get('max_r_hat', float('nan')):.4f}, "
+        f"min bulk ESS {conv.get('min_ess_bulk', float('nan')):.0f}"
+    )
+    label = "NUTS (simulated data)" if demo.simulated else "NUTS (this fit)"
+    table = spec.compare(result, label=label)
+    if demo.simulated:
+        from .demo import SIMULATION_FIXED, SIMULATION_VARIANCES
+
+        truth = dict(SIMULATION_FIXED)
+        truth.update({f"var({k})": v for k, v in SIMULATION_VARIANCES.items()})
+        table.insert(1, "truth (simulated)", pd.Series(truth))
+    with pd.option_context("display.width", 160, "display.max_columns", 10):
+        print("\nPosterior means beside published and R estimates of the same model:")
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("Sources:")
+    for ref in spec.references:
+        print(f"  {ref.method}: {' '.join(ref.source.split())}")
+    if demo.simulated:
+        print("(The published columns are for the REAL data; this fit is of SIMULATED data.)")
+    _write_outputs(result, Path(args.out), "salamander_nuts", args.no_plots)
+    return 0
+
+
+def _cmd_specs(args) -> int:
+    from .specs import available_specs, load_spec
+
+    for name in available_specs():
+        s = load_spec(name)
+        print(f"{name:<16} {s.family:<10} data={s.dataset:<14} {s.formula}")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    from . import datasets
+
+    for name in datasets.available():
+        print(f"{name:<16} {datasets.describe(name)}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+
+def _read_csv(path: str):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise CLIError(f"--data: no such file {path!r}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise CLIError(f"--data: cannot read {path!r} as CSV: {e}") from None
+
+
+def _method_options(args, fit_function) -> dict:
+    """Options for the method from the flags given; refuse flags the method does not take.
+
+    A flag (``--draws``, ``--seed`` ...) must name a parameter of the method's fit function;
+    ``-o KEY=VALUE`` options also pass through to a function taking ``**options`` (which
+    checks them itself); progress bars are switched only where the method has them.
+    """
+    params = inspect.signature(fit_function).parameters
+    named = [k for k, p in params.items() if k != "model" and p.kind is not p.VAR_KEYWORD]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    flags = {
+        "draws": ("--draws", args.draws),
+        "tune": ("--tune", args.tune),
+        "chains": ("--chains", args.chains),
+        "cores": ("--cores", args.cores),
+        "random_seed": ("--seed", args.seed),
+        "nuts_sampler": ("--nuts-sampler", args.nuts_sampler),
+    }
+    options = {}
+    for key, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if key not in named:
+            raise CLIError(
+                f"{flag} does not apply to method {args.method!r}; it takes: "
+                f"{', '.join(named) or 'no options'}"
+            )
+        options[key] = value
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise CLIError(f"--option expects KEY=VALUE, got {item!r}")
+        if key not in named and not takes_any:
+            raise CLIError(
+                f"option {key!r} does not apply to method {args.method!r}; it takes: "
+                f"{', '.join(named) or 'no options'}"
+            )
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    if "progressbar" in named:
+        options["progressbar"] = not args.no_progress
+    return options
+
+
+def _write_outputs(result, out: Path, stem: str, no_plots: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    saved = result.save(out / f"{stem}.fit.zip")
+    result.summary().to_csv(out / f"{stem}_summary.csv")
+    print(f"\nSaved {saved} (FitResult.load reads it) and {out / f'{stem}_summary.csv'}")
+    if result.idata is not None and not no_plots:
+        from .plots import write_plots
+
+        paths = write_plots(result, out, prefix=f"{stem}_")
+        print("Plots: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = str(message).strip()
+    if not category.__module__.startswith("bayesglmm"):
+        text = f"({category.__name__}) {text.splitlines()[0] if text else ''}"
+    print(f"bayesglmm: warning: {text}", file=sys.stderr if file is None else file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return args.handler(args)
+    except BayesGLMMError as err:
+        if args.traceback:
+            raise
+        print(f"bayesglmm: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("bayesglmm: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = previous
+
+
+if __name__ == "__main__":
+    sys.exit(main())
