@@ -157,9 +157,15 @@ def sample_compiled(
     progressbar: bool,
     target_accept: float,
     log_likelihood: bool,
+    callback: str = "auto",
     **nutpie_kwargs,
 ):
-    """Draws as ArviZ InferenceData (posterior, sample_stats, observed_data, log_likelihood)."""
+    """Draws as ArviZ InferenceData (posterior, sample_stats, observed_data, log_likelihood).
+
+    ``callback``: ``"c"`` hands nutpie the density as cached C callbacks (no GIL, no Python
+    per call), ``"python"`` as Python callables (which lets the NumPy-vectorized kernel run
+    for many rows); ``"auto"`` picks C up to ``kernel.VECTORIZE_ABOVE`` rows.
+    """
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
@@ -185,17 +191,24 @@ def sample_compiled(
     def init(seed):
         return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
 
-    compiled = from_pyfunc(
-        kd.ndim,
-        make_logp,
-        make_expand,
-        [np.dtype("float64")] * len(kd.names),
-        kd.shapes,
-        kd.names,
-        coords=kd.coords,
-        dims=kd.dims,
-        make_initial_point_fn=init,
-    )
+    if callback == "auto":
+        callback = "c" if design.n <= kernel.VECTORIZE_ABOVE else "python"
+    if callback == "c":
+        from .callbacks import callback_model
+
+        compiled = callback_model(model, kd)
+    else:
+        compiled = from_pyfunc(
+            kd.ndim,
+            make_logp,
+            make_expand,
+            [np.dtype("float64")] * len(kd.names),
+            kd.shapes,
+            kd.names,
+            coords=kd.coords,
+            dims=kd.dims,
+            make_initial_point_fn=init,
+        )
     seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
     idata = nutpie.sample(
         compiled,

@@ -72,37 +72,44 @@ def derived_draws(model, idata) -> dict[str, np.ndarray]:
     return out
 
 
-def _ess_rhat(arr: np.ndarray) -> tuple[float, float, float]:
+def _ess_rhat(stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R-hat, bulk and tail ESS of every column of ``stacked`` (chain, draw, parameter)."""
     import arviz as az
+    import xarray as xr
 
-    if arr.shape[0] < 2 and arr.shape[1] < 4:
-        return float("nan"), float("nan"), float("nan")
+    k = stacked.shape[-1]
+    nan = np.full(k, np.nan)
+    if stacked.shape[1] < 4:
+        return nan, nan, nan
+    ds = xr.Dataset({"x": (("chain", "draw", "parameter"), stacked)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rhat = float(az.rhat(arr)) if arr.shape[0] > 1 else float("nan")
-        bulk = float(az.ess(arr, method="bulk"))
-        tail = float(az.ess(arr, method="tail"))
+        rhat = az.rhat(ds)["x"].values if stacked.shape[0] > 1 else nan
+        bulk = az.ess(ds, method="bulk")["x"].values
+        tail = az.ess(ds, method="tail")["x"].values
     return rhat, bulk, tail
 
 
 def summarize_draws(draws: dict[str, np.ndarray]) -> pd.DataFrame:
     """Posterior mean, sd, 2.5%/50%/97.5% quantiles, R-hat and ESS per parameter."""
-    rows = {}
-    for name, arr in draws.items():
-        flat = arr.ravel()
-        rhat, bulk, tail = _ess_rhat(arr)
-        rows[name] = {
-            "estimate": float(flat.mean()),
-            "std_error": float(flat.std(ddof=1)),
-            "lower": float(np.quantile(flat, 0.025)),
-            "upper": float(np.quantile(flat, 0.975)),
-            "median": float(np.median(flat)),
+    names = list(draws)
+    stacked = np.stack([draws[n] for n in names], axis=-1)
+    flat = stacked.reshape(-1, len(names))
+    rhat, bulk, tail = _ess_rhat(stacked)
+    q = np.quantile(flat, [0.025, 0.5, 0.975], axis=0)
+    table = pd.DataFrame(
+        {
+            "estimate": flat.mean(axis=0),
+            "std_error": flat.std(axis=0, ddof=1),
+            "lower": q[0],
+            "upper": q[2],
+            "median": q[1],
             "r_hat": rhat,
             "ess_bulk": bulk,
             "ess_tail": tail,
-        }
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "parameter"
+        },
+        index=pd.Index(names, name="parameter"),
+    )
     return table
 
 

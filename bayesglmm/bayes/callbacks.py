@@ -1,0 +1,169 @@
+"""The compiled GLMM density as Numba C callbacks for nutpie.
+
+nutpie calls a model's density tens of thousands of times per chain. Through Python
+callables (``nutpie.compiled_pyfunc``) each call crosses Rust -> Python -> Numba and takes
+the GIL; through C callbacks it does not. The callbacks here are module-level
+``numba.cfunc``\\ s cached on disk, so a new process compiles nothing: the data reach them
+through ``user_data``, a header of array addresses and sizes.
+
+nutpie's C-callback model class (``nutpie.compile_pymc.CompiledPyMCModel``) is not its
+documented entry point, hence the pinned nutpie minor version in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from . import kernel
+
+#: header slots: 0 n, 1 p, 2 K, 3 T (terms), 4 family, 5 has dispersion,
+#: 6..14 addresses of X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale,
+#: 15 address of (dispersion scale, log-likelihood constant), 16 levels, 17 columns
+_HEADER = 18
+
+_LOGP_SIG = types.int64(
+    types.uint64,
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.voidptr,
+)
+_EXPAND_SIG = types.int64(
+    types.uint64,
+    types.uint64,
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.voidptr,
+)
+
+
+@intrinsic
+def _pointer(typingctx, address):
+    """An int64 address as a void pointer (for ``numba.carray``)."""
+    sig = types.voidptr(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
+@numba.cfunc(_LOGP_SIG, cache=True, nopython=True)
+def _logp_cfunc(dim, x_, out_, logp_, user_data):
+    h = numba.carray(user_data, (_HEADER,), dtype=np.int64)
+    n, p, k = h[0], h[1], h[2]
+    f8 = np.float64
+    X = numba.carray(_pointer(h[6]), (n, p), dtype=f8)
+    offset = numba.carray(_pointer(h[7]), (n,), dtype=f8)
+    y = numba.carray(_pointer(h[8]), (n,), dtype=f8)
+    trials = numba.carray(_pointer(h[9]), (n,), dtype=f8)
+    re_x = numba.carray(_pointer(h[10]), (n, k), dtype=f8)
+    re_zidx = numba.carray(_pointer(h[11]), (n, k), dtype=np.int64)
+    beta_mu = numba.carray(_pointer(h[12]), (p,), dtype=f8)
+    beta_sd = numba.carray(_pointer(h[13]), (p,), dtype=f8)
+    sd_scale = numba.carray(_pointer(h[14]), (k,), dtype=f8)
+    scalars = numba.carray(_pointer(h[15]), (2,), dtype=f8)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    lp, g = kernel.logp_grad(
+        x,
+        X,
+        offset,
+        y,
+        trials,
+        re_x,
+        re_zidx,
+        beta_mu,
+        beta_sd,
+        sd_scale,
+        scalars[0],
+        h[4],
+        scalars[1],
+    )
+    logp_[0] = lp
+    for i in range(dim):
+        out[i] = g[i]
+    if not np.isfinite(lp):
+        return 4
+    for i in range(dim):
+        if not np.isfinite(g[i]):
+            return 3
+    return 0
+
+
+@numba.cfunc(_EXPAND_SIG, cache=True, nopython=True)
+def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
+    """Same layout as :meth:`bayesglmm.bayes.compiled.KernelData.expand`."""
+    h = numba.carray(user_data, (_HEADER,), dtype=np.int64)
+    p, k, n_terms = h[1], h[2], h[3]
+    levels = numba.carray(_pointer(h[16]), (n_terms,), dtype=np.int64)
+    columns = numba.carray(_pointer(h[17]), (n_terms,), dtype=np.int64)
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (n_expanded,))
+    for j in range(p):
+        out[j] = x[j]
+    o, c, z = p, 0, p + k
+    for t in range(n_terms):
+        m, width = levels[t], columns[t]
+        for j in range(width):
+            out[o + j] = np.exp(x[p + c + j])
+        o += width
+        size = m * width
+        for r in range(size):
+            out[o + r] = x[z + r]
+            out[o + size + r] = x[z + r] * np.exp(x[p + c + r % width])
+        o += 2 * size
+        z += size
+        c += width
+    if h[5] == 1:
+        out[o] = np.exp(x[z])
+    return 0
+
+
+def callback_model(model, kd):
+    """A nutpie model whose density and expansion are the cached C callbacks."""
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    d = model.design
+    X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp, family, lconst = kd.args
+    arrays = [
+        np.ascontiguousarray(a, dtype=np.int64 if i == 5 else np.float64)
+        for i, a in enumerate((X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale))
+    ]
+    scalars = np.array([disp, lconst], dtype=np.float64)
+    levels = np.array([t.n_levels for t in d.random], dtype=np.int64)
+    columns = np.array([t.n_columns for t in d.random], dtype=np.int64)
+    header = np.zeros(_HEADER, dtype=np.int64)
+    header[:6] = [d.n, d.p, kd.K, len(d.random), family, int(family == kernel.GAUSSIAN_IDENTITY)]
+    for i, a in enumerate(arrays):
+        header[6 + i] = a.ctypes.data
+    header[15] = scalars.ctypes.data
+    header[16] = levels.ctypes.data
+    header[17] = columns.ctypes.data
+    shapes = [tuple(s) for s in kd.shapes]
+    n_expanded = int(sum(int(np.prod(s)) for s in shapes))
+    # the arrays must outlive sampling: the model object keeps them
+    keep_alive = {f"array{i}": a for i, a in enumerate([*arrays, scalars, levels, columns])}
+
+    def initial_point(seed):
+        return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
+
+    return CompiledPyMCModel(
+        _n_dim=kd.ndim,
+        dims=dict(kd.dims),
+        _coords=kd.coords,
+        _shapes=dict(zip(kd.names, shapes, strict=True)),
+        compiled_logp_func=_logp_cfunc,
+        compiled_expand_func=_expand_cfunc,
+        initial_point_func=initial_point,
+        shared_data=keep_alive,
+        user_data=header,
+        n_expanded=n_expanded,
+        shape_info=(kd.names, None, [list(s) for s in shapes]),
+        logp_func=None,
+        expand_func=None,
+    )
