@@ -171,10 +171,10 @@ def sample_compiled(
 
     design = model.design
     kd = kernel_data(model)
-    args = kd.args
-    logp_grad = (
-        kernel.logp_grad_vectorized if design.n > kernel.VECTORIZE_ABOVE else kernel.logp_grad
-    )
+    if design.n > kernel.VECTORIZE_ABOVE:
+        args, logp_grad = kernel.columnar(kd.args), kernel.logp_grad_vectorized
+    else:
+        args, logp_grad = kd.args, kernel.logp_grad
 
     def make_logp():
         def logp(x, **_):
@@ -237,16 +237,30 @@ def _add_data_groups(idata, model, kd: KernelData, log_likelihood: bool) -> None
     if log_likelihood:
         post = idata.posterior
         nc, nd = post.sizes["chain"], post.sizes["draw"]
-        eta = np.tile(d.offset, (nc * nd, 1))
+        beta = np.zeros((nc * nd, d.p))
         for term, sl in d.fixed_terms.items():
-            b = post[term].values.reshape(nc * nd, -1)
-            eta += b @ d.X[:, sl].T
-        for t in d.random:
-            b = post[t.name].values.reshape(nc * nd, t.n_levels, t.n_columns)
-            eta += np.einsum("snk,nk->sn", b[:, t.index, :], t.X)
+            beta[:, sl] = post[term].values.reshape(nc * nd, -1)
+        effects = (
+            np.concatenate([post[t.name].values.reshape(nc * nd, -1) for t in d.random], axis=1)
+            if d.random
+            else np.zeros((nc * nd, 0))
+        )
         sigma = post["sigma"].values.reshape(-1) if "sigma" in post else np.ones(nc * nd)
-        trials = d.trials if d.trials is not None else np.ones(d.n)
-        ll = kernel.pointwise_loglik(eta, d.y.astype(float), trials.astype(float), kd.family, sigma)
+        XT, reXT, re_ones, zidxT, offset, _, y, trials, *_ = kernel.columnar(kd.args)
+        ll = kernel.pointwise_loglik(
+            beta,
+            effects,
+            sigma,
+            XT,
+            reXT,
+            re_ones,
+            zidxT,
+            offset,
+            y,
+            trials,
+            kernel.row_constants(y, trials, kd.family),
+            kd.family,
+        )
         groups["log_likelihood"] = xr.Dataset(
             {name: (("chain", "draw", obs_dim), ll.reshape(nc, nd, d.n))},
             coords={"chain": post.chain.values, "draw": post.draw.values},

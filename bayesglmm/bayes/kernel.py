@@ -109,73 +109,127 @@ def logp_grad(
 
 
 @numba.njit(cache=True, nogil=True)
-def _eta(x, X, offset, re_x, re_zidx, sd, z0):
-    n, p = X.shape
-    K = re_x.shape[1]
-    eta = np.empty(n)
-    for i in range(n):
-        s = offset[i]
-        for j in range(p):
-            s += X[i, j] * x[j]
-        for c in range(K):
-            s += re_x[i, c] * sd[c] * x[z0 + re_zidx[i, c]]
-        eta[i] = s
+def _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
+    """Linear predictor, column by column (arrays stored one column per row)."""
+    p, n = XT.shape
+    K = zidxT.shape[0]
+    eta = offset.copy() if has_offset else np.zeros(n)
+    for j in range(p):
+        b = x[j]
+        for i in range(n):
+            eta[i] += XT[j, i] * b
+    for c in range(K):
+        s = sd[c]
+        if re_ones[c]:
+            for i in range(n):
+                eta[i] += s * x[z0 + zidxT[c, i]]
+        else:
+            for i in range(n):
+                eta[i] += reXT[c, i] * s * x[z0 + zidxT[c, i]]
     return eta
 
 
 @numba.njit(cache=True, nogil=True)
-def _data_terms(eta, e, l1, y, trials, family, sigma):
+def _residuals(eta, e, l1, y, trials, bernoulli, family, sigma):
     """Log-likelihood and d/d eta per row, given exp(-|eta|) and log1p of it (binomial)
-    or exp(eta) (Poisson) computed by NumPy's vectorized functions."""
+    or exp(eta) (Poisson) from NumPy's vectorized functions."""
     n = eta.shape[0]
     r = np.empty(n)
     lp = 0.0
     gsig = 0.0
-    for i in range(n):
-        if family == BINOMIAL_LOGIT:
-            lp += y[i] * eta[i] - trials[i] * (max(eta[i], 0.0) + l1[i])
-            mu = 1.0 / (1.0 + e[i]) if eta[i] > 0 else e[i] / (1.0 + e[i])
-            r[i] = y[i] - trials[i] * mu
-        elif family == POISSON_LOG:
+    if family == BINOMIAL_LOGIT:
+        for i in range(n):
+            t = 1.0 if bernoulli else trials[i]
+            et, ei = eta[i], e[i]
+            lp += y[i] * et - t * (max(et, 0.0) + l1[i])
+            mu = 1.0 / (1.0 + ei) if et > 0 else ei / (1.0 + ei)
+            r[i] = y[i] - t * mu
+    elif family == POISSON_LOG:
+        for i in range(n):
             lp += y[i] * eta[i] - e[i]
             r[i] = y[i] - e[i]
-        else:
+    else:
+        for i in range(n):
             d = (y[i] - eta[i]) / sigma
             lp += -0.5 * d * d
             r[i] = d / sigma
             gsig += d * d - 1.0
-    if family == GAUSSIAN_IDENTITY:
         lp -= n * (math.log(sigma) + _HALF_LOG_2PI)
     return lp, r, gsig
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter(r, x, X, re_x, re_zidx, sd, z0, g):
-    n, p = X.shape
-    K = re_x.shape[1]
-    for i in range(n):
-        for j in range(p):
-            g[j] += r[i] * X[i, j]
-        for c in range(K):
-            k = z0 + re_zidx[i, c]
-            w = r[i] * re_x[i, c] * sd[c]
-            g[p + c] += w * x[k]
+def _scatter_columns(r, x, XT, reXT, re_ones, zidxT, sd, z0, g):
+    p, n = XT.shape
+    K = zidxT.shape[0]
+    for j in range(p):
+        s = 0.0
+        for i in range(n):
+            s += r[i] * XT[j, i]
+        g[j] += s
+    for c in range(K):
+        s = 0.0
+        sdc = sd[c]
+        for i in range(n):
+            k = z0 + zidxT[c, i]
+            w = r[i] * sdc if re_ones[c] else r[i] * reXT[c, i] * sdc
+            s += w * x[k]
             g[k] += w
+        g[p + c] += s
+
+
+def columnar(args: tuple) -> tuple:
+    """The data of :func:`logp_grad` laid out for :func:`logp_grad_vectorized`."""
+    X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp, family, lconst = args
+    re_ones = np.all(re_x == 1.0, axis=0)
+    return (
+        np.ascontiguousarray(X.T),
+        np.ascontiguousarray(re_x.T),
+        re_ones,
+        np.ascontiguousarray(re_zidx.T.astype(np.int32)),
+        offset,
+        bool(np.any(offset != 0.0)),
+        y,
+        trials,
+        bool(np.all(trials == 1.0)),
+        beta_mu,
+        beta_sd,
+        sd_scale,
+        disp,
+        family,
+        lconst,
+    )
 
 
 def logp_grad_vectorized(
-    x, X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp_scale, family, lconst
+    x,
+    XT,
+    reXT,
+    re_ones,
+    zidxT,
+    offset,
+    has_offset,
+    y,
+    trials,
+    bernoulli,
+    beta_mu,
+    beta_sd,
+    sd_scale,
+    disp_scale,
+    family,
+    lconst,
 ):
-    """Same as :func:`logp_grad`, with the transcendental functions done by NumPy's SIMD
-    loops: several times faster when there are many rows."""
-    p = X.shape[1]
-    K = re_x.shape[1]
+    """Same function as :func:`logp_grad` on the :func:`columnar` layout, with the
+    transcendental functions done by NumPy's SIMD loops: several times faster for many rows
+    (column-wise loops, indicator columns of random intercepts and unit trials skipped)."""
+    p = XT.shape[0]
+    K = zidxT.shape[0]
     q = x.shape[0] - p - K - (1 if family == GAUSSIAN_IDENTITY else 0)
     g = np.zeros_like(x)
     lp = lconst + _prior_part(x, beta_mu, beta_sd, sd_scale, disp_scale, family, p, K, q, g)
     sd = np.exp(x[p : p + K])
     z0 = p + K
-    eta = _eta(x, X, offset, re_x, re_zidx, sd, z0)
+    eta = _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0)
     sigma = 1.0
     if family == BINOMIAL_LOGIT:
         e = np.exp(-np.abs(eta))
@@ -185,8 +239,8 @@ def logp_grad_vectorized(
     else:
         e = l1 = eta
         sigma = math.exp(x[z0 + q])
-    lpd, r, gsig = _data_terms(eta, e, l1, y, trials, family, sigma)
-    _scatter(r, x, X, re_x, re_zidx, sd, z0, g)
+    lpd, r, gsig = _residuals(eta, e, l1, y, trials, bernoulli, family, sigma)
+    _scatter_columns(r, x, XT, reXT, re_ones, zidxT, sd, z0, g)
     if family == GAUSSIAN_IDENTITY:
         g[z0 + q] += gsig
     return lp + lpd, g
@@ -196,36 +250,49 @@ def logp_grad_vectorized(
 VECTORIZE_ABOVE = 2000
 
 
-@numba.njit(cache=True, nogil=True)
-def pointwise_loglik(eta, y, trials, family, sigma):
-    """Log-likelihood of each row for draws of the linear predictor, shape (draws, n)."""
-    m, n = eta.shape
+@numba.njit(cache=True, nogil=True, parallel=True)
+def pointwise_loglik(
+    beta, effects, sigma, XT, reXT, re_ones, zidxT, offset, y, trials, row_const, family
+):
+    """Log-likelihood of each row for each draw, shape (draws, n).
+
+    ``beta`` (draws, p) and ``effects`` (draws, q: the random effects ``sd * z`` in the
+    kernel's order) give the linear predictor; ``row_const`` holds each row's data-only
+    term (binomial coefficient, -log y!).
+    """
+    m = beta.shape[0]
+    p, n = XT.shape
+    K = zidxT.shape[0]
     out = np.empty((m, n))
-    for s in range(m):
+    for s in numba.prange(m):
         for i in range(n):
-            e = eta[s, i]
+            e = offset[i]
+            for j in range(p):
+                e += XT[j, i] * beta[s, j]
+            for c in range(K):
+                b = effects[s, zidxT[c, i]]
+                e += b if re_ones[c] else reXT[c, i] * b
             if family == BINOMIAL_LOGIT:
-                out[s, i] = (
-                    math.lgamma(trials[i] + 1.0)
-                    - math.lgamma(y[i] + 1.0)
-                    - math.lgamma(trials[i] - y[i] + 1.0)
-                    + y[i] * e
-                    - trials[i] * _log1pexp(e)
-                )
+                out[s, i] = row_const[i] + y[i] * e - trials[i] * _log1pexp(e)
             elif family == POISSON_LOG:
-                out[s, i] = y[i] * e - math.exp(e) - math.lgamma(y[i] + 1.0)
+                out[s, i] = row_const[i] + y[i] * e - math.exp(e)
             else:
                 d = (y[i] - e) / sigma[s]
                 out[s, i] = -0.5 * d * d - math.log(sigma[s]) - _HALF_LOG_2PI
     return out
 
 
-def response_constant(y: np.ndarray, trials: np.ndarray, family: int) -> float:
-    """The data-only part of the log-likelihood (binomial coefficients, log y!)."""
+def row_constants(y: np.ndarray, trials: np.ndarray, family: int) -> np.ndarray:
+    """Each row's data-only log-likelihood term (binomial coefficient, -log y!)."""
     from scipy.special import gammaln
 
     if family == BINOMIAL_LOGIT:
-        return float(np.sum(gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)))
+        return gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
     if family == POISSON_LOG:
-        return float(-np.sum(gammaln(y + 1)))
-    return 0.0
+        return -gammaln(y + 1)
+    return np.zeros_like(y)
+
+
+def response_constant(y: np.ndarray, trials: np.ndarray, family: int) -> float:
+    """The data-only part of the log-likelihood (binomial coefficients, log y!)."""
+    return float(np.sum(row_constants(y, trials, family)))
