@@ -20,10 +20,11 @@ from numba.extending import intrinsic
 
 from . import kernel
 
-#: header slots: 0 n, 1 p, 2 K, 3 T (terms), 4 family, 5 has dispersion,
-#: 6..14 addresses of X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale,
-#: 15 address of (dispersion scale, log-likelihood constant), 16 levels, 17 columns
-_HEADER = 18
+#: header slots: 0 n, 1 p, 2 K, 3 T (terms), 4 family, 5 has dispersion, 6 has offset,
+#: 7 bernoulli, 8..16 addresses of XT, reXT, re_ones, zidxT, offset, y, trials, beta_mu,
+#: beta_sd, 17 sd_scale, 18 (dispersion scale, log-likelihood constant), 19 levels,
+#: 20 columns (the :func:`bayesglmm.bayes.kernel.columnar` layout)
+_HEADER = 21
 
 _LOGP_SIG = types.int64(
     types.uint64,
@@ -57,26 +58,30 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     h = numba.carray(user_data, (_HEADER,), dtype=np.int64)
     n, p, k = h[0], h[1], h[2]
     f8 = np.float64
-    X = numba.carray(_pointer(h[6]), (n, p), dtype=f8)
-    offset = numba.carray(_pointer(h[7]), (n,), dtype=f8)
-    y = numba.carray(_pointer(h[8]), (n,), dtype=f8)
-    trials = numba.carray(_pointer(h[9]), (n,), dtype=f8)
-    re_x = numba.carray(_pointer(h[10]), (n, k), dtype=f8)
-    re_zidx = numba.carray(_pointer(h[11]), (n, k), dtype=np.int64)
-    beta_mu = numba.carray(_pointer(h[12]), (p,), dtype=f8)
-    beta_sd = numba.carray(_pointer(h[13]), (p,), dtype=f8)
-    sd_scale = numba.carray(_pointer(h[14]), (k,), dtype=f8)
-    scalars = numba.carray(_pointer(h[15]), (2,), dtype=f8)
+    XT = numba.carray(_pointer(h[8]), (p, n), dtype=f8)
+    reXT = numba.carray(_pointer(h[9]), (k, n), dtype=f8)
+    re_ones = numba.carray(_pointer(h[10]), (k,), dtype=np.bool_)
+    zidxT = numba.carray(_pointer(h[11]), (k, n), dtype=np.int32)
+    offset = numba.carray(_pointer(h[12]), (n,), dtype=f8)
+    y = numba.carray(_pointer(h[13]), (n,), dtype=f8)
+    trials = numba.carray(_pointer(h[14]), (n,), dtype=f8)
+    beta_mu = numba.carray(_pointer(h[15]), (p,), dtype=f8)
+    beta_sd = numba.carray(_pointer(h[16]), (p,), dtype=f8)
+    sd_scale = numba.carray(_pointer(h[17]), (k,), dtype=f8)
+    scalars = numba.carray(_pointer(h[18]), (2,), dtype=f8)
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
-    lp, g = kernel.logp_grad(
+    lp, g = kernel.logp_grad_columns(
         x,
-        X,
+        XT,
+        reXT,
+        re_ones,
+        zidxT,
         offset,
+        h[6] == 1,
         y,
         trials,
-        re_x,
-        re_zidx,
+        h[7] == 1,
         beta_mu,
         beta_sd,
         sd_scale,
@@ -100,8 +105,8 @@ def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
     """Same layout as :meth:`bayesglmm.bayes.compiled.KernelData.expand`."""
     h = numba.carray(user_data, (_HEADER,), dtype=np.int64)
     p, k, n_terms = h[1], h[2], h[3]
-    levels = numba.carray(_pointer(h[16]), (n_terms,), dtype=np.int64)
-    columns = numba.carray(_pointer(h[17]), (n_terms,), dtype=np.int64)
+    levels = numba.carray(_pointer(h[19]), (n_terms,), dtype=np.int64)
+    columns = numba.carray(_pointer(h[20]), (n_terms,), dtype=np.int64)
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (n_expanded,))
     for j in range(p):
@@ -129,21 +134,52 @@ def callback_model(model, kd):
     from nutpie.compile_pymc import CompiledPyMCModel
 
     d = model.design
-    X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale, disp, family, lconst = kd.args
+    (
+        XT,
+        reXT,
+        re_ones,
+        zidxT,
+        offset,
+        has_offset,
+        y,
+        trials,
+        bernoulli,
+        beta_mu,
+        beta_sd,
+        sd_scale,
+        disp,
+        family,
+        lconst,
+    ) = kernel.columnar(kd.args)
     arrays = [
-        np.ascontiguousarray(a, dtype=np.int64 if i == 5 else np.float64)
-        for i, a in enumerate((X, offset, y, trials, re_x, re_zidx, beta_mu, beta_sd, sd_scale))
+        np.ascontiguousarray(XT, dtype=np.float64),
+        np.ascontiguousarray(reXT, dtype=np.float64),
+        np.ascontiguousarray(re_ones, dtype=np.bool_),
+        np.ascontiguousarray(zidxT, dtype=np.int32),
+        *(
+            np.ascontiguousarray(a, dtype=np.float64)
+            for a in (offset, y, trials, beta_mu, beta_sd, sd_scale)
+        ),
     ]
     scalars = np.array([disp, lconst], dtype=np.float64)
     levels = np.array([t.n_levels for t in d.random], dtype=np.int64)
     columns = np.array([t.n_columns for t in d.random], dtype=np.int64)
     header = np.zeros(_HEADER, dtype=np.int64)
-    header[:6] = [d.n, d.p, kd.K, len(d.random), family, int(family == kernel.GAUSSIAN_IDENTITY)]
+    header[:8] = [
+        d.n,
+        d.p,
+        kd.K,
+        len(d.random),
+        family,
+        int(family == kernel.GAUSSIAN_IDENTITY),
+        int(has_offset),
+        int(bernoulli),
+    ]
     for i, a in enumerate(arrays):
-        header[6 + i] = a.ctypes.data
-    header[15] = scalars.ctypes.data
-    header[16] = levels.ctypes.data
-    header[17] = columns.ctypes.data
+        header[8 + i] = a.ctypes.data
+    header[18] = scalars.ctypes.data
+    header[19] = levels.ctypes.data
+    header[20] = columns.ctypes.data
     shapes = [tuple(s) for s in kd.shapes]
     n_expanded = int(sum(int(np.prod(s)) for s in shapes))
     # the arrays must outlive sampling: the model object keeps them

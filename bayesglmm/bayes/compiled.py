@@ -157,24 +157,20 @@ def sample_compiled(
     progressbar: bool,
     target_accept: float,
     log_likelihood: bool,
-    callback: str = "auto",
+    callback: str = "c",
     **nutpie_kwargs,
 ):
     """Draws as ArviZ InferenceData (posterior, sample_stats, observed_data, log_likelihood).
 
-    ``callback``: ``"c"`` hands nutpie the density as cached C callbacks (no GIL, no Python
-    per call), ``"python"`` as Python callables (which lets the NumPy-vectorized kernel run
-    for many rows); ``"auto"`` picks C up to ``kernel.VECTORIZE_ABOVE`` rows.
+    ``callback``: ``"c"`` (default) hands nutpie the density as cached C callbacks (no GIL,
+    no Python per call), ``"python"`` as Python callables (same kernel; kept for checks).
     """
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
     design = model.design
     kd = kernel_data(model)
-    if design.n > kernel.VECTORIZE_ABOVE:
-        args, logp_grad = kernel.columnar(kd.args), kernel.logp_grad_vectorized
-    else:
-        args, logp_grad = kd.args, kernel.logp_grad
+    args, logp_grad = kernel.columnar(kd.args), kernel.logp_grad_columns
 
     def make_logp():
         def logp(x, **_):
@@ -191,8 +187,6 @@ def sample_compiled(
     def init(seed):
         return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
 
-    if callback == "auto":
-        callback = "c" if design.n <= kernel.VECTORIZE_ABOVE else "python"
     if callback == "c":
         from .callbacks import callback_model
 
