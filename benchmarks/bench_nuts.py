@@ -99,20 +99,9 @@ BAYESGLMM_RUN = textwrap.dedent(
         import pandas as pd
         data = pd.read_csv(cfg["csv"])
     model = GLMM(cfg["formula"], data, family="binomial")
-    if cfg["sampler"] == "forked":
-        sys.path.insert(0, cfg["bench_dir"])
-        from proto_cfunc import fit_forked
-        fit = fit_forked(model, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"],
-                         random_seed=cfg["seed"], **cfg["options"])
-    elif cfg["sampler"] == "proto":
-        sys.path.insert(0, cfg["bench_dir"])
-        from proto_cfunc import fit_proto
-        fit = fit_proto(model, draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"],
-                        random_seed=cfg["seed"], **cfg["options"])
-    else:
-        fit = model.fit(method="nuts", draws=cfg["draws"], tune=cfg["tune"],
-                        chains=cfg["chains"], random_seed=cfg["seed"],
-                        nuts_sampler=cfg["sampler"], progressbar=False, **cfg["options"])
+    fit = model.fit(method="nuts", draws=cfg["draws"], tune=cfg["tune"],
+                    chains=cfg["chains"], random_seed=cfg["seed"],
+                    nuts_sampler=cfg["sampler"], progressbar=False, **cfg["options"])
     wall = time.perf_counter() - t0
     rows = list(fit.fixed_effects.index) + [f"var({c})" for c in fit.variance_components.index]
     ess = fit.table.loc[rows, "ess_bulk"]
@@ -218,7 +207,6 @@ def bench_config(args, model: str, library: str, sampler: str, python: str) -> l
         "groups": spec["groups"],
         "bambi_fixed": spec["bambi_fixed"],
         "csv": args.csv[model],
-        "bench_dir": str(HERE),
     }
     code = BAYESGLMM_RUN if library == "bayesglmm" else BAMBI_RUN
     rows = []
@@ -312,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         "--samplers",
         default="auto,pymc,nutpie",
         help="bayesglmm nuts_sampler values, comma-separated (numpyro when installed; "
-        "'proto' and 'forked' run the prototypes of proto_cfunc.py)",
+        ")",
     )
     p.add_argument("--bambi-python", help="an interpreter with bambi 0.17 installed")
     p.add_argument("--bambi-samplers", default="pymc,numpyro")
