@@ -299,8 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--samplers",
         default="auto,pymc,nutpie",
-        help="bayesglmm nuts_sampler values, comma-separated (numpyro when installed; "
-        ")",
+        help="bayesglmm nuts_sampler values, comma-separated (numpyro when installed)",
     )
     p.add_argument("--bambi-python", help="an interpreter with bambi 0.17 installed")
     p.add_argument("--bambi-samplers", default="pymc,numpyro")
