@@ -54,8 +54,9 @@ class Prior:
         import pymc as pm
 
         cls = getattr(pm, self.dist)
-        kwargs = {k: np.asarray(v) if isinstance(v, list | tuple) else v
-                  for k, v in self.params().items()}
+        kwargs = {
+            k: np.asarray(v) if isinstance(v, list | tuple) else v for k, v in self.params().items()
+        }
         return cls(name, **kwargs, dims=dims, shape=None if dims is not None else shape)
 
     def describe(self) -> str:
