@@ -263,6 +263,17 @@ def _idata_from(data: bytes):
     return idata
 
 
+def _compare_rank(key: str) -> int:
+    """Fixed effects, then variances, correlations, dispersion and the log-likelihood."""
+    if key == "logLik":
+        return 4
+    if key in ("sigma", "alpha"):
+        return 3
+    if key.startswith("cor("):
+        return 2
+    return 1 if key.startswith("var(") else 0
+
+
 def compare(results: dict[str, FitResult] | list[FitResult]) -> pd.DataFrame:
     """Side-by-side estimates of several fits: one column per fit, one row per parameter."""
     if isinstance(results, list):
@@ -277,4 +288,6 @@ def compare(results: dict[str, FitResult] | list[FitResult]) -> pd.DataFrame:
         if r.loglik is not None:
             parts.append(pd.Series({"logLik": r.loglik}))
         cols[label] = pd.concat(parts)
-    return pd.DataFrame(cols)
+    seen = dict.fromkeys(key for series in cols.values() for key in series.index)
+    order = sorted(seen, key=_compare_rank)  # stable: first-seen order within a kind
+    return pd.DataFrame(cols).reindex(order)

@@ -57,3 +57,4 @@ def test_compare_is_a_join():
     table = compare([a, b])
     assert list(table.columns) == ["laplace", "pql"]
     assert table.loc["var(g)", "pql"] == 0.3 and np.isnan(table.loc["logLik", "pql"])
+    assert list(table.index) == ["Intercept", "x", "var(g)", "logLik"]
