@@ -159,6 +159,18 @@ class Design:
     def component_names(self) -> list[str]:
         return [c for t in self.random for c in t.component_names]
 
+    def fixed_coords(self, term: str) -> list[str]:
+        """Coordinate labels of a multi-column fixed term, as bambi names them: the levels
+        (``"RR"`` for ``"Cross[RR]"``) when every column is ``term[level]``, else the
+        column names."""
+        names = self.fixed_names[self.fixed_terms[term]]
+        prefix = f"{term}["
+        if all(n.startswith(prefix) and n.endswith("]") for n in names):
+            stripped = [n[len(prefix) : -1] for n in names]
+            if len(set(stripped)) == len(stripped):
+                return stripped
+        return list(names)
+
     @property
     def groups(self) -> dict[str, RandomTerm]:
         return {t.group: t for t in self.random}

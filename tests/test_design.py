@@ -32,6 +32,7 @@ def test_salamander_design(salamander):
     assert d.fixed_names == ["Cross[RR]", "Cross[RW]", "Cross[WR]", "Cross[WW]"]
     assert d.X.shape == (360, 4) and d.Z.shape == (360, 120)
     assert d.component_names == ["Female", "Male"]
+    assert d.fixed_coords("Cross") == ["RR", "RW", "WR", "WW"]
     # integer ids are grouping levels, named as strings in numeric order
     assert d.random[0].levels[:3] == ["1", "2", "3"] and d.random[0].n_levels == 60
     assert d.is_bernoulli and np.all(d.trials == 1)

@@ -138,8 +138,9 @@ def test_compiled_and_pymc_posteriors_agree(salamander):
     # 6 parameters, total false-failure rate 1e-3
     zcrit = stats.norm.isf(1e-3 / 12)
     for name in ["Cross[RR]", "Cross[RW]", "Cross[WR]", "Cross[WW]"]:
-        da = a.idata.posterior["Cross"].sel(Cross_dim=name).values
-        db = b.idata.posterior["Cross"].sel(Cross_dim=name).values
+        level = name[len("Cross[") : -1]  # coords are the levels, as in bambi
+        da = a.idata.posterior["Cross"].sel(Cross_dim=level).values
+        db = b.idata.posterior["Cross"].sel(Cross_dim=level).values
         se = np.hypot(float(np.squeeze(az.mcse(da))), float(np.squeeze(az.mcse(db))))
         assert abs(da.mean() - db.mean()) < zcrit * se, name
     for v in ["1|Female_sigma", "1|Male_sigma"]:

@@ -34,8 +34,8 @@ def _fixed_block(design: Design, priors: PriorSet, coords: dict):
             part = pt.as_tensor_variable(Xt[:, 0]) * beta
         else:
             dim = f"{term}_dim"
-            coords[dim] = names
-            pm.modelcontext(None).add_coord(dim, names)
+            coords[dim] = design.fixed_coords(term)
+            pm.modelcontext(None).add_coord(dim, coords[dim])
             beta = prior.build(term, dims=dim)
             part = pt.dot(pt.as_tensor_variable(Xt), beta)
         eta = part if eta is None else eta + part

@@ -135,7 +135,7 @@ def kernel_data(model) -> KernelData:
     kd.shapes = [np.shape(v) for v in example.values()]
     for term, sl in d.fixed_terms.items():
         if sl.stop - sl.start > 1:
-            kd.coords[f"{term}_dim"] = d.fixed_names[sl]
+            kd.coords[f"{term}_dim"] = d.fixed_coords(term)
             kd.dims[term] = (f"{term}_dim",)
     for t in d.random:
         kd.coords[t.group] = list(t.levels)
