@@ -168,26 +168,33 @@ def _sample_pymc(
     log_likelihood,
     sample_kwargs,
 ):
-    import pymc as pm
 
     t0 = time.perf_counter()
     pm_model = model.build_pymc(parameterization=parameterization)
+    idata, timing = run_pm_sample(
+        pm_model,
+        log_likelihood,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=random_seed,
+        nuts_sampler=nuts_sampler,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        **sample_kwargs,
+    )
+    return idata, {"build": time.perf_counter() - t0 - sum(timing.values()), **timing}
+
+
+def run_pm_sample(pm_model, log_likelihood: bool, **sample_args):
+    """``pm.sample`` on ``pm_model`` (+ pointwise log-likelihood), with stage timings."""
+    import pymc as pm
+
     t1 = time.perf_counter()
     with pm_model:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            random_seed=random_seed,
-            nuts_sampler=nuts_sampler,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            compute_convergence_checks=False,
-            **sample_kwargs,
-        )
+        idata = pm.sample(compute_convergence_checks=False, **sample_args)
         t2 = time.perf_counter()
         if log_likelihood:
             pm.compute_log_likelihood(idata, progressbar=False)
-    t3 = time.perf_counter()
-    return idata, {"build": t1 - t0, "sample": t2 - t1, "log_likelihood": t3 - t2}
+    return idata, {"sample": t2 - t1, "log_likelihood": time.perf_counter() - t2}

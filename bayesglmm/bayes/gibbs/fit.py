@@ -9,7 +9,7 @@ import time
 
 from ...errors import MethodError
 from ...result import FitResult
-from ..nuts import check_priors
+from ..nuts import check_priors, run_pm_sample
 from ..posterior import result_from_idata
 from .assign import STEP_KINDS, build_steps, conjugate_priors, plan_steps
 from .effects import single_threaded_blas
@@ -71,7 +71,6 @@ def fit_gibbs(
     **sample_kwargs
         Passed to :func:`pymc.sample` (``target_accept`` reaches the NUTS part).
     """
-    import pymc as pm
 
     from ..builder import build_pymc_model
 
@@ -98,8 +97,10 @@ def fit_gibbs(
     if cores is None:
         cores = max(1, min(chains, os.cpu_count() or 1))
     t1 = time.perf_counter()
-    with pm_model, single_threaded_blas():
-        idata = pm.sample(
+    with single_threaded_blas():
+        idata, timing = run_pm_sample(
+            pm_model,
+            log_likelihood,
             draws=draws,
             tune=tune,
             chains=chains,
@@ -107,13 +108,8 @@ def fit_gibbs(
             random_seed=random_seed,
             step=step_methods,
             progressbar=progressbar,
-            compute_convergence_checks=False,
             **sample_kwargs,
         )
-        t2 = time.perf_counter()
-        if log_likelihood:
-            pm.compute_log_likelihood(idata, progressbar=False)
-    t3 = time.perf_counter()
     kinds = dict(plan.kinds)
     for rv in pm_model.free_RVs:
         kinds.setdefault(rv.name, "nuts")
@@ -131,7 +127,7 @@ def fit_gibbs(
     }
     if propriety is not None:
         info["propriety"] = propriety
-    timing = {"build": t1 - t0, "sample": t2 - t1, "log_likelihood": t3 - t2}
+    timing = {"build": t1 - t0, **timing}
     result = result_from_idata(model, idata, "gibbs", timing, info)
     result.timing["total"] = time.perf_counter() - t0
     return result
