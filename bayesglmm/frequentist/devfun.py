@@ -10,6 +10,7 @@ override :meth:`LaplaceDeviance.deviance_at`.
 from __future__ import annotations
 
 import numpy as np
+import scipy.optimize
 
 from ..linalg import NotPositiveDefiniteError
 from .pirls import U_TOL, PirlsProblem, PirlsState
@@ -18,6 +19,10 @@ from .pirls import U_TOL, PirlsProblem, PirlsState
 STATES_KEPT = 2
 #: relative step of the central difference in log dispersion
 DISP_STEP = 1e-5
+#: L-BFGS-B iterations of the profiled (nAGQ = 0) stage, and its forward-difference step
+#: in theta (PIRLS solves the modes to 1e-9, so the deviance is smooth at this step)
+PROFILED_ITER = 50
+PROFILED_FD_STEP = 1e-6
 
 
 class LaplaceDeviance:
@@ -39,6 +44,12 @@ class LaplaceDeviance:
         self.p = problem.p
         self.has_disp = problem.response.has_dispersion
         self.n_x = self.n_theta + self.p + int(self.has_disp)
+        # the unit of each parameter for finite-difference steps: 1 for theta and the log
+        # dispersion; for beta_j the change that moves eta by about 1 (1 / rms of X_j), so
+        # the steps do not depend on the units of the covariates
+        rms = np.sqrt(np.mean(np.asarray(problem.X, dtype=float) ** 2, axis=0))
+        self.typical = np.ones(self.n_x)
+        self.typical[self.n_theta : self.n_theta + self.p] = np.where(rms > 0, 1.0 / rms, 1.0)
         self.n_evals = 0
         self.n_pirls = 0
         self._last: PirlsState | None = None
@@ -158,7 +169,7 @@ class LaplaceDeviance:
         g = np.zeros(x.size)
         lower = np.array([b[0] if b[0] is not None else -np.inf for b in self.bounds()])
         for j in range(x.size):
-            h = rel * max(1.0, abs(x[j]))
+            h = rel * max(self.typical[j], abs(x[j]))
             lo = max(x[j] - h, lower[j])
             hi = x[j] + h
             vals = []
@@ -170,3 +181,64 @@ class LaplaceDeviance:
             g[j] = (vals[0] - vals[1]) / (hi - lo)
         self._last = st
         return g
+
+
+class ProfiledDeviance:
+    """lme4's ``nAGQ = 0`` criterion: a function of ``theta`` alone, ``beta`` profiled out.
+
+    For each ``theta`` the fixed effects and the spherical random effects are found together
+    by :meth:`~.pirls.PirlsProblem.solve_joint`; the value is the Laplace deviance at that
+    joint mode. Minimizing it over ``theta`` gives lme4's first stage, whose optimum (with
+    its profiled ``beta``) is a start for the joint optimization that does not depend on
+    the GLM's fixed effects.
+
+    Parameters
+    ----------
+    devfun : LaplaceDeviance
+        Supplies the problem, the layout of ``x`` and the dispersion (held at its start).
+    """
+
+    def __init__(self, devfun: LaplaceDeviance) -> None:
+        self.devfun = devfun
+        self.problem = devfun.problem
+        self._last: PirlsState | None = None
+
+    def state(self, theta: np.ndarray, beta0: np.ndarray, disp: float) -> PirlsState:
+        last = self._last
+        st = self.problem.solve_joint(
+            theta,
+            beta0 if last is None else last.beta,
+            disp,
+            u0=None if last is None else last.u,
+        )
+        if not st.converged and last is not None:
+            st = self.problem.solve_joint(theta, beta0, disp)
+        if st.converged:
+            self._last = st
+        return st
+
+    def start(self, x0: np.ndarray, maxiter: int = PROFILED_ITER) -> np.ndarray:
+        """Minimize over ``theta`` from ``x0``'s theta; return ``x = (theta, beta_hat[, disp])``."""
+        theta0, beta0, disp = self.devfun.split(x0)
+        if theta0.size == 0:
+            return np.asarray(x0, dtype=float)
+        bounds = self.devfun.cov.bounds()
+
+        def value(theta):
+            try:
+                st = self.state(theta, beta0, disp)
+            except NotPositiveDefiniteError:
+                return np.inf
+            return st.deviance if st.converged else np.inf
+
+        res = scipy.optimize.minimize(
+            value,
+            theta0,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": maxiter, "eps": PROFILED_FD_STEP},
+        )
+        theta = np.asarray(res.x, dtype=float)
+        st = self.state(theta, beta0, disp)
+        beta = st.beta if st.converged else beta0
+        return self.devfun.join(theta, beta, disp if self.devfun.has_disp else None)

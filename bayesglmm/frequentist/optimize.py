@@ -5,6 +5,14 @@ with a finite-difference Hessian of the gradient. The same Hessian gives the Wal
 covariance, as lme4's ``vcov`` does (``use.hessian``). Diagnostics that a user can act on
 are kept: the optimizer's message, iterations and evaluations, the gradient at the optimum,
 the Newton step still left (lme4's scaled gradient), parameters at their bound.
+
+The optimizer works in whitened fixed effects ``gamma = R beta`` (``sqrt(W) X = Q R`` at
+the start), so its path is the same whatever the units of the covariates: a covariate with
+standard deviation 36 (or 3600) no longer makes the first quasi-Newton step so uneven that
+L-BFGS-B stops at the start (issue 13). Results are mapped back to ``beta`` exactly
+(gradient ``R' g``, Hessian ``N' H N``). A run that ends unconverged is restarted from
+where it stopped and then from a second start (for Laplace, lme4's first stage: ``theta``
+with ``beta`` profiled out, :class:`~.devfun.ProfiledDeviance`) before anyone warns.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 import scipy.optimize
 
 #: a parameter within this of its lower bound, with the gradient pushing outwards, is "at" it
@@ -34,6 +43,11 @@ POLISH_TOL = 1e-7
 #: probe step off a zero bound, and how many restarts from such probes are allowed
 ESCAPE_STEP = 1e-3
 ESCAPES = 3
+#: in the whitening, weights below this fraction of the largest are raised to it (a start
+#: with fitted values at 0 or 1 must not make R singular)
+WHITEN_W_FLOOR = 1e-8
+#: the whitening is skipped when R's diagonal spans more than this ratio (X nearly singular)
+WHITEN_RCOND = 1e-12
 #: the Hessian is recomputed after polishing moved the parameters further than this
 REHESS_MOVE = 1e-3
 
@@ -93,6 +107,9 @@ def minimize_deviance(
     maxiter: int = 1000,
     hessian: bool = True,
     polish: bool = True,
+    whiten: bool = True,
+    restarts: bool = True,
+    alt_start=None,
 ) -> Optimum:
     """Minimize ``devfun`` from ``x0`` within its bounds.
 
@@ -107,7 +124,171 @@ def minimize_deviance(
         Compute the finite-difference Hessian (for Wald standard errors and polishing).
     polish : bool
         Newton steps with that Hessian after L-BFGS-B.
+    whiten : bool
+        Optimize over ``gamma = R beta`` (see :func:`whitening`), so that the path does not
+        depend on the scale of the covariates (or any linear recombination of the columns of
+        ``X``); the optimum, gradient, Hessian and Newton step are mapped back to ``beta``.
+    restarts : bool
+        When the first run ends unconverged (a large gradient or Newton step left), run
+        again from where it stopped, then from a second start, and keep the best optimum
+        (converged first, then the lowest deviance); only then does the caller warn.
+    alt_start : callable, optional
+        ``alt_start() -> x``, the second start, computed only when needed (the Laplace
+        fit passes lme4's first stage, :class:`~.devfun.ProfiledDeviance`); by default
+        ``x0`` with theta halved.
     """
+    R = whitening(devfun, x0) if whiten else None
+    target = devfun if R is None else Whitened(devfun, R)
+    z0 = np.asarray(x0, dtype=float) if R is None else target.to_z(x0)
+    opt = _minimize(target, z0, maxiter, hessian, polish)
+    tried = 1
+    if restarts and not opt.converged:
+
+        def second():
+            if alt_start is not None:
+                try:
+                    x = np.asarray(alt_start(), dtype=float)
+                except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+                    x = None  # the first stage failed too: fall back to theta halved
+                if x is not None and np.all(np.isfinite(x)):
+                    return x if R is None else target.to_z(x)
+            alt = z0.copy()
+            alt[: getattr(devfun, "n_theta", 0)] *= 0.5
+            return alt
+
+        starts = [lambda: opt.x] if np.all(np.isfinite(opt.x)) and np.isfinite(opt.fun) else []
+        starts.append(second)
+        for make in starts:
+            other = _minimize(target, make(), maxiter, hessian, polish)
+            tried += 1
+            if _better(other, opt):
+                opt = other
+            if opt.converged:
+                break
+    opt.info["runs"] = tried
+    if R is not None:
+        opt = target.to_x_optimum(opt)
+    opt.info["whitened"] = R is not None
+    return opt
+
+
+def optimizer_info(opt: Optimum) -> dict:
+    """How the optimum was reached, for ``result.info["details"]["optimizer"]``."""
+    whitened = bool(opt.info.get("whitened", False))
+    return {
+        "whitened": whitened,
+        "runs": int(opt.info.get("runs", 1)),
+        "escapes": int(opt.info.get("escapes", 0)),
+        "polish_steps": int(opt.info.get("polish_steps", 0)),
+        # the convergence test is on the Newton step in the optimizer's coordinates
+        "newton_step_units": "theta and gamma = R beta (whitened)" if whitened else "x",
+    }
+
+
+def _better(a: Optimum, b: Optimum) -> bool:
+    """Is optimum ``a`` preferable to ``b``: converged first, then the lower deviance."""
+    if not np.isfinite(a.fun):
+        return False
+    if not np.isfinite(b.fun):
+        return True
+    if a.converged != b.converged:
+        return a.converged and a.fun <= b.fun + 1e-6 * max(1.0, abs(b.fun))
+    return a.fun < b.fun
+
+
+def whitening(devfun, x0: np.ndarray) -> np.ndarray | None:
+    """Upper-triangular ``R`` with ``sqrt(W) X = Q R`` at the start's linear predictor.
+
+    ``gamma = R beta`` has unit Fisher information in the GLM at the start. For ``X A``
+    (rescaled, recentred or recombined columns) the start gives the same ``eta`` and ``W``,
+    so ``R`` becomes ``R A`` and ``gamma`` is unchanged: the optimizer takes the same path
+    whatever the covariates' units. None when there are no fixed effects or ``R`` is
+    numerically singular.
+    """
+    problem = getattr(devfun, "problem", None)
+    p = getattr(devfun, "p", 0)
+    if problem is None or p == 0:
+        return None
+    _, beta, disp = devfun.split(np.asarray(x0, dtype=float))
+    with np.errstate(over="ignore", invalid="ignore"):
+        eta = problem.X @ beta + problem.offset
+        W = np.asarray(problem.response.terms(eta, disp).W, dtype=float)
+    W = np.where(np.isfinite(W) & (W > 0), W, 0.0)
+    top = W.max(initial=0.0)
+    W = np.maximum(W, WHITEN_W_FLOOR * top) if top > 0 else np.ones_like(W)
+    R = np.linalg.qr(np.sqrt(W)[:, None] * problem.X, mode="r")
+    d = np.diag(R)
+    if not np.all(np.isfinite(R)) or np.min(np.abs(d)) <= WHITEN_RCOND * np.max(np.abs(d)):
+        return None
+    return R * np.sign(d)[:, None]
+
+
+class Whitened:
+    """``devfun`` over ``z = (theta, R beta[, log dispersion])``."""
+
+    def __init__(self, devfun, R: np.ndarray) -> None:
+        self.devfun = devfun
+        self.R = R
+        self.n_theta = devfun.n_theta
+        self.sl = slice(devfun.n_theta, devfun.n_theta + devfun.p)
+
+    @property
+    def n_evals(self) -> int:
+        return self.devfun.n_evals
+
+    def bounds(self):
+        return self.devfun.bounds()
+
+    def to_x(self, z: np.ndarray) -> np.ndarray:
+        x = np.array(z, dtype=float)
+        x[self.sl] = scipy.linalg.solve_triangular(self.R, x[self.sl], check_finite=False)
+        return x
+
+    def to_z(self, x: np.ndarray) -> np.ndarray:
+        z = np.array(x, dtype=float)
+        z[self.sl] = self.R @ z[self.sl]
+        return z
+
+    def value_and_grad(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = self.devfun.value_and_grad(self.to_x(z))
+        g = np.array(g, dtype=float)
+        g[self.sl] = scipy.linalg.solve_triangular(
+            self.R, g[self.sl], trans="T", check_finite=False
+        )
+        return f, g
+
+    def to_x_optimum(self, opt: Optimum) -> Optimum:
+        """The optimum in the original parameters (``H_x = N' H_z N``, ``N = diag(I, R, 1)``)."""
+        sl, R = self.sl, self.R
+        x = self.to_x(opt.x)
+        g = np.array(opt.grad, dtype=float)
+        g[sl] = R.T @ g[sl]
+        H = None
+        if opt.hessian is not None:
+            N = np.eye(x.size)
+            N[sl, sl] = R
+            H = N.T @ opt.hessian @ N
+            H = 0.5 * (H + H.T)
+        step = np.array(opt.newton_step, dtype=float)
+        step[sl] = scipy.linalg.solve_triangular(R, step[sl], check_finite=False)
+        info = dict(opt.info)
+        return Optimum(
+            x=x,
+            fun=opt.fun,
+            grad=g,
+            hessian=H,
+            free=opt.free,
+            newton_step=step,
+            message=opt.message,
+            success=opt.success,
+            converged=opt.converged,
+            n_iter=opt.n_iter,
+            n_evals=opt.n_evals,
+            info=info,
+        )
+
+
+def _minimize(devfun, x0, maxiter, hessian, polish) -> Optimum:
     bounds = devfun.bounds()
     lower = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
     x0 = np.maximum(np.asarray(x0, dtype=float), lower)
