@@ -5,7 +5,9 @@ fit them, and frequentist baselines (Laplace, AGQ, PQL, ...) share the same desi
 same result type.
 """
 
-from . import datasets, priors
+from . import _blas, datasets, priors
+from .compare import compare
+from .ebp import ebp
 from .errors import (
     BackendNotInstalledError,
     BayesGLMMError,
@@ -15,13 +17,19 @@ from .errors import (
     FormulaError,
     ImproperPosteriorError,
     MethodError,
+    OptionError,
     PriorError,
 )
 from .methods import available_methods
 from .model import GLMM
+from .ppc import posterior_predictive
 from .propriety import ProprietyReport, check_propriety
-from .result import FitResult, compare
+from .result import FitResult
 from .simulate import simulate
+
+# PyTensor's C backend (the PyMC sampling path) links the OpenBLAS of the scipy-openblas32
+# dependency, before its first compile (see bayesglmm/_blas.py)
+_blas.configure()
 
 __version__ = "0.1.0"
 
@@ -29,6 +37,8 @@ __all__ = [
     "GLMM",
     "FitResult",
     "compare",
+    "ebp",
+    "posterior_predictive",
     "simulate",
     "datasets",
     "priors",
@@ -43,5 +53,6 @@ __all__ = [
     "FormulaError",
     "ImproperPosteriorError",
     "MethodError",
+    "OptionError",
     "PriorError",
 ]

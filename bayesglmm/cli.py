@@ -2,8 +2,10 @@
 
 A thin layer over the API: every command is a few calls to :class:`~bayesglmm.GLMM`,
 :mod:`bayesglmm.specs`, :mod:`bayesglmm.demo` and :mod:`bayesglmm.plots`. Errors in the
-user's input end the command with one line on stderr and exit status 1 (``--traceback``
-shows the full trace).
+user's input (bad flags or options, unknown method or spec, missing data file, bad formula or
+column) end the command with one line ``bayesglmm: error: ...`` on stderr and exit status 2;
+an unexpected failure also prints one line, with exit status 1 (``--traceback`` shows the
+full trace).
 
 Examples
 --------
@@ -20,23 +22,43 @@ from __future__ import annotations
 
 import argparse
 import ast
-import inspect
 import sys
 import warnings
 from pathlib import Path
 
 from .errors import BayesGLMMError
 
-#: exit status for bad input or a failed fit
-EXIT_ERROR = 1
+#: exit status for a mistake in the user's input (argparse's own for bad flags)
+EXIT_ERROR = 2
+#: exit status for an unexpected failure (a bug: please report it with --traceback)
+EXIT_FAILURE = 1
+#: the seed of ``fit`` and ``demo`` when --seed is not given (printed with the fit)
+DEFAULT_SEED = 1
+#: ``--nuts-sampler`` help: what the default really does
+NUTS_SAMPLER_HELP = (
+    "NUTS backend: auto (default: bayesglmm's compiled density sampled with nutpie when the "
+    "model qualifies, i.e. binomial-logit, Poisson-log or Gaussian with default prior "
+    "families and uncorrelated random effects; else PyMC's own NUTS), compiled, pymc, "
+    "nutpie, numpyro, blackjax"
+)
 
 
 class CLIError(BayesGLMMError):
     """A command-line argument is wrong (e.g. a formula without ``--data``)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, ``bayesglmm: error: ...``, exit status 2."""
+
+    def error(self, message: str):
+        first = message.strip().splitlines()[0] if message.strip() else "bad arguments"
+        self.exit(EXIT_ERROR, f"bayesglmm: error: {first} (see: {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from .methods import available_methods
+
+    p = _Parser(
         prog="bayesglmm",
         description="Generalized linear mixed models, Bayesian first (lme4 formulas to PyMC).",
     )
@@ -52,13 +74,19 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--tune", type=int, default=d(1000), help="tuning steps per chain")
         q.add_argument("--chains", type=int, default=d(4))
         q.add_argument("--cores", type=int, default=None, help="parallel chains (default: all)")
-        q.add_argument("--seed", type=int, default=d(1), help="random seed")
         q.add_argument(
-            "--nuts-sampler",
-            default=None,
-            help="NUTS backend: pymc (default), nutpie, numpyro, blackjax",
+            "--seed",
+            type=int,
+            default=d(DEFAULT_SEED),
+            help=f"random seed of a sampling method (default: {DEFAULT_SEED}, printed)",
         )
-        q.add_argument("--no-progress", action="store_true", help="no progress bars")
+        q.add_argument("--nuts-sampler", default=None, help=NUTS_SAMPLER_HELP)
+        q.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress bars (default: bars for sampling and for iterations that run "
+            "beyond a second, on a terminal or in a pipe)",
+        )
         q.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
 
     f = sub.add_parser(
@@ -71,14 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--data", metavar="CSV", help="data for a formula (or to replace a spec's)")
     f.add_argument("--family", help="binomial (default), poisson, gaussian, negative_binomial")
     f.add_argument("--link", help="logit, probit, cloglog, log, identity (default: R's)")
-    f.add_argument("--method", default="nuts", help="estimation method (default: nuts)")
+    f.add_argument(
+        "--method",
+        default="nuts",
+        help=f"estimation method: {', '.join(available_methods())} (default: nuts)",
+    )
     f.add_argument(
         "--option",
         "-o",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other option of the method, e.g. -o target_accept=0.95",
+        help="any other option of the method, e.g. -o target_accept=0.95 or -o max_iter=500 "
+        "(values as Python literals; see bayesglmm.options for each method's options)",
     )
     f.add_argument(
         "--out",
@@ -118,6 +151,9 @@ def _cmd_fit(args) -> int:
     from .model import GLMM
     from .specs import load_spec
 
+    method = args.method.lower()
+    get_method(method)  # an unknown method: one clear line before any data is read
+    options = _method_options(args, method)
     data = _read_csv(args.data) if args.data else None
     spec = None
     if "~" in args.model:
@@ -133,15 +169,16 @@ def _cmd_fit(args) -> int:
             )
         model = spec.build(data=data)
         name = spec.name
-    options = _method_options(args, get_method(args.method))  # unknown method: clear error
     print(model)
-    result = model.fit(method=args.method, **options)
+    if "random_seed" in options:
+        print(f"random seed: {options['random_seed']} (--seed to change)")
+    result = model.fit(method=method, **options)
     print(result)
     if spec is not None and spec.references:
         with pd.option_context("display.width", 140):
             print("\nBeside the spec's reference values:")
             print(spec.compare(result).to_string(float_format=lambda v: f"{v:.4f}"))
-    _write_outputs(result, Path(args.out), f"{name}_{args.method.lower()}", args.no_plots)
+    _write_outputs(result, Path(args.out), f"{name}_{method}", args.no_plots)
     return 0
 
 
@@ -151,49 +188,31 @@ def _cmd_demo(args) -> int:
     from .demo import demo_data
     from .specs import load_spec
 
-    demo = demo_data(args.data_dir, random_seed=args.seed)
-    bar = "=" * 78
-    print(f"{bar}\n{demo.message}\n{bar}" if demo.simulated else demo.message)
+    options = _method_options(args, "nuts")  # checked before the data are read
+    demo = demo_data(args.data_dir)  # the packaged real data; a clear error if unreadable
+    print(demo.message)
     spec = load_spec("salamander")
     model = spec.build(data=demo.data)
     print(model)
-    options = dict(
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        random_seed=args.seed,
-        progressbar=not args.no_progress,
-    )
-    if args.cores is not None:
-        options["cores"] = args.cores
-    if args.nuts_sampler:
-        options["nuts_sampler"] = args.nuts_sampler
+    print(f"random seed: {options['random_seed']} (--seed to change)")
     result = model.fit(method="nuts", **options)
     print(result)
-    conv = result.convergence
+    conv = result.convergence["details"]
+    opts = result.info["options"]
     print(
-        f"\nNUTS ({result.info.get('nuts_sampler')}): {result.info.get('chains')} chains x "
-        f"{result.info.get('draws')} draws in "
+        f"\nNUTS ({result.info['details'].get('nuts_sampler')}): {opts.get('chains')} chains x "
+        f"{opts.get('draws')} draws in "
         f"{result.elapsed:.1f} s; divergences {conv.get('divergences')}, "
         f"max R-hat {conv.get('max_r_hat', float('nan')):.4f}, "
         f"min bulk ESS {conv.get('min_ess_bulk', float('nan')):.0f}"
     )
-    label = "NUTS (simulated data)" if demo.simulated else "NUTS (this fit)"
-    table = spec.compare(result, label=label)
-    if demo.simulated:
-        from .demo import SIMULATION_FIXED, SIMULATION_VARIANCES
-
-        truth = dict(SIMULATION_FIXED)
-        truth.update({f"var({k})": v for k, v in SIMULATION_VARIANCES.items()})
-        table.insert(1, "truth (simulated)", pd.Series(truth))
+    table = spec.compare(result, label="NUTS (this fit)")
     with pd.option_context("display.width", 160, "display.max_columns", 10):
         print("\nPosterior means beside published and R estimates of the same model:")
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print("Sources:")
     for ref in spec.references:
         print(f"  {ref.method}: {' '.join(ref.source.split())}")
-    if demo.simulated:
-        print("(The published columns are for the REAL data; this fit is of SIMULATED data.)")
     _write_outputs(result, Path(args.out), "salamander_nuts", args.no_plots)
     return 0
 
@@ -230,16 +249,16 @@ def _read_csv(path: str):
         raise CLIError(f"--data: cannot read {path!r} as CSV: {e}") from None
 
 
-def _method_options(args, fit_function) -> dict:
-    """Options for the method from the flags given; refuse flags the method does not take.
+def _method_options(args, method: str) -> dict:
+    """Options for ``method`` from the flags given, checked by :mod:`bayesglmm.options`.
 
-    A flag (``--draws``, ``--seed`` ...) must name a parameter of the method's fit function;
-    ``-o KEY=VALUE`` options also pass through to a function taking ``**options`` (which
-    checks them itself); progress bars are switched only where the method has them.
+    A flag (``--draws``, ``--seed`` ...) must name an option of the method; ``-o KEY=VALUE``
+    values are read as Python literals (else kept as strings) and checked like the API's;
+    a sampling method gets :data:`DEFAULT_SEED` unless ``--seed`` says otherwise.
     """
-    params = inspect.signature(fit_function).parameters
-    named = [k for k, p in params.items() if k != "model" and p.kind is not p.VAR_KEYWORD]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    from .options import known_options, resolve_options
+
+    known = known_options(method)
     flags = {
         "draws": ("--draws", args.draws),
         "tune": ("--tune", args.tune),
@@ -252,28 +271,24 @@ def _method_options(args, fit_function) -> dict:
     for key, (flag, value) in flags.items():
         if value is None:
             continue
-        if key not in named:
+        if key not in known:
             raise CLIError(
-                f"{flag} does not apply to method {args.method!r}; it takes: "
-                f"{', '.join(named) or 'no options'}"
+                f"{flag} does not apply to method {method!r}; it takes: {', '.join(known)}"
             )
         options[key] = value
-    for item in args.option:
+    if "random_seed" in known and args.seed is None:
+        options["random_seed"] = DEFAULT_SEED
+    for item in getattr(args, "option", []):
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
             raise CLIError(f"--option expects KEY=VALUE, got {item!r}")
-        if key not in named and not takes_any:
-            raise CLIError(
-                f"option {key!r} does not apply to method {args.method!r}; it takes: "
-                f"{', '.join(named) or 'no options'}"
-            )
         try:
             options[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             options[key] = value
-    if "progressbar" in named:
-        options["progressbar"] = not args.no_progress
-    return options
+    if args.no_progress and "progressbar" in known:
+        options["progressbar"] = False
+    return resolve_options(method, options)
 
 
 def _write_outputs(result, out: Path, stem: str, no_plots: bool) -> None:
@@ -295,10 +310,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"bayesglmm: warning: {text}", file=sys.stderr if file is None else file)
 
 
+def _one_line(err: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad flag already reported in one line
+        return stop.code if isinstance(stop.code, int) else EXIT_ERROR
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
@@ -306,8 +328,17 @@ def main(argv: list[str] | None = None) -> int:
     except BayesGLMMError as err:
         if args.traceback:
             raise
-        print(f"bayesglmm: error: {err}", file=sys.stderr)
+        print(f"bayesglmm: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as err:  # not the user's mistake: still one line, and how to see more
+        if args.traceback:
+            raise
+        print(
+            f"bayesglmm: error: unexpected {type(err).__name__}: {_one_line(err)} (rerun with "
+            "--traceback for the full trace, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("bayesglmm: interrupted", file=sys.stderr)
         return 130

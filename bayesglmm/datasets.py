@@ -1,10 +1,13 @@
-"""Reference data sets, fetched from pinned addresses and checked by sha256.
+"""Reference data sets: shipped inside the package, checked by sha256 on every load.
 
 Look-up order for a file: an explicit ``data_dir``, the environment variable
-``BAYESGLMM_DATA``, the user cache (``$XDG_CACHE_HOME/bayesglmm`` or ``~/.cache/bayesglmm``),
-then a download from the pinned address, verified by sha256 and stored in the cache. Each
-directory mirrors the address after the host, e.g.
-``<dir>/rdatasets/lme4/salamander.csv``.
+``BAYESGLMM_DATA``, the copy packaged in ``bayesglmm/data`` (the four reference data sets,
+with their provenance in ``bayesglmm/data/README.md``), the user cache
+(``$XDG_CACHE_HOME/bayesglmm`` or ``~/.cache/bayesglmm``), then a download from the pinned
+address, verified by sha256 and stored in the cache (for data sets too large to ship). Every
+candidate file is checked against the pinned sha256 each time it is read; a copy that does
+not match is ignored with a warning and the next place is tried. Each directory mirrors the
+address after the host, e.g. ``<dir>/rdatasets/lme4/salamander.csv``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DatasetUnavailableError
+from .errors import DatasetUnavailableError, UnknownDatasetError
 
 ENV_VAR = "BAYESGLMM_DATA"
+#: the data sets shipped with the package, laid out like the addresses
+PACKAGED_DIR = Path(__file__).resolve().parent / "data"
 _RDATASETS = (
     "https://raw.githubusercontent.com/vincentarelbundock/Rdatasets/"
     "1dcc2bf5f955cc1224a3e1307256e1fe86b68dae/csv/"
@@ -78,6 +83,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 
 def cache_dir() -> Path:
+    """The user cache for downloaded data sets (``$XDG_CACHE_HOME/bayesglmm``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "bayesglmm"
 
@@ -124,14 +130,38 @@ def _download(info: DatasetInfo, dest: Path, timeout: float) -> None:
 def path(
     name: str, data_dir: str | Path | None = None, download: bool = True, timeout: float = 30.0
 ) -> Path:
-    """Local path of a data set's file, downloading it into the cache if needed."""
+    """Local path of a data set's file, verified by sha256, downloading it if needed.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available`.
+    data_dir : path, optional
+        A folder laid out like the addresses, looked in first.
+    download : bool
+        Fetch from the pinned address into the cache when no verified local copy exists.
+    timeout : float
+        Seconds to wait for the download.
+
+    Returns
+    -------
+    pathlib.Path
+        The first verified copy in the look-up order of the module docstring.
+
+    Raises
+    ------
+    UnknownDatasetError
+        ``name`` is not a known data set.
+    DatasetUnavailableError
+        No verified copy exists and the download is off or fails.
+    """
     info = _info(name)
     candidates = []
     if data_dir is not None:
         candidates.append(Path(data_dir))
     if os.environ.get(ENV_VAR):
         candidates.append(Path(os.environ[ENV_VAR]))
-    candidates.append(cache_dir())
+    candidates += [PACKAGED_DIR, cache_dir()]
     for base in candidates:
         if _verified(base / info.relpath, info):
             return base / info.relpath
@@ -158,29 +188,53 @@ def _missing_message(info: DatasetInfo, looked: list[Path], why: str) -> str:
 
 
 def _info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise UnknownDatasetError(
+            f"unknown data set name {name!r}; available: {', '.join(DATASETS)}"
+        )
     return DATASETS[name]
 
 
 def available() -> list[str]:
+    """Names of the known data sets."""
     return list(DATASETS)
 
 
 def describe(name: str) -> str:
+    """One paragraph on a data set: what it is and the columns the loader adds."""
     return _info(name).description
 
 
 def load(name: str, data_dir: str | Path | None = None, download: bool = True) -> pd.DataFrame:
     """Load a reference data set as a DataFrame.
 
+    The four reference data sets ship with the package, so this works offline; the file
+    read is checked against its pinned sha256 first.
+
     Parameters
     ----------
     name : {"salamander", "cbpp", "seeds", "mouse_litters"}
     data_dir : path, optional
-        A folder laid out like the addresses (see the module docstring).
+        A folder laid out like the addresses (see the module docstring), looked in first.
     download : bool
         Fetch from the pinned address when no verified local copy exists.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    UnknownDatasetError
+        ``name`` is not a known data set (the message lists the known ones).
+    DatasetUnavailableError
+        No verified copy exists and the download is off or fails.
+
+    Examples
+    --------
+    >>> from bayesglmm import datasets
+    >>> datasets.load("salamander").shape
+    (360, 8)
     """
     file = path(name, data_dir=data_dir, download=download)
     return _READERS[name](file)

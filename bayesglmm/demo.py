@@ -1,10 +1,15 @@
-"""The salamander analysis behind ``bayesglmm demo``: its data, with an honest fallback.
+"""The salamander analysis behind ``bayesglmm demo``: its data, and a simulator of its design.
 
-The real data (:func:`bayesglmm.datasets.load`) are used when they can be had. When they
-cannot (offline, no local copy), :func:`demo_data` says so and returns data simulated from
-the experiment's published design instead: three experiments, each with 10 Rough Butt (R)
-and 10 Whiteside (W) females and as many males; every animal mated six times, three times
-with each population (McCullagh & Nelder 1989, sec. 14.5).
+The demo runs on the real data, which ship inside the package (``bayesglmm/data``, checked
+by sha256 on load; :func:`bayesglmm.datasets.load`), so it needs no network and no
+environment variable. If they cannot be read (say, the packaged file was altered and there is
+no network), :func:`demo_data` raises :class:`~bayesglmm.errors.DatasetUnavailableError`
+saying why; it never swaps in other data.
+
+:func:`salamander_design` and :func:`simulated_salamander` lay out and simulate data with the
+experiment's published design, for simulation studies: three experiments, each with 10 Rough
+Butt (R) and 10 Whiteside (W) females and as many males; every animal mated six times, three
+times with each population (McCullagh & Nelder 1989, sec. 14.5).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import pandas as pd
 from .errors import DatasetUnavailableError
 
 FORMULA = "Mate ~ 0 + Cross + (1|Female) + (1|Male)"
-#: parameters of the simulated stand-in: Cross effects near the published estimates
+#: parameters for :func:`simulated_salamander`: Cross effects near the published estimates
 #: (Laplace 1.008, 0.306, -1.896, 0.990) and variances near the MCEM ones (1.40, 1.25)
 SIMULATION_FIXED = {"Cross[RR]": 1.0, "Cross[RW]": 0.3, "Cross[WR]": -1.9, "Cross[WW]": 1.0}
 SIMULATION_VARIANCES = {"Female": 1.2, "Male": 1.0}
@@ -27,7 +32,11 @@ _PER_TYPE, _EXPERIMENTS, _MATES = 10, 3, 3
 
 @dataclass
 class DemoData:
-    """The data the demo runs on, and where they came from."""
+    """The data the demo runs on, and a line saying which they are.
+
+    ``simulated`` is always False since the data ship with the package; it is kept so that
+    callers written for the earlier offline fallback still read it.
+    """
 
     data: pd.DataFrame
     simulated: bool
@@ -82,29 +91,35 @@ def simulated_salamander(random_seed: int | None = 0) -> pd.DataFrame:
 
 
 def demo_data(data_dir=None, random_seed: int | None = 0) -> DemoData:
-    """The real salamander data, or, when they cannot be had, a simulated stand-in.
+    """The real salamander data (shipped with the package), with a line saying so.
 
-    Never falls back silently: ``message`` says which data are used and why, and the
-    caller is expected to show it.
+    Parameters
+    ----------
+    data_dir : path, optional
+        A folder laid out like the data addresses, looked in before the packaged copy.
+    random_seed : int, optional
+        Unused; kept for the signature of the earlier simulated fallback.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        The data cannot be read: no copy matches the pinned sha256 (the packaged one
+        included) and the download failed. The message says where it looked and why.
     """
     from . import datasets
 
     try:
         df = datasets.load("salamander", data_dir=data_dir)
     except DatasetUnavailableError as err:
-        truth = ", ".join(f"{k} {v:g}" for k, v in SIMULATION_FIXED.items())
-        var = ", ".join(f"var({k}) {v:g}" for k, v in SIMULATION_VARIANCES.items())
-        msg = (
-            "THE REAL SALAMANDER DATA ARE NOT AVAILABLE OFFLINE, so this demo runs on "
-            "SIMULATED data instead: 360 matings drawn from the salamander design "
-            f"(3 experiments x 20 females x 20 males, 6 matings per animal) with {truth}, "
-            f"{var} (seed {random_seed}). Estimates below are of those values, not of the "
-            f"published analysis.\nWhy: {err}"
-        )
-        return DemoData(simulated_salamander(random_seed), True, msg)
+        raise DatasetUnavailableError(
+            f"the demo needs the real salamander data, which ship with the package in "
+            f"{datasets.PACKAGED_DIR}; they could not be read (is the installation "
+            f"complete? reinstall bayesglmm): {err}"
+        ) from None
     return DemoData(
         df,
         False,
         "Data: the salamander mating experiments (360 matings, "
-        "McCullagh & Nelder 1989, sec. 14.5), lme4's salamander data.",
+        "McCullagh & Nelder 1989, sec. 14.5), lme4's salamander data, shipped with "
+        "bayesglmm (provenance: bayesglmm/data/README.md).",
     )

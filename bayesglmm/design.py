@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
+from . import factors
 from .errors import DataError, FormulaError
 from .families import Family, get_family
 from .spec import RandomTermSpec, Spec
@@ -31,7 +32,19 @@ NAMESPACE: dict = {
     "sqrt": np.sqrt,
     "abs": np.abs,
 }
-_FORMULA_FUNCTIONS = {"C", "I", "scale", "center", "standardize", "offset", "cbind", "Q", "poly"}
+_FORMULA_FUNCTIONS = {
+    "C",
+    "I",
+    "scale",
+    "center",
+    "standardize",
+    "offset",
+    "cbind",
+    "Q",
+    "poly",
+    *factors.NAMESPACE,
+    *factors.CONTRAST_NAMES,
+}
 
 
 @dataclass
@@ -59,6 +72,8 @@ class RandomTerm:
     levels: list[str]
     index: np.ndarray
     X: np.ndarray
+    #: formulae's design of the term's own columns (None for ``1``), for new data
+    matrix_design: object = field(default=None, repr=False)
 
     @property
     def n_levels(self) -> int:
@@ -117,6 +132,10 @@ class Design:
     random : list of RandomTerm
     row_labels : Index
         Labels of the data rows used (after any dropping of missing values).
+    response_levels : dict or None
+        For a binomial response given as two levels (strings, a Categorical, booleans),
+        ``{"failure": level, "success": level}`` (R's rule: the second level is success);
+        None for a numeric response.
     """
 
     spec: Spec
@@ -131,6 +150,7 @@ class Design:
     row_labels: pd.Index
     dropped_rows: list = field(default_factory=list)
     fixed_design: object = field(default=None, repr=False)
+    response_levels: dict | None = None
 
     @property
     def n(self) -> int:
@@ -233,6 +253,7 @@ def _positions(mask: np.ndarray, labels: pd.Index) -> str:
 
 
 def _response(spec: Spec, family: Family, data: pd.DataFrame):
+    """(y, trials, levels): levels as in :attr:`Design.response_levels`."""
     r = spec.response
     raw = _evaluate(r.expr, data)
     if r.kind == "cbind":
@@ -245,11 +266,13 @@ def _response(spec: Spec, family: Family, data: pd.DataFrame):
                 f"failures {r.failures_expr!r} are negative at rows "
                 f"{_positions(fail < 0, data.index)} (more successes than trials?)"
             )
-        return succ, succ + fail
+        return succ, succ + fail, None
     if family.name == "binomial":
-        y = _binary(raw, r.expr, data.index)
-        return y, np.ones_like(y)
-    return _as_float(raw, r.expr, data.index), None
+        if r.expr in data.columns and isinstance(data[r.expr].dtype, pd.CategoricalDtype):
+            raw = data[r.expr].array  # keep the category order: it says which is success
+        y, levels = _binary(raw, r.expr, data.index)
+        return y, np.ones_like(y), levels
+    return _as_float(raw, r.expr, data.index), None, None
 
 
 def _as_float(values, name: str, labels: pd.Index) -> np.ndarray:
@@ -267,17 +290,14 @@ def _as_float(values, name: str, labels: pd.Index) -> np.ndarray:
     return arr.astype(float)
 
 
-def _binary(values, name: str, labels: pd.Index) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.dtype.kind in "OUS" or isinstance(values, pd.Categorical):
-        cats = pd.Categorical(arr)
-        if len(cats.categories) != 2:
-            raise DataError(
-                f"binary response {name!r} has {len(cats.categories)} distinct values "
-                f"({list(cats.categories)[:5]}); a Bernoulli response needs 0/1 or two levels"
-            )
-        return cats.codes.astype(float)  # R's convention: first level is failure
-    return _as_float(arr, name, labels)
+def _binary(values, name: str, labels: pd.Index) -> tuple[np.ndarray, dict | None]:
+    try:
+        coded = factors.binary_levels(values, name)  # R: first level failure, second success
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    if coded is not None:
+        return coded
+    return _as_float(values, name, labels), None
 
 
 def _group_factor(group: str, data: pd.DataFrame, term: str) -> tuple[np.ndarray, list[str]]:
@@ -309,10 +329,45 @@ def _formulae_matrix(rhs: str, data: pd.DataFrame, where: str):
     import formulae
 
     try:
-        dm = formulae.design_matrices(rhs, data, na_action="error", extra_namespace=NAMESPACE)
+        dm = formulae.design_matrices(
+            factors.rewrite(rhs),
+            data,
+            na_action="error",
+            extra_namespace={**NAMESPACE, **factors.NAMESPACE},
+        )
     except Exception as err:
         raise FormulaError(f"cannot build the {where} from {rhs!r}: {err}") from None
     return dm.common
+
+
+def _model_matrix(rhs: str, data: pd.DataFrame, where: str):
+    """(X, column names, term slices, formulae's design) of a formula right-hand side.
+
+    Terms come in R's order (by degree: intercept, main effects, interactions), and names
+    as the user wrote them. ``data`` should have passed through ``factors.factor_frame``.
+    """
+    common = _formulae_matrix(rhs, data, where)
+    if common is None:  # no columns at all, e.g. y ~ 0 + (1|g)
+        return np.zeros((len(data), 0)), [], {}, None
+    X, names, slices = ordered_columns(common)
+    return X, names, slices, common
+
+
+def ordered_columns(common) -> tuple[np.ndarray, list[str], dict[str, slice]]:
+    """(X, names, term slices) of a formulae matrix with terms in R's order; also for the
+    matrix that ``common.evaluate_new_data(...)`` returns on new data."""
+    X = np.asarray(common.design_matrix, dtype=float)
+    terms = sorted(common.terms, key=lambda t: factors.term_degree(common.terms[t]))
+    blocks, names, slices, start = [], [], {}, 0
+    for term in terms:
+        sl = common.slices[term]
+        blocks.append(X[:, sl])
+        names.extend(factors.restore(n) for n in _term_labels(term, common.terms[term]))
+        width = sl.stop - sl.start
+        slices[factors.restore(term)] = slice(start, start + width)
+        start += width
+    X = np.hstack(blocks) if blocks else X
+    return X, names, slices
 
 
 def _check_rank(X: np.ndarray, names: list[str]) -> None:
@@ -349,23 +404,19 @@ def _random_term(t: RandomTermSpec, data: pd.DataFrame) -> RandomTerm:
             f"grouping factor {t.group!r} in term {t.label} has only one level "
             f"({levels[0]!r}); a random effect needs at least two groups"
         )
+    common = None
     if t.expr.strip() == "1":
         Xt, cols = np.ones((len(data), 1)), ["Intercept"]
     else:
-        common = _formulae_matrix(t.expr, data, f"random-effect term {t.label}")
-        Xt = np.asarray(common.design_matrix, dtype=float)
-        cols = list(common.labels) if hasattr(common, "labels") else _labels(common)
+        Xt, cols, _, common = _model_matrix(t.expr, data, f"random-effect term {t.label}")
         if Xt.shape[1] == 0:
             raise FormulaError(f"random-effect term {t.label} has no columns")
-    return RandomTerm(t, t.group, cols, levels, index.astype(np.int64), Xt)
+    return RandomTerm(t, t.group, cols, levels, index.astype(np.int64), Xt, common)
 
 
-def _labels(common) -> list[str]:
-    out = []
-    for name, term in common.terms.items():
-        labs = getattr(term, "labels", None)
-        out.extend(labs if labs else [name])
-    return out
+def _term_labels(name: str, term) -> list[str]:
+    labs = getattr(term, "labels", None)
+    return list(labs) if labs else [name]
 
 
 def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design:
@@ -420,16 +471,13 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
         if len(data) == 0:
             raise DataError("no rows are left after dropping missing values")
 
-    y, trials = _response(spec, family, data)
+    data = factors.factor_frame(data)  # Categorical levels in category order, as in R
+    y, trials, response_levels = _response(spec, family, data)
     family.check_support(y, trials if r.kind == "cbind" else None, r.expr, labels=data.index)
+    if response_levels is not None:
+        warnings.warn(factors.success_message(r.expr, response_levels), stacklevel=3)
 
-    common = _formulae_matrix(spec.fixed, data, "fixed-effect design")
-    if common is None:  # no fixed effects at all, e.g. y ~ 0 + (1|g)
-        X, names, fixed_terms = np.zeros((len(data), 0)), [], {}
-    else:
-        X = np.asarray(common.design_matrix, dtype=float)
-        names = _labels(common)
-        fixed_terms = {name: common.slices[name] for name in common.terms}
+    X, names, fixed_terms, common = _model_matrix(spec.fixed, data, "fixed-effect design")
     _check_rank(X, names)
 
     offset = np.zeros(len(data))
@@ -470,4 +518,5 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
         row_labels=data.index,
         dropped_rows=dropped,
         fixed_design=common,
+        response_levels=response_levels,
     )

@@ -31,12 +31,20 @@ class MethodError(BayesGLMMError, ValueError):
     """An estimation method does not exist or does not apply to this model."""
 
 
+class OptionError(MethodError):
+    """An option of a fit is unknown, of the wrong type or out of range; names the option."""
+
+
 class BackendNotInstalledError(BayesGLMMError, ImportError):
     """An optional backend (nutpie, numpyro) was requested but is not installed."""
 
 
 class DatasetUnavailableError(BayesGLMMError, OSError):
     """A data set could not be found locally and could not be downloaded."""
+
+
+class UnknownDatasetError(BayesGLMMError, ValueError):
+    """A data set name that :mod:`bayesglmm.datasets` does not know; names the known ones."""
 
 
 class ImproperPosteriorError(BayesGLMMError):

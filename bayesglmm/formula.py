@@ -13,14 +13,28 @@ from .errors import FormulaError
 from .spec import RandomTermSpec, ResponseSpec, Spec
 
 
+def _mask_strings(text: str) -> str:
+    """``text`` with the inside of string literals blanked, so that a level such as
+    ``"drug+"`` or ``"a|b"`` in ``relevel(trt, "a|b")`` is not read as formula syntax."""
+    out, quote = [], None
+    for ch in text:
+        if quote:
+            out.append(ch if ch == quote else " ")
+            quote = None if ch == quote else quote
+        else:
+            out.append(ch)
+            quote = ch if ch in "'\"" else None
+    return "".join(out)
+
+
 def _split_top(text: str, seps: str) -> list[tuple[str, str]]:
-    """Split ``text`` at separators found outside parentheses.
+    """Split ``text`` at separators found outside parentheses and string literals.
 
     Returns (separator before the piece, piece) pairs; the first separator is ``""``.
     """
     pieces: list[tuple[str, str]] = []
     depth, start, sep = 0, 0, ""
-    for i, ch in enumerate(text):
+    for i, ch in enumerate(_mask_strings(text)):
         if ch == "(":
             depth += 1
         elif ch == ")":
@@ -42,7 +56,7 @@ def _outer_parens(piece: str) -> str | None:
     if not (piece.startswith("(") and piece.endswith(")")):
         return None
     depth = 0
-    for i, ch in enumerate(piece):
+    for i, ch in enumerate(_mask_strings(piece)):
         depth += ch == "("
         depth -= ch == ")"
         if depth == 0 and i < len(piece) - 1:
@@ -60,7 +74,7 @@ def _call_args(piece: str, fname: str) -> list[str] | None:
 def _bar_position(inner: str) -> tuple[int, int] | None:
     """Position and width (1 or 2) of the top-level ``|`` or ``||`` in ``inner``."""
     depth = 0
-    for i, ch in enumerate(inner):
+    for i, ch in enumerate(_mask_strings(inner)):
         depth += ch == "("
         depth -= ch == ")"
         if depth == 0 and ch == "|":
@@ -180,7 +194,7 @@ def parse_formula(formula: str, family: str = "binomial", link: str | None = Non
                 else:
                     random.extend(_expand_uncorrelated(expr, g))
             continue
-        if "|" in text:
+        if "|" in _mask_strings(text):
             raise FormulaError(
                 f"'|' outside a parenthesised random-effect term in {text!r}; write (x | g)"
             )

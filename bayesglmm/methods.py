@@ -17,6 +17,12 @@ _REGISTRY: dict[str, str] = {
     "pql": "bayesglmm.frequentist.pql:fit_pql",
     "laplace": "bayesglmm.frequentist.laplace:fit_laplace",
     "agq": "bayesglmm.frequentist.agq:fit_agq",
+    "mcem": "bayesglmm.frequentist.montecarlo.mcem:fit_mcem",
+    "mcnr": "bayesglmm.frequentist.montecarlo.mcnr:fit_mcnr",
+    "sml": "bayesglmm.frequentist.montecarlo.sml:fit_sml",
+    "gee": "bayesglmm.frequentist.gee.fit:fit_gee",
+    "ee": "bayesglmm.frequentist.moments.fit:fit_ee",
+    "ee2": "bayesglmm.frequentist.moments.fit:fit_ee2",
 }
 
 

@@ -75,8 +75,17 @@ class GLMM:
         return build_pymc_model(self.design, self.priors, parameterization=parameterization)
 
     def fit(self, method: str = "nuts", **options) -> FitResult:
-        """Fit by ``method`` (see :func:`bayesglmm.methods.available_methods`)."""
-        return get_method(method)(self, **options)
+        """Fit by ``method`` (see :func:`bayesglmm.methods.available_methods`).
+
+        ``options`` use one vocabulary across methods (``max_iter``, ``progressbar``,
+        ``random_seed``, ``threads``, ``start``; :mod:`bayesglmm.options`) and are checked
+        before anything is built or sampled: an unknown option or a bad value raises
+        :class:`~bayesglmm.errors.OptionError` naming it.
+        ``bayesglmm.options.describe_options(method)`` lists a method's options.
+        """
+        from .predict import attach_model  # FitResult.predict reaches the design through it
+
+        return attach_model(get_method(method)(self, **options), self)
 
     def __repr__(self) -> str:
         d = self.design

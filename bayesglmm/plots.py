@@ -11,6 +11,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from .errors import MethodError
+
 #: PNG resolution
 DPI = 110
 
@@ -57,7 +59,9 @@ def write_plots(result, out_dir: str | Path, prefix: str = "") -> dict[str, Path
         ``{"trace": path, "rank": path, "forest": path}``.
     """
     if getattr(result, "idata", None) is None:
-        raise ValueError(f"a {result.method!r} fit has no draws to plot")
+        raise MethodError(
+            f"a {result.method!r} fit has no draws to plot (plots are for sampling methods)"
+        )
     import arviz as az
 
     plt = _pyplot()

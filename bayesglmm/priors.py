@@ -1,8 +1,9 @@
 """Prior distributions for GLMM parameters, as plain data.
 
-A prior is a small object describing a distribution; the PyMC builder turns it into a
-random variable. Priors on random-effect terms are priors on their standard deviations
-(as in brms and bambi) unless the class says it acts on the variance.
+A prior is a small object describing a distribution; this module imports no PyMC, and
+:mod:`bayesglmm.bayes.prior_dists` turns a prior into a PyMC random variable. Priors on
+random-effect terms are priors on their standard deviations (as in brms and bambi) unless
+the class says it acts on the variance.
 
 Default priors (weakly informative, all proper), with ``s = 1`` for binomial, Poisson and
 negative-binomial models and ``s = sd(y)`` for Gaussian ones:
@@ -48,16 +49,6 @@ class Prior:
 
     def params(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "on"}
-
-    def build(self, name: str, dims=None, shape=None):
-        """Create the PyMC random variable in the current model context."""
-        import pymc as pm
-
-        cls = getattr(pm, self.dist)
-        kwargs = {
-            k: np.asarray(v) if isinstance(v, list | tuple) else v for k, v in self.params().items()
-        }
-        return cls(name, **kwargs, dims=dims, shape=None if dims is not None else shape)
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params().items())
@@ -209,13 +200,6 @@ class InverseWishart(Prior):
             raise PriorError(f"{self.describe()}: nu must exceed k - 1 = {k - 1}")
         return nu, psi
 
-    def build_cholesky(self, name: str, k: int):
-        """The packed lower Cholesky factor of the covariance, as a PyMC random variable."""
-        from .bayes.gibbs.inverse_wishart import InverseWishartCholesky
-
-        nu, psi = self.matrices(k)
-        return InverseWishartCholesky(name, nu=nu, psi=psi)
-
     def describe(self) -> str:
         nu = "k+1" if self.nu is None else f"{self.nu:g}"
         return f"InverseWishart(nu={nu}, psi={_fmt(self.psi)})"
@@ -227,11 +211,6 @@ class Fixed(Prior):
 
     value: float = 1.0
     dist: ClassVar[str] = "Fixed"
-
-    def build(self, name: str, dims=None, shape=None):
-        import pymc as pm
-
-        return pm.Data(name, np.asarray(self.value, dtype=float))
 
     def describe(self) -> str:
         return f"Fixed({self.value:g})"
@@ -267,15 +246,6 @@ class HalfFlat(Prior):
     improper: ClassVar[bool] = True
 
 
-def _build_power_variance(name: str, exponent: float, dims=None, shape=None):
-    """An improper flat variable on (0, inf) plus the log density as a ``pm.Potential``."""
-    import pymc as pm
-
-    var = pm.HalfFlat(name, dims=dims, shape=None if dims is not None else shape)
-    pm.Potential(f"{name}_prior", -(exponent + 1.0) * pm.math.log(var).sum())
-    return var
-
-
 @dataclass(frozen=True)
 class PowerVariance(Prior):
     """Hobert & Casella's (1996) power prior on a **variance**.
@@ -303,9 +273,6 @@ class PowerVariance(Prior):
         """``a`` in :math:`(\\sigma^2)^{-(a+1)}`."""
         return float(self.a)
 
-    def build(self, name: str, dims=None, shape=None):
-        return _build_power_variance(name, self.exponent, dims, shape)
-
     def describe(self) -> str:
         return f"PowerVariance(a={self.exponent:g})"
 
@@ -328,9 +295,6 @@ class Jeffreys(Prior):
     @property
     def exponent(self) -> float:
         return 0.0
-
-    def build(self, name: str, dims=None, shape=None):
-        return _build_power_variance(name, 0.0, dims, shape)
 
     def describe(self) -> str:
         return "Jeffreys()"

@@ -1,32 +1,86 @@
-"""One result type for every estimation method.
+"""One result type for every estimation method, built by one builder.
 
-A :class:`FitResult` carries point estimates, their uncertainty, variance components, the
-log-likelihood where it is defined, convergence information and timing, for NUTS, Gibbs,
-Laplace, AGQ, PQL and the rest alike, so that comparing methods is a table join.
+Every method hands its numbers to :func:`build_result`, which owns the schema:
+
+``table``
+    One row per parameter, in the order fixed effects (``design.fixed_names``), variances
+    (``var(<component>)``), correlations (``cor(<group>|a,b)``), dispersion (``sigma``,
+    ``alpha`` or PQL's ``dispersion``). Its columns are always :data:`TABLE_COLUMNS`:
+    ``estimate``, ``std_error`` (standard error or posterior sd), ``lower``/``upper`` (95 %
+    Wald, profile or posterior interval), ``median``, ``z``/``p`` (Wald test), ``r_hat``,
+    ``ess_bulk``/``ess_tail`` (samplers) and ``mcse`` (Monte Carlo standard error); a column a
+    method does not compute is NaN. :meth:`FitResult.summary` hides the all-NaN ones.
+``convergence``
+    Always the keys of :data:`CONVERGENCE_KEYS`: ``converged`` (bool), ``messages`` (what
+    went wrong, for people), ``iterations`` (int or None), ``singular`` (bool: a variance at
+    zero or a correlation at +-1), ``warnings`` (the warnings the fit raised, as text) and
+    ``details`` (a dict of method-specific diagnostics: gradients, divergences, R-hat ...).
+``info``
+    Always the keys of :data:`INFO_KEYS`: ``kind`` (see :data:`KINDS`), ``options`` (the
+    resolved options of the fit), ``priors`` (parameter -> prior description, Bayesian fits;
+    else None), ``prior_swap`` (priors the method replaced, Bayesian fits), ``theta`` and
+    ``theta_names`` (lists: the relative covariance parameters of likelihood fits, else
+    None), ``groups`` (grouping factor -> number of levels), ``response`` (the response
+    column and, for a two-level factor, which level counts as success) and ``details``
+    (method-specific, JSON-serialisable).
+
+The fields ``fixed_effects``, ``variance_components``, ``re_correlations`` and
+``dispersion`` are read off the table, so they can never disagree with it.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-_FORMAT_VERSION = 1
+#: the kinds of fit; ``report()`` prints one layout per kind
+KINDS = ("likelihood", "quasi_likelihood", "lmm", "bayesian", "monte_carlo", "marginal")
+#: columns of every result's table, in this order
+TABLE_COLUMNS = (
+    "estimate",
+    "std_error",
+    "lower",
+    "upper",
+    "median",
+    "z",
+    "p",
+    "r_hat",
+    "ess_bulk",
+    "ess_tail",
+    "mcse",
+)
+#: keys of every result's ``convergence``
+CONVERGENCE_KEYS = ("converged", "messages", "iterations", "singular", "warnings", "details")
+#: keys of every result's ``info``
+INFO_KEYS = (
+    "kind",
+    "options",
+    "priors",
+    "prior_swap",
+    "theta",
+    "theta_names",
+    "groups",
+    "response",
+    "details",
+)
+#: table rows that hold a dispersion parameter
+DISPERSION_ROWS = ("sigma", "alpha", "dispersion")
+#: Wald intervals are 95 %
+LEVEL = 0.95
 
 
 @dataclass
 class FitResult:
-    """Estimates from one fit of a GLMM.
+    """Estimates from one fit of a GLMM (see the module docstring for the schema).
 
     Attributes
     ----------
     method : str
-        ``"nuts"``, ``"gibbs"``, ``"laplace"``, ``"agq"``, ``"pql"``, ...
+        ``"nuts"``, ``"gibbs"``, ``"laplace"``, ``"agq"``, ``"pql"``, ``"lmm"``, ...
     formula, family, link : str
     fixed_effects : pandas.Series
         Point estimates indexed by column names such as ``"Cross[RR]"`` (posterior means
@@ -39,27 +93,27 @@ class FitResult:
     re_correlations : pandas.Series
         Correlations within correlated terms, indexed ``"group|a,b"``; empty if none.
     dispersion : pandas.Series
-        ``sigma`` (Gaussian residual sd) or ``alpha`` (negative-binomial shape); else empty.
+        ``sigma`` (Gaussian residual sd), ``alpha`` (negative-binomial shape) or PQL's
+        estimated ``dispersion``; else empty.
     loglik : float or None
-        Maximized (approximate) log-likelihood; None where undefined (Bayesian fits).
+        Maximized (approximate) log-likelihood; None where undefined (Bayesian, PQL).
     n_params : int
         Number of estimated parameters counted by AIC and BIC.
     nobs : int
     table : pandas.DataFrame
-        One row per parameter: ``estimate``, ``std_error``, ``lower``, ``upper`` and
-        method-specific columns (``r_hat``, ``ess_bulk`` ...). Shown by :meth:`summary`.
+        One row per parameter, columns :data:`TABLE_COLUMNS`.
     random_effects : dict of str to pandas.DataFrame
-        Predicted random effects (conditional modes or posterior means) per grouping
-        factor, one row per level.
+        Predicted random effects (conditional modes, BLUPs or posterior means) per term,
+        one row per level; ``"<term> (conditional variance)"`` where computed.
     converged : bool
     convergence : dict
-        Method-specific diagnostics (messages, iterations, divergences, R-hat ...).
+        Keys :data:`CONVERGENCE_KEYS`.
     timing : dict
         Seconds spent per stage; ``timing["total"]`` is the wall time of the fit.
     idata : arviz.InferenceData or None
         Draws, for Bayesian fits.
     info : dict
-        Anything else worth keeping (priors used, options); JSON-serialisable.
+        Keys :data:`INFO_KEYS`; JSON-serialisable.
     """
 
     method: str
@@ -84,6 +138,11 @@ class FitResult:
 
     # ----------------------------------------------------------------------------------
     @property
+    def kind(self) -> str:
+        """``"likelihood"``, ``"lmm"``, ``"bayesian"``, ... (see :data:`KINDS`)."""
+        return self.info.get("kind", "likelihood")
+
+    @property
     def aic(self) -> float | None:
         return None if self.loglik is None else -2.0 * self.loglik + 2.0 * self.n_params
 
@@ -98,196 +157,251 @@ class FitResult:
         return float(self.timing.get("total", float("nan")))
 
     def summary(self) -> pd.DataFrame:
-        """One row per parameter with estimate, uncertainty and interval."""
-        return self.table.copy()
+        """One row per parameter: the table without the columns this method leaves empty."""
+        return self.table.dropna(axis=1, how="all").copy()
 
     def report(self) -> str:
-        """A text summary in the layout of lme4's ``summary(glmer(...))``."""
-        from .frequentist.summary import format_summary
+        """A text report in the layout users of this kind of fit know: ``summary(glmer)``
+        for likelihood fits, ``summary(lmer)`` for linear mixed models, brms's for
+        Bayesian fits."""
+        from .report import format_report
 
-        return format_summary(self)
+        return format_report(self)
 
     def __repr__(self) -> str:
         lines = [
-            f"FitResult(method={self.method!r}, family={self.family}/{self.link}, "
-            f"nobs={self.nobs}, converged={self.converged})",
+            f"FitResult(method={self.method!r}, kind={self.kind}, "
+            f"family={self.family}/{self.link}, nobs={self.nobs}, converged={self.converged})",
             f"  formula: {self.formula}",
         ]
         if self.loglik is not None:
             lines.append(f"  logLik {self.loglik:.4f}  AIC {self.aic:.4f}  BIC {self.bic:.4f}")
         with pd.option_context("display.width", 120, "display.max_columns", 12):
-            lines.append(self.table.to_string(float_format=lambda v: f"{v:.4f}"))
+            lines.append(self.summary().to_string(float_format=lambda v: f"{v:.4f}"))
         return "\n".join(lines)
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re_form=None,
+        allow_new_levels: bool = False,
+        type: str = "response",
+        interval: str | None = None,
+        level: float = 0.95,
+        model=None,
+        random_seed=None,
+    ):
+        """Predictions with all, some (``re_form="~(1|g)"``) or no (``"~0"``) random effects,
+        on the fit's rows or ``newdata``; see :func:`bayesglmm.predict.predict`. ``model=``
+        (the fitted GLMM) is needed after :meth:`load`."""
+        from .predict import predict
+
+        return predict(
+            self, newdata, re_form, allow_new_levels, type, interval, level, model, random_seed
+        )
 
     # ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the result to one file (a zip holding JSON and, if any, netCDF draws)."""
-        path = Path(path)
-        payload = {
-            "format_version": _FORMAT_VERSION,
-            "method": self.method,
-            "formula": self.formula,
-            "family": self.family,
-            "link": self.link,
-            "fixed_effects": _series_to(self.fixed_effects),
-            "fixed_effects_se": _series_to(self.fixed_effects_se),
-            "variance_components": _series_to(self.variance_components),
-            "re_correlations": _series_to(self.re_correlations),
-            "dispersion": _series_to(self.dispersion),
-            "loglik": self.loglik,
-            "n_params": self.n_params,
-            "nobs": self.nobs,
-            "table": _frame_to(self.table),
-            "random_effects": {k: _frame_to(v) for k, v in self.random_effects.items()},
-            "converged": bool(self.converged),
-            "convergence": _jsonable(self.convergence),
-            "timing": _jsonable(self.timing),
-            "info": _jsonable(self.info),
-        }
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("result.json", json.dumps(payload, allow_nan=True))
-            if self.idata is not None:
-                zf.writestr("idata.nc", _idata_bytes(self.idata))
-        return path
+        from .result_io import save_result
+
+        return save_result(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> FitResult:
         """Read a result written by :meth:`save`."""
-        with zipfile.ZipFile(path) as zf:
-            payload = json.loads(zf.read("result.json"))
-            idata = _idata_from(zf.read("idata.nc")) if "idata.nc" in zf.namelist() else None
-        return cls(
-            method=payload["method"],
-            formula=payload["formula"],
-            family=payload["family"],
-            link=payload["link"],
-            fixed_effects=_series_from(payload["fixed_effects"]),
-            fixed_effects_se=_series_from(payload["fixed_effects_se"]),
-            variance_components=_series_from(payload["variance_components"]),
-            re_correlations=_series_from(payload["re_correlations"]),
-            dispersion=_series_from(payload["dispersion"]),
-            loglik=payload["loglik"],
-            n_params=payload["n_params"],
-            nobs=payload["nobs"],
-            table=_frame_from(payload["table"]),
-            random_effects={k: _frame_from(v) for k, v in payload["random_effects"].items()},
-            converged=payload["converged"],
-            convergence=payload["convergence"],
-            timing=payload["timing"],
-            idata=idata,
-            info=payload["info"],
+        from .result_io import load_result
+
+        return load_result(cls, path)
+
+
+# --------------------------------------------------------------------------------------
+# the builder
+
+
+def wald_table(names, estimate, std_error, level: float = LEVEL) -> pd.DataFrame:
+    """Rows of Wald estimates: interval ``estimate +- z * se`` and the z test."""
+    from scipy import stats
+
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(std_error, dtype=float)
+    zq = stats.norm.ppf(0.5 + level / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zval = est / se
+    return pd.DataFrame(
+        {
+            "estimate": est,
+            "std_error": se,
+            "lower": est - zq * se,
+            "upper": est + zq * se,
+            "z": zval,
+            "p": 2 * stats.norm.sf(np.abs(zval)),
+        },
+        index=pd.Index([str(n) for n in names], dtype=object),
+    )
+
+
+def parameter_rows(
+    variances: pd.Series | None = None,
+    correlations: pd.Series | None = None,
+    dispersion: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Point-estimate rows ``var(...)``, ``cor(...)`` and dispersion, for the table."""
+    parts = []
+    if variances is not None and len(variances):
+        parts.append(pd.Series(variances.to_numpy(float), [f"var({k})" for k in variances.index]))
+    if correlations is not None and len(correlations):
+        parts.append(
+            pd.Series(correlations.to_numpy(float), [f"cor({k})" for k in correlations.index])
         )
+    if dispersion is not None and len(dispersion):
+        parts.append(pd.Series(dispersion.to_numpy(float), [str(k) for k in dispersion.index]))
+    if not parts:
+        return pd.DataFrame(columns=["estimate"], dtype=float)
+    s = pd.concat(parts)
+    return pd.DataFrame({"estimate": s.to_numpy()}, index=pd.Index(s.index, dtype=object))
 
 
-def _series_to(s: pd.Series) -> dict:
-    return {
-        "name": s.name,
-        "index": [str(i) for i in s.index],
-        "index_name": s.index.name,
-        "values": s.tolist(),
-    }
+def standard_table(design, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the columns :data:`TABLE_COLUMNS` and rows in the schema's order.
+
+    Rows missing for a fixed effect or variance component of ``design`` are an error (a
+    method must report every parameter); columns outside the schema are refused too.
+    """
+    extra = [c for c in table.columns if c not in TABLE_COLUMNS]
+    if extra:
+        raise ValueError(f"result table columns {extra} are not in the schema {TABLE_COLUMNS}")
+    table = table.copy()
+    table.index = pd.Index([str(i) for i in table.index], dtype=object)
+    fixed = [str(n) for n in design.fixed_names]
+    variances = [f"var({c})" for c in design.component_names]
+    missing = [r for r in fixed + variances if r not in table.index]
+    if missing:
+        raise ValueError(f"result table lacks rows {missing}")
+    cors = [r for r in table.index if r.startswith("cor(")]
+    disp = [r for r in DISPERSION_ROWS if r in table.index]
+    order = fixed + variances + cors + disp
+    unknown = [r for r in table.index if r not in order]
+    if unknown:
+        raise ValueError(f"result table rows {unknown} are not parameters of the model")
+    out = table.reindex(index=order, columns=list(TABLE_COLUMNS)).astype(float)
+    out.index.name = "parameter"
+    return out
 
 
-def _series_from(d: dict) -> pd.Series:
+def _series(table: pd.DataFrame, rows: list[str], name: str, strip: int = 0) -> pd.Series:
+    idx = [r[strip:-1] if strip else r for r in rows]
     return pd.Series(
-        d["values"],
-        index=pd.Index(d["index"], name=d.get("index_name")),
-        name=d["name"],
+        table.loc[rows, "estimate"].to_numpy(float),
+        index=pd.Index(idx, dtype=object),
+        name=name,
         dtype=float,
     )
 
 
-def _frame_to(df: pd.DataFrame) -> dict:
-    return {
-        "index": [str(i) for i in df.index],
-        "index_name": df.index.name,
-        "columns": [str(c) for c in df.columns],
-        "dtypes": [str(t) for t in df.dtypes],
-        "data": [[_scalar(v) for v in row] for row in df.itertuples(index=False)],
-    }
+def response_info(design) -> dict:
+    """The response column and, for a factor response, which level counts as success."""
+    r = design.spec.response
+    out = {"column": r.expr if r.kind == "column" else f"cbind({r.expr}, {r.failures_expr})"}
+    levels = getattr(design, "response_levels", None)
+    if levels:
+        out["levels"] = dict(levels)
+    return out
 
 
-def _frame_from(d: dict) -> pd.DataFrame:
-    df = pd.DataFrame(
-        d["data"], columns=d["columns"], index=pd.Index(d["index"], name=d["index_name"])
+def build_result(
+    *,
+    method: str,
+    kind: str,
+    design,
+    table: pd.DataFrame,
+    converged: bool,
+    n_params: int,
+    timing: dict,
+    loglik: float | None = None,
+    random_effects: dict | None = None,
+    messages: list[str] | tuple = (),
+    iterations: int | None = None,
+    singular: bool = False,
+    warnings: list[str] | tuple = (),
+    convergence_details: dict | None = None,
+    options: dict | None = None,
+    priors: dict | None = None,
+    prior_swap: dict | None = None,
+    theta=None,
+    theta_names=None,
+    details: dict | None = None,
+    idata=None,
+) -> FitResult:
+    """The one way every method makes its :class:`FitResult` (schema: module docstring).
+
+    Parameters
+    ----------
+    method : str
+        The registered method name.
+    kind : str
+        One of :data:`KINDS`; chooses the report layout.
+    design : bayesglmm.design.Design
+    table : pandas.DataFrame
+        One row per parameter (fixed-effect names, ``var(...)``, ``cor(...)``, dispersion),
+        any subset of :data:`TABLE_COLUMNS`.
+    converged, iterations, singular, messages, warnings, convergence_details
+        Go to ``convergence``.
+    options, priors, prior_swap, theta, theta_names, details
+        Go to ``info``.
+    """
+    from .result_io import jsonable
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown result kind {kind!r}; kinds: {KINDS}")
+    table = standard_table(design, table)
+    fixed_rows = [str(n) for n in design.fixed_names]
+    var_rows = [f"var({c})" for c in design.component_names]
+    cor_rows = [r for r in table.index if r.startswith("cor(")]
+    disp_rows = [r for r in DISPERSION_ROWS if r in table.index]
+    fixed = _series(table, fixed_rows, "estimate")
+    fixed_se = pd.Series(
+        table.loc[fixed_rows, "std_error"].to_numpy(float), index=fixed.index, name="std_error"
     )
-    for col, dtype in zip(d["columns"], d["dtypes"], strict=True):
-        if dtype.startswith(("float", "int", "bool")):
-            df[col] = df[col].astype(dtype)
-    return df
-
-
-def _scalar(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, pd.Series):
-        return {str(k): _scalar(v) for k, v in obj.items()}
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    return repr(obj)
-
-
-def _idata_bytes(idata) -> bytes:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / "idata.nc"
-        idata.to_netcdf(str(f))
-        return f.read_bytes()
-
-
-def _idata_from(data: bytes):
-    import tempfile
-
-    import arviz as az
-
-    with tempfile.TemporaryDirectory() as tmp:
-        f = Path(tmp) / "idata.nc"
-        f.write_bytes(data)
-        idata = az.from_netcdf(str(f))
-        idata.load() if hasattr(idata, "load") else None
-        for grp in idata.groups():
-            getattr(idata, grp).load()
-    return idata
-
-
-def _compare_rank(key: str) -> int:
-    """Fixed effects, then variances, correlations, dispersion and the log-likelihood."""
-    if key == "logLik":
-        return 4
-    if key in ("sigma", "alpha"):
-        return 3
-    if key.startswith("cor("):
-        return 2
-    return 1 if key.startswith("var(") else 0
-
-
-def compare(results: dict[str, FitResult] | list[FitResult]) -> pd.DataFrame:
-    """Side-by-side estimates of several fits: one column per fit, one row per parameter."""
-    if isinstance(results, list):
-        results = {r.method: r for r in results}
-    cols = {}
-    for label, r in results.items():
-        parts = [r.fixed_effects, r.variance_components.rename(lambda k: f"var({k})")]
-        if len(r.re_correlations):
-            parts.append(r.re_correlations.rename(lambda k: f"cor({k})"))
-        if len(r.dispersion):
-            parts.append(r.dispersion)
-        if r.loglik is not None:
-            parts.append(pd.Series({"logLik": r.loglik}))
-        cols[label] = pd.concat(parts)
-    seen = dict.fromkeys(key for series in cols.values() for key in series.index)
-    order = sorted(seen, key=_compare_rank)  # stable: first-seen order within a kind
-    return pd.DataFrame(cols).reindex(order)
+    convergence = {
+        "converged": bool(converged),
+        "messages": [str(m) for m in messages],
+        "iterations": None if iterations is None else int(iterations),
+        "singular": bool(singular),
+        "warnings": [str(w) for w in warnings],
+        "details": jsonable(dict(convergence_details or {})),
+    }
+    info = {
+        "kind": kind,
+        "options": jsonable(dict(options or {})),
+        "priors": None if priors is None else jsonable(dict(priors)),
+        "prior_swap": None if prior_swap is None else jsonable(dict(prior_swap)),
+        "theta": None if theta is None else [float(v) for v in np.ravel(theta)],
+        "theta_names": None if theta_names is None else [str(n) for n in theta_names],
+        "groups": {t.group: int(t.n_levels) for t in design.random},
+        "response": response_info(design),
+        "details": jsonable(dict(details or {})),
+    }
+    return FitResult(
+        method=method,
+        formula=design.spec.formula,
+        family=design.family.name,
+        link=design.family.link.name,
+        fixed_effects=fixed,
+        fixed_effects_se=fixed_se,
+        variance_components=_series(table, var_rows, "variance", strip=4)
+        if var_rows
+        else pd.Series(dtype=float, name="variance"),
+        re_correlations=_series(table, cor_rows, "correlation", strip=4),
+        dispersion=_series(table, disp_rows, "dispersion"),
+        loglik=None if loglik is None else float(loglik),
+        n_params=int(n_params),
+        nobs=int(design.n),
+        table=table,
+        random_effects=dict(random_effects or {}),
+        converged=bool(converged),
+        convergence=convergence,
+        timing=dict(timing),
+        idata=idata,
+        info=info,
+    )

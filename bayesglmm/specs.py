@@ -134,7 +134,7 @@ class ModelSpec:
 
         Rows are the fit's parameters (and ``logLik`` when the fit has one).
         """
-        from .result import compare
+        from .compare import compare
 
         fit = compare({label or result.method: result})
         refs = [r.as_series() for r in self.references]

@@ -109,9 +109,9 @@ BAYESGLMM_RUN = textwrap.dedent(
         "wall": wall, "import": t_import, "timing": fit.timing,
         "min_ess_bulk": float(ess.min()), "ess_bulk": ess.to_dict(),
         "estimates": fit.table.loc[rows, "estimate"].to_dict(),
-        "divergences": fit.convergence.get("divergences"),
-        "max_r_hat": fit.convergence.get("max_r_hat"),
-        "sampler_used": fit.info.get("nuts_sampler"),
+        "divergences": fit.convergence["details"].get("divergences"),
+        "max_r_hat": fit.convergence["details"].get("max_r_hat"),
+        "sampler_used": fit.info["details"].get("nuts_sampler"),
         "version": bayesglmm.__version__,
     }
     print("@@BENCH@@" + json.dumps(out))

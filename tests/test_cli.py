@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.error
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bayesglmm import FitResult, simulate
+from bayesglmm import FitResult, OptionError, simulate
 from bayesglmm.cli import _method_options, _parser, main
-from bayesglmm.demo import SIMULATION_FIXED, demo_data, salamander_design
+from bayesglmm.demo import SIMULATION_FIXED, demo_data, salamander_design, simulated_salamander
 
 #: short runs: these tests check the command's plumbing, not the posterior
 SHORT = ["--draws", "100", "--tune", "100", "--chains", "2", "--cores", "1", "--no-progress"]
@@ -40,7 +42,7 @@ def test_fit_a_spec_writes_result_summary_and_plots(tmp_path, capsys, seeds):
     ):
         assert (tmp_path / name).stat().st_size > 0, name
     result = FitResult.load(tmp_path / "seeds_nuts.fit.zip")
-    assert result.info["draws"] == 100 and result.info["random_seed"] == 3
+    assert result.info["options"]["draws"] == 100 and result.info["options"]["random_seed"] == 3
     assert result.idata.posterior.sizes["chain"] == 2
     assert list(result.fixed_effects.index) == ["Intercept", "x1", "x2", "x1:x2"]
     summary = pd.read_csv(tmp_path / "seeds_nuts_summary.csv", index_col=0)
@@ -79,8 +81,9 @@ def test_fit_a_formula_with_a_csv(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "family=poisson/log" in out
+    assert "random seed: 1 (--seed to change)" in out  # fit's default seed, printed
     result = FitResult.load(tmp_path / "o" / "model_nuts.fit.zip")
-    assert result.info["target_accept"] == 0.9
+    assert result.info["options"]["target_accept"] == 0.9
     assert list(result.variance_components.index) == ["g"]
     assert not list((tmp_path / "o").glob("*.png"))
 
@@ -94,53 +97,122 @@ def test_fit_a_formula_with_a_csv(tmp_path, capsys):
         (["fit", "salamander", "--family", "poisson"], "apply to a formula"),
         (["fit", "y ~ x + (1|g)", "--data", "/nonexistent/file.csv"], "no such file"),
         (["fit", "Mate ~ 0 + Cros + (1|Female)", "--data", "@SAL"], "Cros"),
-        (["fit", "salamander", "--nuts-sampler", "stan"], "unknown nuts_sampler 'stan'"),
+        (["fit", "Mate ~ 0 + Cross + (1|", "--data", "@SAL"], "unbalanced"),
+        (["fit", "Mate ~ Cross", "--data", "@SAL", "--family", "binomal"], "binomal"),
+        (["fit", "salamander", "--nuts-sampler", "stan"], "nuts_sampler"),
         (["fit", "salamander", "-o", "target_accept"], "KEY=VALUE"),
+        (["fit", "salamander", "--draws", "0"], "draws must be a positive integer"),
+        (["fit", "salamander", "--chains", "-1"], "chains must be a positive integer"),
+        (["fit", "salamander", "--tune", "-5"], "tune"),
+        (["fit", "salamander", "--seed", "-2"], "random_seed"),
+        (["fit", "salamander", "-o", "target_accept=1.5"], "target_accept must be in (0, 1)"),
+        (["fit", "salamander", "-o", "init='adapt_diag'"], "init='adapt_diag'"),
+        (["fit", "salamander", "-o", "initvals={}"], "did you mean 'start'"),
+        (["fit", "salamander", "--method", "laplace", "-o", "max_iter=abc"], "max_iter"),
+        (["fit", "salamander", "--method", "laplace", "-o", "maxiter=5"], "'max_iter'"),
+        (["fit", "salamander", "--method", "laplace", "--draws", "10"], "--draws does not"),
+        (["fit", "salamander", "--method", "pql", "-o", "tol=0"], "tol"),
+        (["fit", "salamander", "--method", "lmm", "-o", "reml=maybe"], "reml"),
+        (["fit", "salamander", "--draws", "abc"], "invalid int value: 'abc'"),  # argparse
+        (["fit", "salamander", "--bogus"], "unrecognized arguments: --bogus"),  # argparse
+        (["fitt", "salamander"], "invalid choice: 'fitt'"),  # argparse
     ],
 )
-def test_bad_input_is_one_line_and_exit_1(argv, needle, capsys, tmp_path, salamander):
+def test_bad_input_is_one_line_and_exit_2(argv, needle, capsys, tmp_path, salamander):
     csv = tmp_path / "sal.csv"
     salamander.to_csv(csv, index=False)
     argv = [str(csv) if a == "@SAL" else a for a in argv]
-    assert main([*argv, "--no-progress", "--out", str(tmp_path / "o")]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("bayesglmm: error:") and needle in err
+    if argv[0] == "fit":
+        argv = [*argv, "--no-progress", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("bayesglmm: error:") and needle in err, err
     assert len(err.splitlines()) == 1
-    assert "Traceback" not in err
+    assert "Traceback" not in err + captured.out
     assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_option_stops_before_the_data_are_read(monkeypatch, capsys):
+    """Options are checked first: nothing is loaded, built or sampled for a bad --draws."""
+    from bayesglmm import specs
+
+    def no(*args, **kwargs):
+        raise AssertionError("the spec was loaded before the options were checked")
+
+    monkeypatch.setattr(specs, "load_spec", no)
+    assert main(["fit", "salamander", "--draws", "0"]) == 2
+    assert "draws must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_console_command_prints_no_traceback(tmp_path):
+    """The installed entry point, in a pipe: one line on stderr, exit status 2."""
+    for argv in (["--draws", "0"], ["-o", "max_iter=abc", "--method", "laplace"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "bayesglmm.cli", "fit", "salamander", *argv],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr + run.stdout
+        assert run.stderr.startswith("bayesglmm: error:") and len(run.stderr.splitlines()) == 1
+
+
+def test_unexpected_errors_are_one_line_with_exit_1(monkeypatch, capsys):
+    from bayesglmm import cli
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "_cmd_specs", broken)
+    assert main(["specs"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unexpected ZeroDivisionError" in err
+    assert "--traceback" in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--traceback", "specs"])
+
+
+def test_fit_help_names_the_real_default_backend_and_the_methods(capsys):
+    from bayesglmm import available_methods
+
+    assert main(["fit", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "auto (default: bayesglmm's compiled density sampled with nutpie" in out
+    assert "else PyMC's own NUTS" in out
+    assert f"estimation method: {', '.join(available_methods())} (default: nuts)" in out
+    assert "random seed of a sampling method (default: 1, printed)" in out
 
 
 def test_flags_a_method_does_not_take_are_refused():
     from bayesglmm.cli import CLIError
 
-    def fit_laplace(model, n_iter: int = 100):  # a method without sampling options
-        return model
-
     args = _parser().parse_args(["fit", "salamander", "--method", "laplace", "--draws", "10"])
-    with pytest.raises(CLIError, match="--draws does not apply to method 'laplace'.*n_iter"):
-        _method_options(args, fit_laplace)
-    args = _parser().parse_args(["fit", "salamander", "-o", "n_iter=5"])
-    assert _method_options(args, fit_laplace) == {"n_iter": 5}
+    with pytest.raises(CLIError, match="--draws does not apply to method 'laplace'.*max_iter"):
+        _method_options(args, "laplace")
+    args = _parser().parse_args(["fit", "salamander", "-o", "max_iter=5"])
+    assert _method_options(args, "laplace") == {"max_iter": 5}  # no seed: not a sampler
     args = _parser().parse_args(["fit", "salamander", "-o", "maxiter=5"])
-    with pytest.raises(CLIError, match="option 'maxiter' does not apply"):
-        _method_options(args, fit_laplace)
-
-    def fit_checked(model, start=None, **options):  # checks its own **options
-        return model
-
+    with pytest.raises(OptionError, match="unknown option 'maxiter'.*did you mean 'max_iter'"):
+        _method_options(args, "laplace")
     args = _parser().parse_args(["fit", "salamander", "--seed", "1"])
     with pytest.raises(CLIError, match="--seed does not apply"):
-        _method_options(args, fit_checked)
-    args = _parser().parse_args(["fit", "salamander", "-o", "curvature='hessian'"])
-    assert _method_options(args, fit_checked) == {"curvature": "hessian"}  # no progressbar
+        _method_options(args, "pql")
+    args = _parser().parse_args(["fit", "salamander", "-o", "curvature='observed'"])
+    assert _method_options(args, "laplace") == {"curvature": "observed"}
+    args = _parser().parse_args(["fit", "salamander", "--no-progress"])
+    assert _method_options(args, "nuts") == {"random_seed": 1, "progressbar": False}
+    args = _parser().parse_args(["fit", "salamander", "--seed", "7"])
+    assert _method_options(args, "gibbs") == {"random_seed": 7}
 
 
 def test_fit_with_a_frequentist_method(tmp_path, capsys, salamander):
     """Any registered method runs through the same command (no plots without draws)."""
     from bayesglmm import available_methods
 
-    if "laplace" not in available_methods():
-        pytest.skip("laplace not registered")
+    assert "laplace" in available_methods()
     assert main(["fit", "salamander", "--method", "laplace", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Laplace (glmer)" in out and "logLik" in out
@@ -162,7 +234,8 @@ def test_salamander_design_matches_the_published_layout():
     assert (df.groupby("Male")["Experiment"].nunique() == 1).all()
 
 
-def test_demo_falls_back_to_simulated_data_and_says_so(tmp_path, monkeypatch, capsys):
+def _offline(monkeypatch, tmp_path):
+    """No $BAYESGLMM_DATA copy, an empty cache, and a network that refuses."""
     from bayesglmm import datasets
 
     monkeypatch.setenv("BAYESGLMM_DATA", str(tmp_path / "no_data"))
@@ -172,22 +245,31 @@ def test_demo_falls_back_to_simulated_data_and_says_so(tmp_path, monkeypatch, ca
         raise urllib.error.URLError("network unreachable (test)")
 
     monkeypatch.setattr(datasets, "_download", offline)
-    fallback = demo_data(random_seed=2)
-    assert fallback.simulated and "network unreachable (test)" in fallback.message
-    assert fallback.data.attrs["truth"]["fixed_effects"] == SIMULATION_FIXED
-
-    assert main(["demo", *SHORT, "--seed", "2", "--no-plots", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "NOT AVAILABLE OFFLINE" in out and "SIMULATED data" in out
-    assert "BAYESGLMM_DATA" in out  # how to get the real data
-    assert "truth (simulated)" in out and "Laplace (glmer)" in out
-    assert (tmp_path / "salamander_nuts.fit.zip").is_file()
+    return datasets
 
 
-def test_demo_on_the_real_data_says_which_data(tmp_path, capsys, salamander):
+def test_demo_without_readable_data_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    """Only if even the packaged copy is unreadable: one line saying why, no other data."""
+    datasets = _offline(monkeypatch, tmp_path)
+    monkeypatch.setattr(datasets, "PACKAGED_DIR", tmp_path / "not_installed")
+    assert main(["demo", *SHORT, "--no-plots", "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("bayesglmm: error:")
+    assert "salamander" in err and "network unreachable (test)" in err
+    assert "BAYESGLMM_DATA" in err  # how to point at a copy
+    assert not (tmp_path / "out").exists()  # nothing sampled or written
+    # the simulator of the design is still there for simulation studies
+    assert simulated_salamander(2).attrs["truth"]["fixed_effects"] == SIMULATION_FIXED
+
+
+def test_demo_runs_offline_on_the_packaged_real_data(tmp_path, monkeypatch, capsys):
+    _offline(monkeypatch, tmp_path)  # no network, no env var: the packaged copy is used
+    assert not demo_data().simulated
     assert main(["demo", *SHORT, "--no-plots", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "McCullagh & Nelder" in out and "SIMULATED" not in out
+    assert "bayesglmm/data/README.md" in out  # a source the installed package holds
     assert "MCEM (Booth & Hobert 1999)" in out
     result = FitResult.load(tmp_path / "salamander_nuts.fit.zip")
     assert result.nobs == 360

@@ -4,7 +4,7 @@ import urllib.error
 import pytest
 
 from bayesglmm import datasets
-from bayesglmm.errors import DatasetUnavailableError
+from bayesglmm.errors import BayesGLMMError, DatasetUnavailableError, UnknownDatasetError
 
 
 def test_reference_files_load_with_their_meaning(salamander, cbpp, seeds, mouse_litters):
@@ -31,6 +31,8 @@ def test_lookup_order_and_sha_check(cbpp, tmp_path, monkeypatch):
 
 
 def test_offline_error_names_address_and_variable(tmp_path, monkeypatch):
+    """A data set that is not shipped (here: the packaged folder hidden) and not cached."""
+    monkeypatch.setattr(datasets, "PACKAGED_DIR", tmp_path / "not_shipped")
     monkeypatch.setenv("BAYESGLMM_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
@@ -45,7 +47,9 @@ def test_offline_error_names_address_and_variable(tmp_path, monkeypatch):
 
 
 def test_download_is_verified_and_cached(seeds, tmp_path, monkeypatch):
+    """The download path kept for data sets too large to ship (packaged folder hidden)."""
     src = datasets.path("seeds", download=False).read_bytes()
+    monkeypatch.setattr(datasets, "PACKAGED_DIR", tmp_path / "not_shipped")
     monkeypatch.setenv("BAYESGLMM_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
@@ -76,6 +80,64 @@ def test_download_is_verified_and_cached(seeds, tmp_path, monkeypatch):
     assert len(df) == 21
 
 
-def test_unknown_name():
-    with pytest.raises(KeyError, match="available: salamander"):
-        datasets.load("iris")
+def test_unknown_name_is_a_package_error_listing_the_names():
+    for call in (datasets.load, datasets.path, datasets.describe):
+        with pytest.raises(UnknownDatasetError) as err:
+            call("iris")
+        assert not isinstance(err.value, KeyError)
+        assert isinstance(err.value, BayesGLMMError)
+        assert str(err.value) == (
+            "unknown data set name 'iris'; available: salamander, cbpp, seeds, mouse_litters"
+        )
+
+
+def test_every_data_set_ships_with_the_package_and_matches_its_sha256():
+    """The packaged copies (bayesglmm/data) are the provenance table's files, byte for byte."""
+    readme = (datasets.PACKAGED_DIR / "README.md").read_text()
+    for name, info in datasets.DATASETS.items():
+        file = datasets.PACKAGED_DIR / info.relpath
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == info.sha256, name
+        assert f"| {name} | {info.relpath} | {info.url} | {info.sha256} |" in readme
+
+
+def test_packaged_copy_is_used_offline_without_env_var(tmp_path, monkeypatch):
+    monkeypatch.delenv("BAYESGLMM_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def refuse(*a, **k):
+        raise AssertionError("no download may be attempted")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    for name, info in datasets.DATASETS.items():
+        assert datasets.path(name) == datasets.PACKAGED_DIR / info.relpath
+    assert datasets.load("salamander").Mate.sum() == 189
+    assert not (tmp_path / "cache").exists()
+
+
+def test_env_var_copy_comes_before_the_packaged_one(tmp_path, monkeypatch):
+    info = datasets.DATASETS["cbpp"]
+    copy = tmp_path / "mine" / info.relpath
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((datasets.PACKAGED_DIR / info.relpath).read_bytes())
+    monkeypatch.setenv("BAYESGLMM_DATA", str(tmp_path / "mine"))
+    assert datasets.path("cbpp", download=False) == copy
+
+
+def test_a_tampered_packaged_copy_is_refused_on_every_load(tmp_path, monkeypatch):
+    """The sha256 is checked on each load, the packaged copy included: a changed packaged
+    file is ignored with a warning, and with no other copy the load fails clearly."""
+    info = datasets.DATASETS["salamander"]
+    fake = tmp_path / "pkg"
+    (fake / info.relpath).parent.mkdir(parents=True)
+    good = (datasets.PACKAGED_DIR / info.relpath).read_bytes()
+    (fake / info.relpath).write_bytes(good)
+    monkeypatch.setattr(datasets, "PACKAGED_DIR", fake)
+    monkeypatch.delenv("BAYESGLMM_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert datasets.load("salamander", download=False).Mate.sum() == 189
+    tampered = good.replace(b"\n1,Summer,1,R,R,RR,1,1,1\n", b"\n1,Summer,1,R,R,RR,1,1,0\n")
+    assert tampered != good and len(tampered) == len(good)  # one response flipped
+    (fake / info.relpath).write_bytes(tampered)
+    with pytest.warns(UserWarning, match="sha256"):
+        with pytest.raises(DatasetUnavailableError, match="downloads are off"):
+            datasets.load("salamander", download=False)

@@ -54,8 +54,20 @@ def test_interactions_transforms_and_offset(frame):
         "count ~ x*f + log(t) + I(x**2) + C(h) + offset(log(t)) + (1|g)", frame, family="poisson"
     )
     names = m.design.fixed_names
-    assert "x:f[lo]" in names or any(n.startswith("x:f[") for n in names)
-    assert "log(t)" in names and "I(x ** 2)" in names
+    # R's order: main effects in formula order, then the interaction; f's levels sorted
+    assert names[:6] == ["Intercept", "x", "f[lo]", "f[mid]", "log(t)", "I(x ** 2)"]
+    assert names[-2:] == ["x:f[lo]", "x:f[mid]"]
+    assert list(m.design.fixed_terms) == [
+        "Intercept",
+        "x",
+        "f",
+        "log(t)",
+        "I(x ** 2)",
+        "C(h)",
+        "x:f",
+    ]
+    for term, sl in m.design.fixed_terms.items():
+        assert all(term == "Intercept" or n.startswith(term) for n in names[sl])
     np.testing.assert_allclose(m.design.offset, np.log(frame.t))
 
 
@@ -151,12 +163,16 @@ def test_degenerate_designs(frame):
 
 def test_binary_response_forms(frame):
     yes = frame.assign(ans=np.where(frame.y == 1, "yes", "no"))
-    d = GLMM("ans ~ x + (1|g)", yes).design
+    with pytest.warns(UserWarning, match="'yes' counts as success"):
+        d = GLMM("ans ~ x + (1|g)", yes).design
     np.testing.assert_array_equal(d.y, (yes.ans == "yes").astype(float))  # 'no' < 'yes'
+    assert d.response_levels == {"failure": "no", "success": "yes"}
     with pytest.raises(DataError, match="3 distinct values"):
         GLMM("f ~ x + (1|g)", frame)
-    d = GLMM("b ~ x + (1|g)", frame.assign(b=frame.y.astype(bool))).design
-    assert set(np.unique(d.y)) <= {0.0, 1.0}
+    with pytest.warns(UserWarning, match="True counts as success"):
+        d = GLMM("b ~ x + (1|g)", frame.assign(b=frame.y.astype(bool))).design
+    np.testing.assert_array_equal(d.y, frame.y)
+    assert GLMM("y ~ x + (1|g)", frame).design.response_levels is None
 
 
 def test_data_must_be_a_frame():

@@ -36,6 +36,14 @@ def test_no_intercept_forms_kept_for_fixed_part():
     assert parse_formula("y ~ (x|g)").fixed == "1"
 
 
+def test_factor_calls_and_quoted_levels_pass_through():
+    s = parse_formula('y ~ relevel(trt, "a|b") + C(f, levels=["x-y", "z+"]) + I(x^2) + (1|g)')
+    assert s.fixed == 'relevel(trt, "a|b") + C(f, levels=["x-y", "z+"]) + I(x^2)'
+    assert [t.group for t in s.random] == ["g"]
+    s = parse_formula("y ~ x + (relevel(trt, 'p-1') | g)")
+    assert s.fixed == "x" and s.random[0].expr == "relevel(trt, 'p-1')"
+
+
 @pytest.mark.parametrize(
     "bad, fragment",
     [

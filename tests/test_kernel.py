@@ -134,7 +134,8 @@ def test_compiled_and_pymc_posteriors_agree(salamander):
     )
     a = m.fit(nuts_sampler="compiled", **kw)
     b = m.fit(nuts_sampler="pymc", **kw)
-    assert a.info["nuts_sampler"] == "compiled" and b.info["nuts_sampler"] == "pymc"
+    assert a.info["details"]["nuts_sampler"] == "compiled"
+    assert b.info["details"]["nuts_sampler"] == "pymc"
     # 6 parameters, total false-failure rate 1e-3
     zcrit = stats.norm.isf(1e-3 / 12)
     for name in ["Cross[RR]", "Cross[RW]", "Cross[WR]", "Cross[WW]"]:

@@ -32,8 +32,8 @@ def test_salamander_nuts_matches_issue_targets(salamander):
     fit = m.fit(
         method="nuts", draws=1000, tune=1000, chains=4, random_seed=20261121, progressbar=False
     )
-    assert fit.convergence["divergences"] == 0
-    assert fit.convergence["max_r_hat"] < 1.01
+    assert fit.convergence["details"]["divergences"] == 0
+    assert fit.convergence["details"]["max_r_hat"] < 1.01
     for name, value in SALAMANDER_LAPLACE.items():
         assert abs(fit.fixed_effects[name] - value) < CROSS_WINDOW, name
     med = fit.table.loc[["var(Female)", "var(Male)"], "median"]
@@ -101,13 +101,30 @@ def test_gaussian_posterior_is_exact():
     assert fit.dispersion["sigma"] == pytest.approx(0.5)
 
 
-def _covered(fit, name, truth, log=False):
-    draws = fit.idata  # noqa: F841 (kept for debugging)
+def _covered(fit, name, truth):
+    """A fixed effect: the truth within Z_BOUND posterior sd's of the posterior mean.
+
+    With a few hundred rows the posterior of a coefficient is close to normal (Bernstein-von
+    Mises), so (truth - mean) / sd is close to N(0, 1) over data sets; Z_BOUND holds the
+    false-failure rate near 1e-3 for all parameters together.
+    """
     row = fit.table.loc[name]
-    est, sd = row["estimate"], row["std_error"]
-    if log:
-        return row["lower"] / 3 < truth < row["upper"] * 3
-    return abs(est - truth) < Z_BOUND * sd
+    return abs(row["estimate"] - truth) < Z_BOUND * row["std_error"]
+
+
+def _log_variance_z(fit, term: str, truth: float) -> float:
+    """(log truth - E[log var]) / sd(log var) under the posterior, from the draws.
+
+    The log scale is where the posterior of a variance with 10 to 50 levels is close to
+    normal (its marginal is skewed on the variance scale); the posterior sd is inflated by
+    the Monte Carlo error of the mean, sqrt(sd^2 + mcse^2), which is small at these ESS.
+    """
+    import arviz as az
+
+    log_var = 2.0 * np.log(np.asarray(fit.idata.posterior[f"1|{term}_sigma"].values))
+    mcse = float(np.squeeze(az.mcse(log_var, method="mean")))
+    sd = np.hypot(log_var.std(), mcse)
+    return float((np.log(truth) - log_var.mean()) / sd)
 
 
 @pytest.mark.slow
@@ -129,12 +146,12 @@ def test_recovery_crossed_poisson():
     fit = GLMM("count ~ x + (1|a) + (1|b)", df, family="poisson").fit(
         draws=500, tune=500, chains=2, random_seed=9, progressbar=False
     )
-    assert fit.convergence["divergences"] == 0
+    assert fit.convergence["details"]["divergences"] == 0
     for k, v in truth.items():
         assert _covered(fit, k, v), k
-    # variances: 95% posterior interval widened by a factor 3 on the log scale
     for k, v in {"a": 0.4, "b": 0.6}.items():
-        assert _covered(fit, f"var({k})", v, log=True), k
+        z = _log_variance_z(fit, k, v)
+        assert abs(z) < Z_BOUND, (k, z)
 
 
 @pytest.mark.slow
@@ -149,11 +166,12 @@ def test_recovery_nested_binomial():
     fit = GLMM("cbind(s, f) ~ x + (1|a/b)", df).fit(
         draws=500, tune=500, chains=2, random_seed=19, progressbar=False
     )
-    assert fit.convergence["divergences"] == 0
+    assert fit.convergence["details"]["divergences"] == 0
     for k, v in truth.items():
         assert _covered(fit, k, v), k
     for k, v in {"a": 0.5, "a:b": 0.3}.items():
-        assert _covered(fit, f"var({k})", v, log=True), k
+        z = _log_variance_z(fit, k, v)
+        assert abs(z) < Z_BOUND, (k, z)
 
 
 def test_same_seed_same_draws_and_backend_errors(salamander):
@@ -168,7 +186,7 @@ def test_same_seed_same_draws_and_backend_errors(salamander):
     )
     from bayesglmm.errors import MethodError
 
-    with pytest.raises(MethodError, match="unknown nuts_sampler"):
+    with pytest.raises(MethodError, match="nuts_sampler must be one of"):
         m.fit(nuts_sampler="stan")
     with pytest.raises(MethodError, match="unknown method"):
         m.fit(method="magic")

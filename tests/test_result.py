@@ -58,3 +58,158 @@ def test_compare_is_a_join():
     assert list(table.columns) == ["laplace", "pql"]
     assert table.loc["var(g)", "pql"] == 0.3 and np.isnan(table.loc["logLik", "pql"])
     assert list(table.index) == ["Intercept", "x", "var(g)", "logLik"]
+
+
+# --------------------------------------------------------------------------------------
+# the one schema: every method's result through build_result
+
+
+@pytest.fixture(scope="module")
+def small_fits():
+    """One fit per registered method on small simulated data (seeded)."""
+    import warnings
+
+    from bayesglmm import GLMM, simulate
+
+    rng = np.random.default_rng(11)
+    df = pd.DataFrame({"g": np.repeat(np.arange(12), 8), "x": rng.normal(size=96)})
+    binary = simulate("y ~ x + (1|g)", df, {"Intercept": 0.2, "x": 0.8}, {"g": 0.5}, random_seed=3)
+    gauss = simulate(
+        "y ~ x + (1|g)", df, {"Intercept": 1.0, "x": 0.5}, {"g": 0.7},
+        family="gaussian", dispersion=0.6, random_seed=4,
+    )  # fmt: skip
+    bm = GLMM("y ~ x + (1|g)", binary)
+    gm = GLMM("y ~ x + (1|g)", gauss, family="gaussian")
+    quick = {"draws": 60, "tune": 60, "chains": 2, "random_seed": 1, "progressbar": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "laplace": bm.fit("laplace"),
+            "agq": bm.fit("agq", n_quad=5),
+            "pql": bm.fit("pql", progressbar=False),
+            "lmm": gm.fit("lmm"),
+            "nuts": bm.fit("nuts", **quick),
+            "gibbs": bm.fit("gibbs", **quick),
+        }
+
+
+def test_every_method_has_the_same_schema(small_fits):
+    import json
+
+    from bayesglmm.result import CONVERGENCE_KEYS, INFO_KEYS, KINDS, TABLE_COLUMNS
+
+    for method, r in small_fits.items():
+        assert tuple(r.convergence) == CONVERGENCE_KEYS, method
+        assert tuple(r.info) == INFO_KEYS, method
+        assert tuple(r.table.columns) == TABLE_COLUMNS, method
+        assert r.info["kind"] in KINDS and r.method == method
+        assert isinstance(r.convergence["converged"], bool)
+        assert r.convergence["converged"] == r.converged
+        assert isinstance(r.convergence["singular"], bool)
+        assert isinstance(r.convergence["messages"], list)
+        assert isinstance(r.convergence["details"], dict)
+        assert r.info["groups"] == {"g": 12}
+        assert r.info["theta"] is None or isinstance(r.info["theta"], list)
+        json.dumps(r.info), json.dumps(r.convergence)
+        # the Series fields are read off the table, so they cannot disagree with it
+        assert list(r.table.index[:2]) == ["Intercept", "x"]
+        np.testing.assert_array_equal(r.fixed_effects, r.table["estimate"].iloc[:2])
+        assert r.variance_components["g"] == r.table.loc["var(g)", "estimate"]
+    kinds = {m: r.kind for m, r in small_fits.items()}
+    assert kinds == {
+        "laplace": "likelihood",
+        "agq": "likelihood",
+        "pql": "quasi_likelihood",
+        "lmm": "lmm",
+        "nuts": "bayesian",
+        "gibbs": "bayesian",
+    }
+    assert small_fits["laplace"].info["theta_names"] and small_fits["nuts"].info["theta"] is None
+    assert small_fits["nuts"].info["priors"] and small_fits["laplace"].info["priors"] is None
+
+
+def test_save_load_keeps_the_schema(small_fits, tmp_path):
+    for method in ("laplace", "nuts"):
+        r = small_fits[method]
+        back = FitResult.load(r.save(tmp_path / f"{method}.zip"))
+        assert back.convergence == r.convergence and back.info == r.info
+        pd.testing.assert_frame_equal(back.table, r.table)
+
+
+def test_reports_read_as_their_kind(small_fits):
+    lap = small_fits["laplace"].report()
+    assert lap.startswith("Generalized linear mixed model fit by maximum likelihood (Laplace")
+    assert "z value" in lap and "Pr(>|z|)" in lap
+    lmm = small_fits["lmm"].report().splitlines()
+    assert lmm[0] == "Linear mixed model fit by REML"
+    assert any(s.startswith("REML criterion at convergence:") for s in lmm)
+    assert not any("Generalized" in s or "deviance" in s or "z value" in s for s in lmm)
+    assert any(s.split()[:1] == ["Residual"] for s in lmm)
+    assert "t value" in "\n".join(lmm)
+    ml = small_fits["lmm"]
+    nuts = small_fits["nuts"].report()
+    words = ["Regression Coefficients:", "Multilevel Hyperparameters:", "Rhat", "Bulk_ESS"]
+    words += ["Tail_ESS", "l-95% CI", "divergent transitions", "Priors:", "HalfNormal"]
+    for word in words:
+        assert word in nuts, word
+    assert "z value" not in nuts and "optimizer" not in nuts
+    # the numbers shown are the table's
+    row = next(s for s in nuts.splitlines() if s.startswith("x ")).split()
+    assert float(row[1]) == pytest.approx(small_fits["nuts"].table.loc["x", "estimate"], abs=0.005)
+    assert "maximizes no likelihood" in small_fits["pql"].report()
+    assert ml.loglik is not None
+
+
+def test_compare_labels_are_unique_and_rows_sorted(small_fits):
+    table = compare([small_fits["laplace"], small_fits["pql"], small_fits["laplace"]])
+    assert list(table.columns) == ["laplace", "pql", "laplace (2)"]
+    lmm = small_fits["lmm"]
+    both = compare([small_fits["pql"], lmm])
+    assert list(both.index) == ["Intercept", "x", "var(g)", "sigma", "logLik"]
+
+
+def test_compare_puts_pql_dispersion_after_variances():
+    import warnings
+
+    from bayesglmm import GLMM, simulate
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"g": np.repeat(np.arange(10), 10), "x": rng.normal(size=100)})
+    s = simulate("y ~ x + (1|g)", df, {"Intercept": 0.0, "x": 1.0}, {"g": 0.5}, random_seed=5)
+    m = GLMM("y ~ x + (1|g)", s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pql = m.fit("pql", dispersion="estimated", progressbar=False)
+        lap = m.fit("laplace")
+    table = compare({"PQL": pql, "Laplace": lap})
+    assert list(table.index) == ["Intercept", "x", "var(g)", "dispersion", "logLik"]
+
+
+def test_compare_marks_fits_whose_priors_differ(small_fits):
+    import copy
+
+    nuts = small_fits["nuts"]
+    other = copy.copy(nuts)
+    other.info = {**nuts.info, "priors": {**nuts.info["priors"], "1|g": "HalfNormal(sigma=1)"}}
+    swapped = copy.copy(nuts)
+    swapped.info = {**nuts.info, "prior_swap": {"1|g": "InverseGamma(alpha=1, beta=1)"}}
+    table = compare({"a": nuts, "b": other, "c": swapped, "L": small_fits["laplace"]})
+    assert list(table.columns) == ["a", "b [priors differ]", "c [priors differ]", "L"]
+    assert "InverseGamma" in table.attrs["notes"]["c [priors differ]"][0]
+    assert compare({"a": nuts, "a2": nuts}).columns.tolist() == ["a", "a2"]
+
+
+def test_builder_refuses_a_table_that_breaks_the_schema(small_fits):
+    from bayesglmm.result import standard_table
+
+    class D:
+        fixed_names = ["Intercept", "x"]
+        component_names = ["g"]
+
+    good = small_fits["laplace"].table
+    with pytest.raises(ValueError, match="lacks rows"):
+        standard_table(D, good.drop(index="var(g)"))
+    with pytest.raises(ValueError, match="not in the schema"):
+        standard_table(D, good.assign(extra=1.0))
+    with pytest.raises(ValueError, match="not parameters"):
+        standard_table(D, pd.concat([good, good.loc[["x"]].rename(index={"x": "y"})]))

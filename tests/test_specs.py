@@ -51,7 +51,7 @@ def test_shipped_specs_are_found_beside_the_package():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_spec_builds_on_the_real_data(name, request):
-    request.getfixturevalue(name)  # real data present (skips off CI, fails on CI)
+    request.getfixturevalue(name)  # real data present (the packaged copy)
     spec = load_spec(name)
     formula, n, fixed, components = EXPECTED[name]
     assert spec.dataset == name and spec.formula == formula and spec.family == "binomial"
@@ -76,7 +76,7 @@ def test_mouse_litters_spec_is_one_intercept_per_litter(mouse_litters):
     model = load_spec("mouse_litters").build()
     (term,) = model.design.random
     assert term.n_levels == len(mouse_litters) == 523
-    assert model.design.y.sum() == 614  # dead of 6879 implants (shared/data/README.md)
+    assert model.design.y.sum() == 614  # dead of 6879 implants (bayesglmm/data/README.md)
     assert model.design.trials.sum() == 6879
 
 

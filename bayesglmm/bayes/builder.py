@@ -19,6 +19,7 @@ from ..design import Design, RandomTerm
 from ..errors import MethodError, PriorError
 from ..prior_set import PriorSet
 from ..priors import Prior
+from .prior_dists import build_cholesky, build_prior
 
 PARAMETERIZATIONS = ("noncentered", "centered")
 
@@ -30,13 +31,13 @@ def _fixed_block(design: Design, priors: PriorSet, coords: dict):
         Xt = design.X[:, sl]
         prior = priors.fixed[term]
         if len(names) == 1:
-            beta = prior.build(term)
+            beta = build_prior(prior, term)
             part = pt.as_tensor_variable(Xt[:, 0]) * beta
         else:
             dim = f"{term}_dim"
             coords[dim] = design.fixed_coords(term)
             pm.modelcontext(None).add_coord(dim, coords[dim])
-            beta = prior.build(term, dims=dim)
+            beta = build_prior(prior, term, dims=dim)
             part = pt.dot(pt.as_tensor_variable(Xt), beta)
         eta = part if eta is None else eta + part
     return eta
@@ -49,10 +50,10 @@ def _sd_vector(term: RandomTerm, priors: list[Prior], coef_dim: str | None):
         suffix = "" if term.n_columns == 1 else f"[{term.columns[j]}]"
         base = f"{term.name}_sigma{suffix}"
         if prior.scale == "variance":
-            var = prior.build(f"{term.name}_var{suffix}")
+            var = build_prior(prior, f"{term.name}_var{suffix}")
             sds.append(pm.Deterministic(base, pt.sqrt(var)))
         else:
-            sds.append(prior.build(base))
+            sds.append(build_prior(prior, base))
     if term.n_columns == 1:
         return sds[0]
     return pt.stack(sds)
@@ -80,7 +81,7 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
     if term.correlated and priors.correlation[term.name].scale == "covariance":
         # an InverseWishart prior on the whole covariance (the conjugate Gibbs choice)
         chol = pm.expand_packed_triangular(
-            k, priors.correlation[term.name].build_cholesky(f"{term.name}_chol", k), lower=True
+            k, build_cholesky(priors.correlation[term.name], f"{term.name}_chol", k), lower=True
         )
         sds = pt.sqrt(pt.sum(chol**2, axis=1))
         pm.Deterministic(f"{term.name}_sigma", sds, dims=coef_dim)
@@ -177,9 +178,9 @@ def _likelihood(design: Design, priors: PriorSet, eta):
 
 def _dispersion(prior: Prior, name: str):
     if prior.scale == "variance":
-        var = prior.build(f"{name}_var")
+        var = build_prior(prior, f"{name}_var")
         return pm.Deterministic(name, pt.sqrt(var))
-    return prior.build(name)
+    return build_prior(prior, name)
 
 
 def build_pymc_model(

@@ -7,6 +7,10 @@ that no PyTensor graph is compiled in the user's process.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,20 +208,66 @@ def sample_compiled(
             make_initial_point_fn=init,
         )
     seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
-    idata = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        seed=seed,
-        progress_bar=progressbar,
-        target_accept=target_accept,
-        save_warmup=False,
-        **nutpie_kwargs,
-    )
+    # nutpie draws its bar only on a terminal: in a pipe, progress lines of our own
+    in_pipe = bool(progressbar) and not _is_terminal(sys.stderr)
+    label = f"NUTS (compiled, nutpie): {chains} chains x {tune}+{draws} iterations"
+    with _pipe_progress(label) if in_pipe else contextlib.nullcontext():
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=bool(progressbar) and not in_pipe,
+            target_accept=target_accept,
+            save_warmup=False,
+            **nutpie_kwargs,
+        )
     _add_data_groups(idata, model, kd, log_likelihood)
     return idata
+
+
+#: in a pipe, a progress line every this many seconds (the first after PROGRESS_DELAY)
+PIPE_EVERY = 10.0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _pipe_progress(label: str):
+    """Lines on stderr while the block runs: once it has run
+    :data:`~bayesglmm.options.PROGRESS_DELAY` seconds, then every :data:`PIPE_EVERY`, and
+    when it ends (nothing at all for a block shorter than the delay)."""
+    from ..options import PROGRESS_DELAY
+
+    done = threading.Event()
+    said = []
+    t0 = time.perf_counter()
+
+    def report():
+        wait = PROGRESS_DELAY
+        while not done.wait(wait):
+            print(
+                f"{label}: running, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True
+            )
+            said.append(True)
+            wait = PIPE_EVERY
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if said:
+            print(f"{label}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def _add_data_groups(idata, model, kd: KernelData, log_likelihood: bool) -> None:

@@ -6,7 +6,8 @@ import importlib.util
 import os
 import time
 
-from ..errors import BackendNotInstalledError, MethodError
+from ..errors import BackendNotInstalledError, MethodError, OptionError
+from ..options import resolve_options, show_progress
 from ..result import FitResult
 from .posterior import result_from_idata
 
@@ -37,14 +38,28 @@ def check_backend(nuts_sampler: str) -> None:
 
 
 def check_priors(model, allow_improper: bool) -> dict:
-    """Refuse improper posteriors before sampling (see :mod:`bayesglmm.propriety`).
+    """Refuse improper posteriors and warn about separation before sampling.
 
-    Runs before every Bayesian fit (NUTS and Gibbs alike); with all priors proper it
-    returns at once. Returns the propriety report as a dict for ``FitResult.info``.
+    Runs before every Bayesian fit (NUTS and Gibbs alike; see :mod:`bayesglmm.propriety`):
+    an improper posterior raises :class:`~bayesglmm.errors.ImproperPosteriorError` (flat
+    priors on separated columns among the reasons); a proper one on separated data (the
+    default priors) gets a :class:`~bayesglmm.propriety.PriorDrivenWarning` naming the
+    columns whose posterior is then driven by their prior. Returns the propriety report as
+    a dict for ``FitResult.info``, with the separation found (or None) under
+    ``"separation_proper_priors"``.
     """
+    from .._warn import warn
     from ..propriety import ensure_proper
+    from ..propriety.separation import PriorDrivenWarning, check_separation, separation_message
 
-    return ensure_proper(model, allow_improper=allow_improper)
+    report = ensure_proper(model, allow_improper=allow_improper)
+    found = None
+    if report.get("proper") is not False:
+        found = check_separation(model.design)
+        if found is not None:
+            warn(separation_message(found, model.priors), PriorDrivenWarning)
+    report["separation_proper_priors"] = found
+    return report
 
 
 def fit_nuts(
@@ -57,10 +72,13 @@ def fit_nuts(
     nuts_sampler: str = "auto",
     target_accept: float = 0.8,
     parameterization: str = "noncentered",
-    progressbar: bool = True,
+    progressbar: bool | None = None,
     log_likelihood: bool = True,
     allow_improper: bool = False,
-    **sample_kwargs,
+    start: dict | list | None = None,
+    init: str | None = None,
+    sampler_kwargs: dict | None = None,
+    **unknown,
 ) -> FitResult:
     """Sample the posterior with NUTS.
 
@@ -80,16 +98,38 @@ def fit_nuts(
     target_accept : float
         Raise towards 0.95 if divergences are reported.
     parameterization : {"noncentered", "centered"}
+    progressbar : bool, optional
+        None (default) and True show the sampler's progress (nutpie's bar on a terminal,
+        a line every few seconds in a pipe; PyMC's bar); False shows nothing.
     log_likelihood : bool
         Store pointwise log-likelihood (for LOO/WAIC) in ``idata.log_likelihood``.
     allow_improper : bool
         Sample even when the propriety check finds the posterior improper.
+    start : dict or list of dict, optional
+        Initial values ``{variable: value}`` (one dict, or one per chain), as
+        :func:`pymc.sample`'s ``initvals``; PyMC-model backends only (the compiled density
+        starts each chain uniformly in (-1, 1) on the unconstrained scale).
+    init : str, optional
+        :func:`pymc.sample`'s initialization (``"jitter+adapt_diag"`` ...); with
+        ``nuts_sampler="pymc"`` only (nutpie adapts its own mass matrix).
+    sampler_kwargs : dict, optional
+        Further keywords for the sampler: nutpie's settings (``maxdepth``, ...) on the compiled
+        path, :func:`pymc.sample`'s (``max_treedepth``, ...) otherwise; checked before
+        sampling.
+
+    Raises
+    ------
+    OptionError
+        For an unknown option or a value out of range, before anything is compiled.
     """
+    options = resolve_options("nuts", locals())
     check_backend(nuts_sampler)
+    backend = _choose_backend(model, nuts_sampler, parameterization)
+    sample_kwargs = backend_options(backend, options)
     propriety = check_priors(model, allow_improper)
+    progressbar = show_progress(progressbar)
     if cores is None:
         cores = max(1, min(chains, os.cpu_count() or 1))
-    backend = _choose_backend(model, nuts_sampler, parameterization)
     t0 = time.perf_counter()
     if backend == "compiled":
         from .compiled import sample_compiled
@@ -134,9 +174,103 @@ def fit_nuts(
     }
     if propriety is not None:
         info["propriety"] = propriety
-    result = result_from_idata(model, idata, "nuts", timing, info)
+    result = result_from_idata(model, idata, "nuts", timing, info, options=options)
     result.timing["total"] = time.perf_counter() - t0
     return result
+
+
+#: keywords the sampler call sets from options of their own
+_OWN_KEYWORDS = {
+    "draws": "draws",
+    "tune": "tune",
+    "chains": "chains",
+    "cores": "cores",
+    "random_seed": "random_seed",
+    "seed": "random_seed",
+    "progressbar": "progressbar",
+    "progress_bar": "progressbar",
+    "target_accept": "target_accept",
+    "initvals": "start",
+    "init": "init",
+    "nuts_sampler": "nuts_sampler",
+    "step": "steps (method='gibbs')",
+    "model": "the GLMM",
+    "compute_convergence_checks": "bayesglmm's own checks",
+    "save_warmup": "bayesglmm (warm-up draws are not kept)",
+}
+
+
+def backend_options(backend: str, options: dict) -> dict:
+    """The sampler keywords from ``start``, ``init`` and ``sampler_kwargs``, checked for
+    ``backend`` (``"compiled"`` for nutpie on the compiled density, else PyMC's sampler)."""
+    extra = dict(options.get("sampler_kwargs") or {})
+    for key in extra:
+        if key in _OWN_KEYWORDS:
+            raise OptionError(
+                f"sampler_kwargs[{key!r}] is set by bayesglmm; use {_OWN_KEYWORDS[key]}= instead"
+            )
+    init, start = options.get("init"), options.get("start")
+    if init is not None and backend != "pymc":
+        raise OptionError(
+            f"init={init!r} is PyMC's initialization and applies to nuts_sampler='pymc' only; "
+            f"this fit samples with {backend!r}, which adapts its own mass matrix: drop init "
+            "or pass nuts_sampler='pymc'"
+        )
+    if start is not None and backend == "compiled":
+        raise OptionError(
+            "start (initial values) needs a PyMC-model backend; the compiled density starts "
+            "each chain uniformly in (-1, 1) on the unconstrained scale: drop start or pass "
+            "nuts_sampler='pymc'"
+        )
+    if backend == "compiled":
+        _check_nutpie_settings(extra)
+    else:
+        _check_pymc_keywords(extra, nuts=True)
+    if init is not None:
+        extra["init"] = init
+    if start is not None:
+        extra["initvals"] = start
+    return extra
+
+
+def _check_nutpie_settings(extra: dict) -> None:
+    import inspect
+
+    import nutpie
+    from nutpie import _lib
+
+    named = set(inspect.signature(nutpie.sample).parameters) - {"compiled_model", "kwargs"}
+    settings = _lib.PyNutsSettings.Diag(0)
+    for key, value in extra.items():
+        if key in named:
+            continue
+        try:
+            setattr(settings, key, value)
+        except (AttributeError, TypeError, ValueError, OverflowError) as err:
+            kind = "is not a setting" if isinstance(err, AttributeError) else "is invalid for"
+            raise OptionError(
+                f"sampler_kwargs[{key!r}] = {value!r} {kind} of nutpie.sample (the compiled "
+                f"NUTS path): {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from None
+
+
+def _check_pymc_keywords(extra: dict, nuts: bool) -> None:
+    """Keys of ``extra`` must be parameters of ``pymc.sample`` (or, with NUTS, of its step)."""
+    if not extra:
+        return
+    import inspect
+
+    import pymc as pm
+
+    known = set(inspect.signature(pm.sample).parameters) - {"kwargs"}
+    if nuts:
+        for cls in (pm.NUTS, pm.step_methods.hmc.base_hmc.BaseHMC):
+            known |= set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "vars"}
+    for key in extra:
+        if key not in known:
+            raise OptionError(
+                f"sampler_kwargs[{key!r}] is not a parameter of pymc.sample or its NUTS step"
+            )
 
 
 def _choose_backend(model, nuts_sampler: str, parameterization: str) -> str:

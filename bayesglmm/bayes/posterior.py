@@ -11,8 +11,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .._warn import warn
 from ..propriety.drift import check_drift
-from ..result import FitResult
+from ..result import FitResult, build_result
+from .draws import derived_draws
+from .draws import variable_draws as _draws
 
 #: R-hat above this is reported (Vehtari et al. 2021 recommend 1.01)
 RHAT_LIMIT = 1.01
@@ -24,70 +27,24 @@ class SamplingWarning(UserWarning):
     """Divergences, high R-hat or low ESS after sampling."""
 
 
-def _draws(post, name: str, constants=None) -> np.ndarray:
-    """Draws (chain, draw, ...) of a variable; a parameter held fixed is broadcast."""
-    if name in post:
-        return np.asarray(post[name].values, dtype=float)
-    if constants is not None and name in constants:
-        value = np.asarray(constants[name].values, dtype=float)
-        shape = (post.sizes["chain"], post.sizes["draw"])
-        return np.broadcast_to(value, shape + value.shape).copy()
-    raise KeyError(f"{name!r} is neither in the posterior nor held fixed")
-
-
-def derived_draws(model, idata) -> dict[str, np.ndarray]:
-    """Draws (chain, draw) of every reported parameter, by result name."""
-    d = model.design
-    post = idata.posterior
-    const = idata.constant_data if "constant_data" in idata.groups() else None
-    out: dict[str, np.ndarray] = {}
-    for term, sl in d.fixed_terms.items():
-        names = d.fixed_names[sl]
-        arr = _draws(post, term, const)
-        if len(names) == 1:
-            out[names[0]] = arr.reshape(arr.shape[:2])
-        else:
-            for j, n in enumerate(names):
-                out[n] = arr[..., j]
-    for t in d.random:
-        if t.n_columns == 1:
-            sd = _draws(post, f"{t.name}_sigma", const)
-            out[f"var({t.component_names[0]})"] = sd**2
-            continue
-        if t.correlated:
-            sd = _draws(post, f"{t.name}_sigma", const)
-        else:
-            sd = np.stack([_draws(post, f"{t.name}_sigma[{c}]", const) for c in t.columns], axis=-1)
-        for j, c in enumerate(t.component_names):
-            out[f"var({c})"] = sd[..., j] ** 2
-        if t.correlated:
-            corr = _draws(post, f"{t.name}_corr")
-            for a in range(t.n_columns):
-                for b in range(a + 1, t.n_columns):
-                    key = f"cor({t.group}|{t.columns[a]},{t.columns[b]})"
-                    out[key] = corr[..., a, b]
-    for name in ("sigma", "alpha"):
-        if name in post or (const is not None and name in const):
-            out[name] = _draws(post, name, const)
-    return out
-
-
-def _ess_rhat(stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """R-hat, bulk and tail ESS of every column of ``stacked`` (chain, draw, parameter)."""
+def _ess_rhat(stacked: np.ndarray) -> tuple[np.ndarray, ...]:
+    """R-hat, bulk and tail ESS and the Monte Carlo standard error of the mean of every
+    column of ``stacked`` (chain, draw, parameter)."""
     import arviz as az
     import xarray as xr
 
     k = stacked.shape[-1]
     nan = np.full(k, np.nan)
     if stacked.shape[1] < 4:
-        return nan, nan, nan
+        return nan, nan, nan, nan
     ds = xr.Dataset({"x": (("chain", "draw", "parameter"), stacked)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rhat = az.rhat(ds)["x"].values if stacked.shape[0] > 1 else nan
         bulk = az.ess(ds, method="bulk")["x"].values
         tail = az.ess(ds, method="tail")["x"].values
-    return rhat, bulk, tail
+        mcse = az.mcse(ds, method="mean")["x"].values
+    return rhat, bulk, tail, mcse
 
 
 def summarize_draws(draws: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -95,7 +52,7 @@ def summarize_draws(draws: dict[str, np.ndarray]) -> pd.DataFrame:
     names = list(draws)
     stacked = np.stack([draws[n] for n in names], axis=-1)
     flat = stacked.reshape(-1, len(names))
-    rhat, bulk, tail = _ess_rhat(stacked)
+    rhat, bulk, tail, mcse = _ess_rhat(stacked)
     q = np.quantile(flat, [0.025, 0.5, 0.975], axis=0)
     table = pd.DataFrame(
         {
@@ -107,6 +64,7 @@ def summarize_draws(draws: dict[str, np.ndarray]) -> pd.DataFrame:
             "r_hat": rhat,
             "ess_bulk": bulk,
             "ess_tail": tail,
+            "mcse": mcse,
         },
         index=pd.Index(names, name="parameter"),
     )
@@ -148,7 +106,7 @@ def sampler_diagnostics(idata, table: pd.DataFrame, n_chains: int) -> dict:
             f"below {limit}: estimates of tails and intervals are unreliable; draw more."
         )
     for msg in messages:
-        warnings.warn(msg, SamplingWarning, stacklevel=4)
+        warn(msg, SamplingWarning)
     return {
         "divergences": n_div,
         "max_r_hat": max_rhat,
@@ -172,47 +130,71 @@ def random_effect_means(model, idata) -> dict[str, pd.DataFrame]:
     return out
 
 
-def result_from_idata(model, idata, method: str, timing: dict, info: dict) -> FitResult:
-    """Assemble the FitResult of a Bayesian fit."""
+#: keys of a sampler's ``info`` dict that are options of the fit (the rest are details)
+SAMPLER_OPTIONS = (
+    "draws",
+    "tune",
+    "chains",
+    "cores",
+    "random_seed",
+    "target_accept",
+    "parameterization",
+    "progressbar",
+    "log_likelihood",
+    "allow_improper",
+    "init",
+    "steps",
+    "scale_moves",
+    "conjugate_priors",
+)
+
+
+def result_from_idata(
+    model, idata, method: str, timing: dict, info: dict, options: dict | None = None
+) -> FitResult:
+    """Assemble the FitResult of a Bayesian fit through the one result builder.
+
+    ``info`` is what the sampler knows: its options (:data:`SAMPLER_OPTIONS`, unless
+    ``options`` is given), ``priors`` (the priors sampled), ``prior_swap`` (priors the
+    sampler replaced) and details (backend, steps, propriety report ...).
+    """
     d = model.design
+    details = dict(info)
+    priors = details.pop("priors", None)
+    if priors is None:
+        priors = {k: p.describe() for k, p in model.priors.all()}
+    prior_swap = details.pop("prior_swap", None)
+    if options is None:
+        options = {k: details.pop(k) for k in SAMPLER_OPTIONS if k in details}
+    else:
+        details = {k: v for k, v in details.items() if k not in SAMPLER_OPTIONS}
     draws = derived_draws(model, idata)
     table = summarize_draws(draws)
     n_chains = int(idata.posterior.sizes["chain"])
+    n_draws = int(idata.posterior.sizes["draw"])
     diag = sampler_diagnostics(idata, table, n_chains)
+    messages = diag.pop("messages")
     diag["improper_drift"] = check_drift(model, idata, draws)
-    fixed = table.loc[d.fixed_names, "estimate"].rename("estimate")
-    fixed_sd = table.loc[d.fixed_names, "std_error"].rename("std_error")
-    var_names = [f"var({c})" for c in d.component_names]
-    variances = pd.Series(
-        table.loc[var_names, "estimate"].to_numpy(), index=d.component_names, name="variance"
-    )
-    cor_rows = [r for r in table.index if r.startswith("cor(")]
-    cors = pd.Series(
-        table.loc[cor_rows, "estimate"].to_numpy(),
-        index=[r[4:-1] for r in cor_rows],
-        name="correlation",
-        dtype=float,
-    )
-    disp_rows = [r for r in ("sigma", "alpha") if r in table.index]
-    dispersion = table.loc[disp_rows, "estimate"].rename("dispersion")
-    return FitResult(
+    flagged = (diag["improper_drift"] or {}).get("flagged") or {}
+    converged = diag["divergences"] == 0 and not (diag["max_r_hat"] > RHAT_LIMIT)
+    return build_result(
         method=method,
-        formula=d.spec.formula,
-        family=d.family.name,
-        link=d.family.link.name,
-        fixed_effects=fixed,
-        fixed_effects_se=fixed_sd,
-        variance_components=variances,
-        re_correlations=cors,
-        dispersion=dispersion,
-        loglik=None,
-        n_params=len(table),
-        nobs=d.n,
+        kind="bayesian",
+        design=d,
         table=table,
-        random_effects=random_effect_means(model, idata),
-        converged=diag["divergences"] == 0 and not (diag["max_r_hat"] > RHAT_LIMIT),
-        convergence=diag,
+        converged=converged,
+        n_params=len(table),
         timing=timing,
+        loglik=None,
+        random_effects=random_effect_means(model, idata),
+        messages=messages + [f"{k}: {v}" for k, v in flagged.items()],
+        iterations=n_draws,
+        singular=False,
+        warnings=messages,
+        convergence_details=diag,
+        options=options,
+        priors=priors,
+        prior_swap=prior_swap if prior_swap is not None else {},
+        details=details,
         idata=idata,
-        info=info,
     )

@@ -6,6 +6,8 @@
 - :mod:`.devfun`, :mod:`.optimize`, :mod:`.assemble`: deviance function, optimizer, result;
 - :mod:`.laplace` (``method="laplace"``), :mod:`.agq` (``method="agq"``), :mod:`.pql`
   (``method="pql"``) and the linear mixed model :mod:`.lmm`;
+- :mod:`.montecarlo`: Monte Carlo EM (``method="mcem"``), Monte Carlo Newton-Raphson
+  (``method="mcnr"``) and simulated maximum likelihood (``method="sml"``);
 - :mod:`.intervals`: parametric bootstrap and profile-likelihood intervals;
 - :mod:`.summary`: an lme4-like text summary.
 """

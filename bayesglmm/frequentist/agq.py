@@ -42,10 +42,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
 
-from ..errors import MethodError
+from ..errors import MethodError, OptionError
+from ..options import resolve_options
 from ..result import FitResult
 from . import blas_threads
-from .assemble import build_result
+from .assemble import likelihood_result
 from .devfun import LaplaceDeviance
 from .laplace import check_model, fit_laplace_design, start_vector
 from .optimize import minimize_deviance
@@ -257,9 +258,10 @@ def fit_agq(
     model,
     n_quad: int = 25,
     start=None,
-    maxiter: int = 1000,
-    threads: int | None = 1,
-    **options,
+    max_iter: int = 1000,
+    threads: int | None = None,
+    progressbar: bool | None = None,
+    **unknown,
 ) -> FitResult:
     """Fit a GLMM by maximum likelihood with adaptive Gauss-Hermite quadrature.
 
@@ -271,9 +273,12 @@ def fit_agq(
         Nodes per dimension (lme4's ``nAGQ``); 1 is the Laplace approximation.
     start : array or dict, optional
         Starting values; by default the Laplace fit.
-    maxiter : int
+    max_iter : int
+        Iterations of the quasi-Newton optimizer (each of the Laplace start and the AGQ fit).
     threads : int or None
-        BLAS threads during the fit (None leaves the BLAS setting alone).
+        BLAS threads during the fit; None (default): one.
+    progressbar : bool or None
+        Accepted for the shared vocabulary; the fit shows no bar.
 
     Returns
     -------
@@ -282,23 +287,17 @@ def fit_agq(
         log-likelihood with all constants (lme4 reports its AGQ deviance on another constant:
         compare estimates, not log-likelihoods, with ``glmer(nAGQ > 1)``).
     """
-    if options:
-        raise MethodError(
-            f"unknown option(s) for method 'agq': {sorted(options)}; known: n_quad, start, "
-            "maxiter, threads"
-        )
-    if not isinstance(n_quad, int | np.integer) or n_quad < 1:
-        raise MethodError(f"n_quad must be a positive integer, got {n_quad!r}")
+    options = resolve_options("agq", locals())
     t0 = time.perf_counter()
     design = model.design
     check_model(design, "agq")
     structure = quadrature_structure(design)
     k_total = sum(t.n_columns for t in design.random)
     if n_quad**k_total > 10**7:
-        raise MethodError(f"n_quad = {n_quad} gives {n_quad}^{k_total} nodes; use fewer")
-    with blas_threads(threads):
+        raise OptionError(f"n_quad = {n_quad} gives {n_quad}^{k_total} nodes; use fewer")
+    with blas_threads(1 if threads is None else threads):
         if start is None:  # start from the Laplace optimum
-            lap, opt0 = fit_laplace_design(design, maxiter=maxiter)
+            lap, opt0 = fit_laplace_design(design, maxiter=max_iter)
             problem, x0 = lap.problem, opt0.x
         else:
             problem, x0 = PirlsProblem(design), None
@@ -306,15 +305,15 @@ def fit_agq(
         if x0 is None:
             x0 = start_vector(devfun, start)
         t1 = time.perf_counter()
-        opt = minimize_deviance(devfun, x0, maxiter=maxiter)
+        opt = minimize_deviance(devfun, x0, maxiter=max_iter)
         timing = {"laplace_start": t1 - t0, "optimize": time.perf_counter() - t1}
-        result = build_result(
+        result = likelihood_result(
             model,
             devfun,
             opt,
             "agq",
             timing,
-            {"n_quad": int(n_quad), "maxiter": maxiter, "start": start},
+            options,
             extra_info={"n_quad": int(n_quad), "quadrature": structure["kind"]},
         )
     timing["total"] = time.perf_counter() - t0

@@ -5,19 +5,15 @@ convergence, a Hessian that is not positive definite, diverging fixed effects.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..result import FitResult
+from .._warn import warn
+from ..result import FitResult, build_result, parameter_rows, wald_table
 from .covariance import SINGULAR_TOL
 from .devfun import LaplaceDeviance
 from .optimize import Optimum
 
-#: Wald intervals are 95%
-LEVEL = 0.95
 #: a fixed effect on a link scale beyond this, with |z| below DIVERGE_Z, has diverged
 #: (on the logit scale 15 means probabilities within 3e-7 of 0 or 1)
 DIVERGE_ABS = 10.0
@@ -34,23 +30,6 @@ class SingularFitWarning(UserWarning):
 
 class SeparationWarning(UserWarning):
     """A fixed effect diverges: complete or quasi-complete separation."""
-
-
-def wald_table(names, est, se, level: float = LEVEL) -> pd.DataFrame:
-    z = stats.norm.ppf(0.5 + level / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zval = est / se
-    return pd.DataFrame(
-        {
-            "estimate": est,
-            "std_error": se,
-            "lower": est - z * se,
-            "upper": est + z * se,
-            "z": zval,
-            "p": 2 * stats.norm.sf(np.abs(zval)),
-        },
-        index=pd.Index(names, dtype=object),
-    )
 
 
 def _vcov(opt: Optimum, devfun: LaplaceDeviance) -> tuple[np.ndarray | None, str | None]:
@@ -79,7 +58,7 @@ def pearson_quantiles(st, response) -> list[float]:
     return np.quantile(r, [0, 0.25, 0.5, 0.75, 1]).tolist()
 
 
-def build_result(
+def likelihood_result(
     model,
     devfun: LaplaceDeviance,
     opt: Optimum,
@@ -100,27 +79,15 @@ def build_result(
         se = np.sqrt(np.diag(V)[sl_beta])
     else:
         se = np.full(devfun.p, np.nan)
-    fixed = pd.Series(beta, index=pd.Index(design.fixed_names, dtype=object), name="estimate")
-    fixed_se = pd.Series(se, index=fixed.index, name="std_error")
-    variances = cov.variances(theta).rename("variance")
-    cors = cov.correlations(theta).rename("correlation")
     table = wald_table(design.fixed_names, beta, se)
-    extra_rows = [
-        pd.DataFrame(
-            {"estimate": variances.to_numpy()}, index=[f"var({c})" for c in variances.index]
-        )
-    ]
-    if len(cors):
-        extra_rows.append(
-            pd.DataFrame({"estimate": cors.to_numpy()}, index=[f"cor({c})" for c in cors.index])
-        )
-    dispersion = pd.Series(dtype=float)
+    variances = cov.variances(theta)
+    cors = cov.correlations(theta)
+    rows = [table, parameter_rows(variances, cors)]
     if devfun.has_disp:
         dname = "sigma" if design.family.name == "gaussian" else "alpha"
-        dispersion = pd.Series({dname: disp}, name="dispersion", dtype=float)
         dse = np.nan if V is None else disp * np.sqrt(V[-1, -1])  # delta method
-        extra_rows.append(pd.DataFrame({"estimate": [disp], "std_error": [dse]}, index=[dname]))
-    table = pd.concat([table, *extra_rows])
+        rows.append(pd.DataFrame({"estimate": [disp], "std_error": [dse]}, index=[dname]))
+    table = pd.concat(rows)
     loglik = -0.5 * opt.fun
 
     # random effects: conditional modes and conditional variances, per term
@@ -138,77 +105,84 @@ def build_result(
     singular = cov.singular_components(theta)
     names = devfun.names
     free_grad = np.where(opt.free, opt.grad, 0.0)
-    convergence = {
+    details = {
         "optimizer": "L-BFGS-B + Newton polish",
-        "message": opt.message,
-        "success": opt.success,
-        "converged": opt.converged,
-        "iterations": opt.n_iter,
+        "optimizer_message": opt.message,
+        "optimizer_success": opt.success,
         "evaluations": opt.n_evals,
         "pirls_iterations": devfun.n_pirls,
+        "pirls_converged": bool(st.converged),
         "gradient": dict(zip(names, opt.grad.tolist(), strict=True)),
         "max_abs_gradient": float(np.max(np.abs(free_grad), initial=0.0)),
         "max_newton_step": opt.info.get("max_newton_step"),
         "at_bound": [n for n, f in zip(names, opt.free, strict=True) if not f],
-        "singular": bool(singular),
         "singular_components": singular,
         "hessian_problem": vcov_problem,
-        "pirls_converged": bool(st.converged),
     }
-    info = {
+    converged = bool(opt.converged and st.converged)
+    messages = []
+    if not opt.converged:
+        messages.append(
+            f"optimizer did not converge: {opt.message}; max |gradient| "
+            f"{details['max_abs_gradient']:.3g}"
+        )
+    if not st.converged:
+        messages.append("PIRLS did not converge at the optimum")
+    info_details = {
         "label": devfun.label,
-        "theta": dict(zip(cov.theta_names, theta.tolist(), strict=True)),
         "deviance": opt.fun,
         "df_resid": design.n - devfun.n_x,
-        "groups": {t.group: t.n_levels for t in design.random},
         "pearson_residuals": pearson_quantiles(st, problem.response),
         "vcov": None if V is None else V.tolist(),
         "vcov_names": names,
-        "options": options,
     }
     if extra_info:
-        info.update(extra_info)
-
-    _warn(design, convergence, table, singular, vcov_problem, method)
-    return FitResult(
+        info_details.update(extra_info)
+    raised = _warn(design, details, converged, table, singular, vcov_problem, method)
+    return build_result(
         method=method,
-        formula=design.spec.formula,
-        family=design.family.name,
-        link=design.family.link.name,
-        fixed_effects=fixed,
-        fixed_effects_se=fixed_se,
-        variance_components=variances,
-        re_correlations=cors,
-        dispersion=dispersion,
-        loglik=float(loglik),
-        n_params=int(devfun.n_x),
-        nobs=int(design.n),
+        kind="likelihood",
+        design=design,
         table=table,
-        random_effects=random_effects,
-        converged=bool(opt.converged and st.converged),
-        convergence=convergence,
+        converged=converged,
+        n_params=int(devfun.n_x),
         timing=timing,
-        info=info,
+        loglik=float(loglik),
+        random_effects=random_effects,
+        messages=messages,
+        iterations=opt.n_iter,
+        singular=bool(singular),
+        warnings=raised,
+        convergence_details=details,
+        options=options,
+        theta=theta,
+        theta_names=cov.theta_names,
+        details=info_details,
     )
 
 
-def _warn(design, conv, table, singular, vcov_problem, method) -> None:
+def _warn(design, conv, converged, table, singular, vcov_problem, method) -> list[str]:
+    """Warn about what needs attention; returns the messages (kept in the result)."""
+    said: list[str] = []
+
+    def say(message: str, category: type[Warning]) -> None:
+        said.append(message)
+        warn(message, category)
+
     if singular:
-        warnings.warn(
+        say(
             f"boundary (singular) fit ({method}): {'; '.join(singular)} (a diagonal of the "
             f"relative covariance factor is below {SINGULAR_TOL:g}). The model is at the edge "
             "of its parameter space; consider dropping the term.",
             SingularFitWarning,
-            stacklevel=5,
         )
-    if not conv["converged"]:
-        warnings.warn(
-            f"{method} fit did not converge: optimizer says {conv['message']!r}; "
+    if not converged:
+        say(
+            f"{method} fit did not converge: optimizer says {conv['optimizer_message']!r}; "
             f"max |gradient| {conv['max_abs_gradient']:.3g}, Newton step left "
             f"{conv['max_newton_step']:.3g} (see result.convergence). Try rescaling "
-            "covariates, better starting values (start=...) or more iterations (maxiter=...).",
+            "covariates, better starting values (start=...) or more iterations (max_iter=...).",
             ConvergenceWarning,
-            stacklevel=5,
         )
     if design.family.name in ("binomial", "poisson", "negative_binomial"):
         fx = table.loc[design.fixed_names]
@@ -218,33 +192,31 @@ def _warn(design, conv, table, singular, vcov_problem, method) -> None:
         )
         for name in [str(v) for v in np.asarray(design.fixed_names)[big]]:
             row = fx.loc[name]
-            warnings.warn(
+            say(
                 f"fixed effect {name!r} diverges (estimate {row['estimate']:.3g}, standard error "
                 f"{row['std_error']:.3g}): complete or quasi-complete separation; the response "
                 f"is (nearly) determined by {name!r}. Its estimate and Wald interval are not "
                 "meaningful: merge levels, drop the column or use a penalized/Bayesian fit.",
                 SeparationWarning,
-                stacklevel=5,
             )
         for t in design.random:
             for j, comp in enumerate(t.component_names):
                 sd = np.sqrt(table.loc[f"var({comp})", "estimate"])
                 if sd * np.abs(t.X[:, j]).max() > DIVERGE_ABS:
-                    warnings.warn(
+                    say(
                         f"the variance of {comp!r} diverges (sd {sd:.3g} on the link scale): "
                         f"{_constant_groups(design, t)} The random effects of {t.group!r} "
                         "separate the responses; the variance is not estimable by maximum "
                         "likelihood (use a prior, i.e. a Bayesian fit, or drop the term).",
                         SeparationWarning,
-                        stacklevel=5,
                     )
     if vcov_problem and not singular:
-        warnings.warn(
+        say(
             f"{vcov_problem}: standard errors are not available; the model may not be "
             "identifiable (or the fit is at a saddle point)",
             ConvergenceWarning,
-            stacklevel=5,
         )
+    return said
 
 
 def _constant_groups(design, term) -> str:

@@ -41,6 +41,10 @@ PROFILE_XTOL = 1e-6
 def _model_and_result(result_or_model) -> tuple[object, FitResult]:
     if isinstance(result_or_model, FitResult):
         model = getattr(result_or_model, "_model", None)
+        from ..predict import ModelLink  # GLMM.fit holds its model in a ModelLink
+
+        if isinstance(model, ModelLink):
+            model = model.model
         if model is None or result_or_model.method != "laplace":
             raise MethodError(
                 "intervals need the model: pass the GLMM, or a Laplace FitResult fitted in "
@@ -162,14 +166,15 @@ def profile_intervals(
         x_hat = start_vector(
             devfun,
             {
-                "theta": list(result.info["theta"].values()),
+                "theta": list(result.info["theta"]),
                 "fixed_effects": result.fixed_effects,
                 **({"dispersion": float(result.dispersion.iloc[0])} if devfun.has_disp else {}),
             },
         )
         opt = minimize_deviance(devfun, x_hat)
         x_hat, dev_min = opt.x, opt.fun
-        V = np.asarray(result.info["vcov"], dtype=float) if result.info.get("vcov") else None
+        vcov = result.info["details"].get("vcov")
+        V = np.asarray(vcov, dtype=float) if vcov else None
         z_crit = stats.norm.ppf(0.5 + level / 2)
         rows = {}
         todo = [(t, c) for t in devfun.cov.terms for c in range(t.k)]
@@ -279,7 +284,7 @@ def bootstrap_intervals(
         x_hat = start_vector(
             devfun,
             {
-                "theta": list(result.info["theta"].values()),
+                "theta": list(result.info["theta"]),
                 "fixed_effects": result.fixed_effects,
                 **({"dispersion": float(result.dispersion.iloc[0])} if devfun.has_disp else {}),
             },

@@ -7,12 +7,14 @@
 
 at the conditional modes ``u_hat(theta, beta)`` found by PIRLS (:mod:`.pirls`), with all
 normalizing constants of ``p(y | u)``, so the log-likelihood equals R's ``logLik(glmer(...))``.
-``theta`` (bounded at zero) and ``beta`` are optimized jointly with the exact gradient
+``theta`` (bounded at zero) and ``beta`` are optimized jointly with the exact gradient, over
+whitened fixed effects so that the units of the covariates do not matter, restarting from
+lme4's first stage (``theta`` with ``beta`` profiled out) when a run ends unconverged
 (:mod:`.optimize`); Wald standard errors come from the Hessian of the deviance over
 ``(theta, beta)`` as lme4's default ``vcov``. The stages follow lme4's ``modular.R``: the
 design (``lFormula``), a deviance function built once (``mkGlmerDevfun``,
 :class:`.devfun.LaplaceDeviance`), its optimization (``optimizeGlmer``) and the result
-(``mkMerMod``, :func:`.assemble.build_result`).
+(``mkMerMod``, :func:`.assemble.likelihood_result`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..errors import DataError, MethodError
+from ..errors import DataError, MethodError, OptionError
+from ..options import resolve_options
 from ..result import FitResult
 from . import blas_threads
-from .assemble import build_result
-from .devfun import LaplaceDeviance
-from .optimize import minimize_deviance
+from .assemble import likelihood_result
+from .devfun import LaplaceDeviance, ProfiledDeviance
+from .optimize import minimize_deviance, optimizer_info
 from .pirls import PirlsProblem
 
 #: IRLS iterations of the GLM that gives the starting fixed effects
@@ -104,24 +107,29 @@ def start_vector(devfun: LaplaceDeviance, start=None) -> np.ndarray:
     if start is not None and not isinstance(start, Mapping):
         x = np.asarray(start, dtype=float)
         if x.shape != (devfun.n_x,):
-            raise MethodError(
+            raise OptionError(
                 f"start has {x.size} values; expected {devfun.n_x} for {devfun.names}"
             )
         return x
     start = dict(start or {})
     unknown = set(start) - {"theta", "fixed_effects", "variance_components", "dispersion"}
     if unknown:
-        raise MethodError(f"unknown keys in start: {sorted(unknown)}")
+        raise OptionError(f"unknown keys in start: {sorted(unknown)}")
     if "fixed_effects" in start:
         fe = start["fixed_effects"]
         names = problem.design.fixed_names
         if isinstance(fe, Mapping):
             missing = [n for n in names if n not in fe]
             if missing:
-                raise MethodError(f"start['fixed_effects'] lacks {missing}")
+                raise OptionError(f"start['fixed_effects'] lacks {missing}")
             beta = np.array([float(fe[n]) for n in names])
         else:
             beta = np.asarray(fe, dtype=float)
+            if beta.shape != (len(names),):
+                raise OptionError(
+                    f"start['fixed_effects'] has {beta.size} values; expected {len(names)} "
+                    f"for {names}"
+                )
     else:
         beta = glm_start(problem)
     theta = devfun.cov.theta0()
@@ -131,11 +139,16 @@ def start_vector(devfun: LaplaceDeviance, start=None) -> np.ndarray:
         for t in devfun.cov.terms:
             missing = [c for c in t.component_names if c not in vc]
             if missing:
-                raise MethodError(f"start['variance_components'] lacks {missing}")
+                raise OptionError(f"start['variance_components'] lacks {missing}")
             covs[t.name] = np.diag([float(vc[c]) for c in t.component_names])
         theta = devfun.cov.theta_from_covariances(covs)
     if "theta" in start:
         theta = np.asarray(start["theta"], dtype=float)
+        if theta.shape != (devfun.cov.n_theta,):
+            raise OptionError(
+                f"start['theta'] has {theta.size} values; expected {devfun.cov.n_theta} for "
+                f"{devfun.cov.theta_names}"
+            )
     disp = start.get("dispersion")
     if devfun.has_disp and disp is None:
         disp = _dispersion_start(problem, beta)
@@ -163,17 +176,24 @@ def fit_laplace_design(
         problem = problem.with_response(y)
     devfun = LaplaceDeviance(problem)
     x0 = start_vector(devfun, start)
-    opt = minimize_deviance(devfun, x0, maxiter=maxiter, hessian=hessian)
+    opt = minimize_deviance(
+        devfun,
+        x0,
+        maxiter=maxiter,
+        hessian=hessian,
+        alt_start=lambda: ProfiledDeviance(devfun).start(x0),
+    )
     return devfun, opt
 
 
 def fit_laplace(
     model,
     start=None,
-    maxiter: int = 1000,
+    max_iter: int = 1000,
     curvature: str = "fisher",
-    threads: int | None = 1,
-    **options,
+    threads: int | None = None,
+    progressbar: bool | None = None,
+    **unknown,
 ) -> FitResult:
     """Fit a GLMM by maximum likelihood under the Laplace approximation.
 
@@ -183,7 +203,7 @@ def fit_laplace(
     start : array or dict, optional
         Starting values (see :func:`start_vector`); by default ``theta = 1`` (lme4) and the
         fixed effects of the GLM without random effects.
-    maxiter : int
+    max_iter : int
         Iterations of the quasi-Newton optimizer.
     curvature : {"fisher", "observed"}
         Weights in ``log det(Lambda' Z' W Z Lambda + I)``: Fisher (expected) information, as
@@ -192,7 +212,9 @@ def fit_laplace(
         only for non-canonical links (probit, cloglog, the negative binomial's log link).
     threads : int or None
         BLAS threads during the fit (see :func:`bayesglmm.frequentist.blas_threads`);
-        None leaves the BLAS setting alone.
+        None (default): one, the fastest for these small dense blocks on a shared machine.
+    progressbar : bool or None
+        Accepted for the shared vocabulary; the fit (seconds at most) shows no bar.
 
     Returns
     -------
@@ -203,22 +225,23 @@ def fit_laplace(
         ``convergence`` the optimizer's diagnostics (message, gradient, Newton step left,
         singular components). Warns on singular fits, failed convergence and separation.
     """
-    if options:
-        raise MethodError(
-            f"unknown option(s) for method 'laplace': {sorted(options)}; "
-            "known: start, maxiter, curvature, threads"
-        )
+    options = resolve_options("laplace", locals())
     t0 = time.perf_counter()
     design = model.design
     check_model(design, "laplace")
-    if curvature not in ("fisher", "observed"):
-        raise MethodError(f"curvature must be 'fisher' or 'observed', got {curvature!r}")
-    with blas_threads(threads):
-        devfun, opt = fit_laplace_design(design, start=start, maxiter=maxiter, curvature=curvature)
+    with blas_threads(1 if threads is None else threads):
+        devfun, opt = fit_laplace_design(design, start=start, maxiter=max_iter, curvature=curvature)
         t1 = time.perf_counter()
         timing = {"optimize": t1 - t0}
-        options = {"maxiter": maxiter, "start": start, "curvature": curvature}
-        result = build_result(model, devfun, opt, "laplace", timing, options)
+        result = likelihood_result(
+            model,
+            devfun,
+            opt,
+            "laplace",
+            timing,
+            options,
+            extra_info={"optimizer": optimizer_info(opt)},
+        )
     timing["total"] = time.perf_counter() - t0
     result._model = model  # for intervals in this session; not saved with the result
     return result

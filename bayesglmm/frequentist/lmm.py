@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -45,14 +44,15 @@ import scipy.linalg
 import scipy.optimize
 import scipy.sparse as sp
 
+from .._warn import warn
 from ..errors import MethodError
 from ..linalg import DENSE_LIMIT, BlockCholesky, NotPositiveDefiniteError, term_blocks
-from ..result import FitResult
+from ..options import resolve_options
+from ..result import FitResult, build_result, parameter_rows, wald_table
+from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-#: two-sided normal quantile of the Wald intervals in result tables (95 %)
-Z_975 = 1.959963984540054
 #: L-BFGS-B tolerances: relative decrease of the criterion and projected gradient. The
 #: criterion is O(n); at 1e-14 relative theta agrees with lmer and with a dense REML
 #: computation to ~1e-7 on the data sets tested.
@@ -327,6 +327,7 @@ class LMMProblem:
         self._pieces = _Pieces(data.ZtWZ, data.first, data.block, self._fill)
         self._rhs = np.column_stack([data.ZtWy, data.ZtWX])
         self.n_evaluations = 0
+        self.max_iter = MAX_ITER
 
     # --------------------------------------------------------------------------------
     def _lambda_t(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -490,11 +491,10 @@ class LMMProblem:
             "singular": cf.singular_components(theta),
         }
         if not ok:
-            warnings.warn(
+            warn(
                 f"the variance parameters did not converge ({res.message}) after "
                 f"{res.nit} iterations; the estimates may not be at the optimum",
                 LMMConvergenceWarning,
-                stacklevel=3,
             )
         return sol
 
@@ -508,7 +508,7 @@ class LMMProblem:
             method="L-BFGS-B",
             jac=True if analytic else "3-point",
             bounds=bounds,
-            options={"ftol": FTOL, "gtol": GTOL, "maxiter": MAX_ITER, "maxls": 50},
+            options={"ftol": FTOL, "gtol": GTOL, "maxiter": self.max_iter, "maxls": 50},
         )
         if not res.success and "ABNORMAL" in str(res.message).upper():
             # a line search that cannot improve on finite-difference gradients: accept the
@@ -556,35 +556,6 @@ def random_effects_frames(design, sol: LMMSolution) -> dict[str, pd.DataFrame]:
     return out
 
 
-def result_table(
-    fixed: pd.Series, se: pd.Series, var: pd.Series, cor: pd.Series, extra: pd.Series
-) -> pd.DataFrame:
-    """Estimates with Wald intervals for the fixed effects; point estimates for the rest."""
-    rows = pd.DataFrame(
-        {
-            "estimate": fixed.to_numpy(),
-            "std_error": se.to_numpy(),
-            "lower": (fixed - Z_975 * se).to_numpy(),
-            "upper": (fixed + Z_975 * se).to_numpy(),
-        },
-        index=list(fixed.index),
-    )
-    others = pd.concat(
-        [
-            var.rename(lambda k: f"var({k})"),
-            cor.rename(lambda k: f"cor({k})"),
-            extra,
-        ]
-    ).astype(float)
-    rest = pd.DataFrame(
-        {"estimate": others.to_numpy(), "std_error": np.nan, "lower": np.nan, "upper": np.nan},
-        index=list(others.index),
-    )
-    table = pd.concat([rows, rest]) if len(rest) else rows
-    table.index.name = "parameter"
-    return table
-
-
 def check_random_terms(design, method: str) -> None:
     if not design.random:
         raise MethodError(
@@ -597,7 +568,14 @@ def check_random_terms(design, method: str) -> None:
 # the registered method
 
 
-def fit_lmm(model, reml: bool = True) -> FitResult:
+def fit_lmm(
+    model,
+    reml: bool = True,
+    max_iter: int = MAX_ITER,
+    progressbar: bool | None = None,
+    threads: int | None = None,
+    **unknown,
+) -> FitResult:
     """Fit a Gaussian linear mixed model as ``lme4::lmer`` does.
 
     Parameters
@@ -606,6 +584,12 @@ def fit_lmm(model, reml: bool = True) -> FitResult:
         A ``family="gaussian"`` model with the identity link.
     reml : bool
         REML (default, as ``lmer``) or maximum likelihood.
+    max_iter : int
+        Iterations of L-BFGS-B on the variance parameters (per start).
+    progressbar : bool or None
+        Accepted for the shared vocabulary; the fit shows no bar.
+    threads : int or None
+        BLAS threads; None (default): one for small dense blocks, the BLAS default else.
 
     Returns
     -------
@@ -615,6 +599,7 @@ def fit_lmm(model, reml: bool = True) -> FitResult:
         the variances of the random effects (``VarCorr``), standard errors from
         ``sigma^2 (X' V^{-1} X)^{-1}`` and Wald 95 % intervals for the fixed effects.
     """
+    options = resolve_options("lmm", locals())
     d = model.design
     if d.family.name != "gaussian" or d.family.link.name != "identity":
         raise MethodError(
@@ -626,37 +611,51 @@ def fit_lmm(model, reml: bool = True) -> FitResult:
     cf = CovarianceFactor(d)
     data = lmm_data(d.y - d.offset, d.X, d.Z, None, d.random)
     problem = LMMProblem(data, cf, reml=reml)
+    problem.max_iter = max_iter
     t1 = time.perf_counter()
-    with blas_threads(d):
+    with blas_threads(d) if threads is None else blas_limit(threads):
         sol = problem.optimize()
     t2 = time.perf_counter()
-    fixed = pd.Series(sol.beta, index=d.fixed_names, name="estimate")
-    se = pd.Series(np.sqrt(np.diag(sol.cov_beta)), index=d.fixed_names, name="std_error")
+    se = np.sqrt(np.diag(sol.cov_beta))
     var, cor = variance_components(cf, sol)
     sigma = pd.Series({"sigma": np.sqrt(sol.sigma2)}, name="dispersion")
-    crit = "REML criterion" if reml else "log-likelihood"
-    return FitResult(
+    table = wald_table(d.fixed_names, sol.beta, se).assign(p=np.nan)  # lmer gives no p-values
+    return build_result(
         method="lmm",
-        formula=d.spec.formula,
-        family=d.family.name,
-        link=d.family.link.name,
-        fixed_effects=fixed,
-        fixed_effects_se=se,
-        variance_components=var,
-        re_correlations=cor,
-        dispersion=sigma,
-        loglik=-0.5 * sol.deviance,
-        n_params=d.p + cf.n_theta + 1,
-        nobs=d.n,
-        table=result_table(fixed, se, var, cor, sigma),
-        random_effects=random_effects_frames(d, sol),
+        kind="lmm",
+        design=d,
+        table=pd.concat([table, parameter_rows(var, cor, sigma)]),
         converged=sol.optimizer["success"],
-        convergence=sol.optimizer,
+        n_params=d.p + cf.n_theta + 1,
         timing={"setup": t1 - t0, "optimize": t2 - t1, "total": time.perf_counter() - t0},
-        info={
+        loglik=-0.5 * sol.deviance,
+        random_effects=random_effects_frames(d, sol),
+        messages=optimizer_messages(sol.optimizer),
+        iterations=sol.optimizer["iterations"],
+        singular=bool(sol.optimizer["singular"]),
+        warnings=sol.optimizer.get("warnings", []),
+        convergence_details=sol.optimizer,
+        options=options,
+        theta=sol.theta,
+        theta_names=cf.theta_names,
+        details={
             "reml": bool(reml),
-            "loglik": f"{crit} at the optimum, as lme4's logLik",
-            "theta": sol.theta.tolist(),
-            "theta_names": cf.theta_names,
+            "criterion": "REML" if reml else "ML",
+            "loglik": ("REML criterion" if reml else "log-likelihood")
+            + " at the optimum, as lme4's logLik",
+            "deviance": float(sol.deviance),
+            "df_resid": int(d.n - d.p),
+            "vcov": np.asarray(sol.cov_beta).tolist(),
+            "vcov_names": list(d.fixed_names),
         },
     )
+
+
+def optimizer_messages(optimizer: dict) -> list[str]:
+    """What a person should read about the working optimizer's result."""
+    msgs = []
+    if not optimizer["success"]:
+        msgs.append(f"the variance parameters did not converge: {optimizer['message']}")
+    if optimizer["singular"]:
+        msgs.append("boundary (singular) fit: " + "; ".join(optimizer["singular"]))
+    return msgs

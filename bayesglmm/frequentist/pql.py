@@ -40,15 +40,17 @@ method's own and is left visible.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._warn import warn
 from ..errors import MethodError
-from ..result import FitResult
+from ..options import resolve_options, tqdm_progress
+from ..result import FitResult, build_result, parameter_rows, wald_table
+from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
 from .lmm import (
     LMMProblem,
@@ -57,8 +59,8 @@ from .lmm import (
     check_random_terms,
     fit_lmm,
     lmm_data,
+    optimizer_messages,
     random_effects_frames,
-    result_table,
     variance_components,
 )
 
@@ -195,7 +197,7 @@ def pql_iterations(
     max_iter: int,
     tol: float,
     alpha: float | None = None,
-    progressbar: bool = False,
+    progressbar: bool | None = False,
 ) -> PQLState:
     """Iterate working response, weights and working LMM fit until ``eta`` settles."""
     t0 = time.perf_counter()
@@ -207,7 +209,7 @@ def pql_iterations(
     theta = None
     history: list[float] = []
     converged = False
-    with tqdm(total=max_iter, desc="PQL", disable=not progressbar, leave=False) as bar:
+    with tqdm(total=max_iter, desc="PQL", leave=False, **tqdm_progress(progressbar)) as bar:
         for _ in range(max_iter):
             z, w = working_response(design, eta, y, pw, alpha)
             problem = LMMProblem(lmm_data(z, design.X, Z, w, design.random), cf, reml, sigma)
@@ -220,8 +222,8 @@ def pql_iterations(
             change = _relative_change(eta_new, eta)
             eta = eta_new
             history.append(change)
+            bar.set_postfix(change=f"{change:.2e}", refresh=False)  # refresh: no delay
             bar.update(1)
-            bar.set_postfix(change=f"{change:.2e}")
             if not np.all(np.isfinite(eta)):
                 raise MethodError("the PQL iteration diverged (non-finite linear predictor)")
             if change < tol:
@@ -247,7 +249,9 @@ def fit_pql(
     max_iter: int = 100,
     tol: float = 1e-6,
     alpha: float | None = None,
-    progressbar: bool = True,
+    progressbar: bool | None = None,
+    threads: int | None = None,
+    **unknown,
 ) -> FitResult:
     """Fit a GLMM by penalized quasi-likelihood.
 
@@ -266,8 +270,11 @@ def fit_pql(
         ``||eta_new - eta|| / ||eta_new||``, is below ``tol``.
     alpha : float, optional
         Shape of the negative binomial family (required there; held fixed).
-    progressbar : bool
-        Show the iterations with tqdm.
+    progressbar : bool or None
+        None (default): a tqdm bar only once the iterations have run a second (so never for
+        a fit that takes a tenth of one); True: from the start; False: never.
+    threads : int or None
+        BLAS threads; None (default): one for small dense blocks, the BLAS default else.
 
     Returns
     -------
@@ -283,25 +290,27 @@ def fit_pql(
     PQLConvergenceWarning
         When ``max_iter`` iterations end with the relative change above ``tol``.
     """
+    options = resolve_options("pql", locals())
     d = model.design
     fam = d.family
     if fam.name == "gaussian" and fam.link.name == "identity":
-        warnings.warn(
+        warn(
             "PQL on a Gaussian model with the identity link is the linear mixed model "
             f"itself (the working response is y): fitting method='lmm' with reml={reml}",
             PQLWarning,
-            stacklevel=3,
         )
-        return fit_lmm(model, reml=reml)
+        return fit_lmm(model, reml=reml, progressbar=progressbar, threads=threads)
     _check_options(model, reml, dispersion, max_iter, tol, alpha)
     check_random_terms(d, "pql")
     t0 = time.perf_counter()
     cf = CovarianceFactor(d)
-    with blas_threads(d):
+    with blas_threads(d) if threads is None else blas_limit(threads):
         state = pql_iterations(d, cf, reml, dispersion, max_iter, tol, alpha, progressbar)
     sol = state.solution
+    said: list[str] = []
     if state.separation:
-        warnings.warn(state.separation, PQLWarning, stacklevel=3)
+        said.append(state.separation)
+        warn(state.separation, PQLWarning)
     elif not state.converged:
         hint = (
             " With dispersion='estimated' the residual and random-effect variances of the "
@@ -310,71 +319,71 @@ def fit_pql(
             if dispersion == "estimated"
             else ""
         )
-        warnings.warn(
+        said.append(
             f"PQL did not converge in {len(state.history)} iterations: the last relative "
             f"change of the linear predictor was {state.history[-1]:.3g} (tol {tol:g}); the "
-            f"estimates are those of the last iteration.{hint}",
-            PQLConvergenceWarning,
-            stacklevel=3,
+            f"estimates are those of the last iteration.{hint}"
         )
+        warn(said[-1], PQLConvergenceWarning)
     t2 = time.perf_counter()
 
-    fixed = pd.Series(sol.beta, index=d.fixed_names, name="estimate")
     se = np.sqrt(np.diag(sol.cov_beta))
     if not reml and dispersion == "estimated":
         se = se * np.sqrt(d.n / (d.n - d.p))  # nlme's summary.lme(adjustSigma = TRUE)
-    se = pd.Series(se, index=d.fixed_names, name="std_error")
     var, cor = variance_components(cf, sol)
     disp = pd.Series(
         {"dispersion": sol.sigma2} if dispersion == "estimated" else {},
         name="dispersion",
         dtype=float,
     )
-    convergence = {
-        "iterations": len(state.history),
-        "relative_change": state.history[-1],
-        "history": state.history,
-        "tol": tol,
-        "max_iter": max_iter,
-        "glm_start": state.glm_start,
-        "working_lmm": sol.optimizer,
-        "singular": sol.optimizer["singular"],
-    }
+    table = pd.concat([wald_table(d.fixed_names, sol.beta, se), parameter_rows(var, cor, disp)])
+    messages = optimizer_messages(sol.optimizer)
     if state.separation:
-        convergence["separation"] = state.separation
-    return FitResult(
+        messages.insert(0, state.separation)
+    elif not state.converged:
+        messages.insert(0, f"PQL did not converge in {len(state.history)} iterations")
+    return build_result(
         method="pql",
-        formula=d.spec.formula,
-        family=fam.name,
-        link=fam.link.name,
-        fixed_effects=fixed,
-        fixed_effects_se=se,
-        variance_components=var,
-        re_correlations=cor,
-        dispersion=disp,
-        loglik=None,
-        n_params=d.p + cf.n_theta + (dispersion == "estimated"),
-        nobs=d.n,
-        table=result_table(fixed, se, var, cor, disp),
-        random_effects=random_effects_frames(d, sol),
+        kind="quasi_likelihood",
+        design=d,
+        table=table,
         converged=state.converged and sol.optimizer["success"],
-        convergence=convergence,
+        n_params=d.p + cf.n_theta + (dispersion == "estimated"),
         timing={
             "glm_start": state.glm_start["seconds"],
             "iterations": t2 - t0 - state.glm_start["seconds"],
             "total": time.perf_counter() - t0,
         },
-        info={
-            "reml": bool(reml),
-            "dispersion": dispersion,
+        loglik=None,
+        random_effects=random_effects_frames(d, sol),
+        messages=messages,
+        iterations=len(state.history),
+        singular=bool(sol.optimizer["singular"]),
+        warnings=said,
+        convergence_details={
+            "relative_change": state.history[-1],
+            "history": state.history,
+            "tol": tol,
+            "glm_start": state.glm_start,
+            "working_lmm": sol.optimizer,
+            "separation": state.separation,
+        },
+        options=options,
+        theta=sol.theta,
+        theta_names=cf.theta_names,
+        details={
             "working_model": "REML" if reml else "ML",
             "start": "glm without random effects (as MASS::glmmPQL)",
-            "alpha": alpha,
             "loglik": "PQL maximizes no likelihood: loglik is None (glmmPQL reports NA)",
-            "theta": sol.theta.tolist(),
-            "theta_names": cf.theta_names,
+            "vcov": (np.outer(se, se) * _correlation(sol.cov_beta)).tolist(),
+            "vcov_names": list(d.fixed_names),
         },
     )
+
+
+def _correlation(cov: np.ndarray) -> np.ndarray:
+    sd = np.sqrt(np.diag(cov))
+    return cov / np.outer(sd, sd)
 
 
 def _separated(design, eta: np.ndarray) -> np.ndarray:

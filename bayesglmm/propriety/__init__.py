@@ -10,12 +10,14 @@ draws afterwards for the signature of an improper posterior.
 Modules: :mod:`.cones` (separation by linear programming), :mod:`.fixed` (flat fixed
 effects), :mod:`.variance` (variance components: tail argument), :mod:`.lmm` (Hobert &
 Casella's linear-mixed-model conditions), :mod:`.tails` (prior exponents), :mod:`.report`,
-:mod:`.check` (the verdict), :mod:`.drift` (empirical backup).
+:mod:`.check` (the verdict), :mod:`.drift` (empirical backup), :mod:`.separation`
+(separated data under proper priors: a warning before every Bayesian fit).
 """
 
 from .check import PosteriorProprietyWarning, check_propriety, ensure_proper
 from .drift import ImproperDriftWarning, check_drift
 from .report import ProprietyEntry, ProprietyReport
+from .separation import PriorDrivenWarning, check_separation
 
 __all__ = [
     "check_propriety",
@@ -25,4 +27,6 @@ __all__ = [
     "ProprietyEntry",
     "PosteriorProprietyWarning",
     "ImproperDriftWarning",
+    "PriorDrivenWarning",
+    "check_separation",
 ]

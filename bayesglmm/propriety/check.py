@@ -15,10 +15,10 @@ The verdict is assembled from the conditions of the other modules:
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
+from .._warn import warn
 from ..errors import ImproperPosteriorError, PriorError
 from ..priors import LKJ, Flat
 from .fixed import BINOMIAL_LINKS, check_fixed, flat_columns, row_signs
@@ -235,7 +235,7 @@ def ensure_proper(model, allow_improper: bool = False) -> dict:
     Returns
     -------
     dict
-        The report as a JSON-serialisable dict (kept in ``FitResult.info["propriety"]``).
+        The report as a JSON-serialisable dict (kept in ``FitResult.info["details"]["propriety"]``).
 
     Raises
     ------
@@ -256,17 +256,15 @@ def ensure_proper(model, allow_improper: bool = False) -> dict:
                 f"allow_improper=True to sample anyway for a demonstration; "
                 f"bayesglmm.check_propriety(model) prints the full report."
             )
-        warnings.warn(
+        warn(
             f"sampling an improper posterior (allow_improper=True): {report.reason}. The "
             "draws approximate no distribution, however well-behaved the traces look.",
             PosteriorProprietyWarning,
-            stacklevel=3,
         )
     elif report.proper is None:
-        warnings.warn(
+        warn(
             f"could not decide whether the posterior is proper ({report.reason}); "
             "check the traces for variances drifting to 0 or infinity, or use proper priors",
             PosteriorProprietyWarning,
-            stacklevel=3,
         )
     return report.to_dict()

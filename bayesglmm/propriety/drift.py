@@ -26,10 +26,9 @@ exceeds ``ETA_LIMIT`` on the link scale.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
+from .._warn import warn as warn_user
 from ..priors import Flat
 
 #: a variance below this multiple of the response scale is numerically zero (sd 1e-6)
@@ -72,18 +71,14 @@ def _trend(logv: np.ndarray) -> float | None:
     return None
 
 
-def _variance_draws(model, idata, draws: dict | None) -> dict[str, np.ndarray]:
-    if draws is None:
-        from ..bayes.posterior import derived_draws
-
-        draws = derived_draws(model, idata)
+def _variance_draws(model, draws: dict) -> dict[str, np.ndarray]:
     out = {k: v for k, v in draws.items() if k.startswith("var(")}
     if "sigma" in draws and model.design.family.name == "gaussian":
         out["sigma^2"] = np.asarray(draws["sigma"]) ** 2
     return out
 
 
-def check_drift(model, idata, draws: dict | None = None, warn: bool = True) -> dict:
+def check_drift(model, idata, draws: dict, warn: bool = True) -> dict:
     """Warn when posterior draws drift to 0 or infinity, the signature of impropriety.
 
     Parameters
@@ -91,8 +86,10 @@ def check_drift(model, idata, draws: dict | None = None, warn: bool = True) -> d
     model : GLMM
     idata : arviz.InferenceData
         With a ``posterior`` group of shape (chain, draw, ...).
-    draws : dict, optional
-        :func:`bayesglmm.bayes.posterior.derived_draws` output, if already computed.
+    draws : dict
+        Draws (chain, draw) of the reported parameters by result name, as
+        :func:`bayesglmm.bayes.draws.derived_draws` returns them; passed in (not
+        computed here) so that this module does not import the posterior code that calls it.
     warn : bool
         Issue an :class:`ImproperDriftWarning` for what is flagged.
 
@@ -107,7 +104,7 @@ def check_drift(model, idata, draws: dict | None = None, warn: bool = True) -> d
     flagged: dict[str, str] = {}
     checked: list[str] = []
     with np.errstate(divide="ignore", invalid="ignore"):
-        for name, v in _variance_draws(model, idata, draws).items():
+        for name, v in _variance_draws(model, draws).items():
             v = np.asarray(v, dtype=float)
             checked.append(name)
             tiny = float(np.mean(v < TINY * scale))
@@ -155,11 +152,10 @@ def check_drift(model, idata, draws: dict | None = None, warn: bool = True) -> d
                     )
     if flagged and warn:
         lines = "; ".join(f"{k}: {v}" for k, v in flagged.items())
-        warnings.warn(
+        warn_user(
             f"posterior draws drift the way they do when the posterior is improper ({lines}). "
             "Do not use these draws; check bayesglmm.check_propriety(model) and use proper "
             "priors.",
             ImproperDriftWarning,
-            stacklevel=4,
         )
     return {"flagged": flagged, "checked": checked}

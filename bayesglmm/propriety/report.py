@@ -90,7 +90,7 @@ class ProprietyReport:
         return frame
 
     def to_dict(self) -> dict:
-        """A JSON-serialisable dict (stored in ``FitResult.info["propriety"]``)."""
+        """A JSON-serialisable dict (stored in ``FitResult.info["details"]["propriety"]``)."""
         out = {
             "proper": self.proper,
             "verdict": self.verdict,

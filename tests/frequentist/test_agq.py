@@ -27,7 +27,7 @@ def test_cbpp_agq25_matches_glmer(cbpp):
         r.fixed_effects.to_numpy(), [-1.3992, -0.9914, -1.1278, -1.5795], atol=AGQ_TOL
     )
     assert r.variance_components["herd"] == pytest.approx(0.4193, abs=AGQ_TOL)
-    assert r.converged and r.info["n_quad"] == 25
+    assert r.converged and r.info["options"]["n_quad"] == 25
 
 
 @pytest.mark.reference
@@ -199,5 +199,5 @@ def test_nested_fit_converges_and_one_node_is_laplace():
     one = m.fit("agq", n_quad=1)
     assert one.loglik == pytest.approx(lap.loglik, abs=1e-6)
     many = m.fit("agq", n_quad=9)
-    assert many.converged and many.info["quadrature"] == "nested"
-    assert "nested" in many.info["label"]
+    assert many.converged and many.info["details"]["quadrature"] == "nested"
+    assert "nested" in many.info["details"]["label"]

@@ -2,6 +2,7 @@
 responses constant within every group, all-zero responses, failed convergence. Each gives
 a clear warning or error, never a silent estimate."""
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -17,6 +18,13 @@ from bayesglmm.frequentist.assemble import (
 
 #: lme4 optimizes with bobyqa to FtolAbs 1e-5: its estimates agree with the optimum to ~1e-3
 LME4_TOL = 1e-3
+
+
+def csv_sha256(df: pd.DataFrame) -> str:
+    """sha256 of the data as written for R: ``df.to_csv(path, index=False,
+    float_format="%.17g")`` (17 digits: R reads back the same doubles). The R references
+    below were computed from such a CSV; the pinned hash says the data are still those."""
+    return hashlib.sha256(df.to_csv(index=False, float_format="%.17g").encode()).hexdigest()
 
 
 def _binary_data():
@@ -52,11 +60,16 @@ def _record(fn):
 @pytest.mark.reference
 def test_variance_at_zero_is_a_singular_fit_warning():
     """glmer(y ~ x + (1|g) + (1|h), binomial): fixef -0.1536586239 0.4304285490, var g
-    1.126000605, var h 0, logLik -248.041244307, isSingular TRUE."""
-    r, w = _record(lambda: GLMM("y ~ x + (1|g) + (1|h)", _binary_data()).fit("laplace"))
+    1.126000605, var h 0, logLik -248.041244307, isSingular TRUE. Re-run (lme4 1.1-31):
+    ``d <- read.csv("binary.csv"); d$g <- factor(d$g); d$h <- factor(d$h);
+    glmer(y ~ x + (1|g) + (1|h), data = d, family = binomial)`` with binary.csv written by
+    ``_binary_data().to_csv("binary.csv", index=False, float_format="%.17g")``."""
+    data = _binary_data()
+    assert csv_sha256(data) == "120315c4ceed5add845d24ada3813abf06711be63b7066e78a4de4a65e80218e"
+    r, w = _record(lambda: GLMM("y ~ x + (1|g) + (1|h)", data).fit("laplace"))
     assert [type(x.message) for x in w] == [SingularFitWarning]
     assert "variance of h is zero" in str(w[0].message)
-    assert r.convergence["singular"] and r.convergence["singular_components"]
+    assert r.convergence["singular"] and r.convergence["details"]["singular_components"]
     assert r.variance_components["h"] == 0.0
     assert r.variance_components["g"] == pytest.approx(1.126000605, abs=LME4_TOL)
     np.testing.assert_allclose(r.fixed_effects, [-0.1536586239, 0.4304285490], atol=LME4_TOL)
@@ -70,7 +83,9 @@ def test_optimizer_escapes_the_saddle_at_zero():
     """The deviance is even in theta at 0, so its gradient vanishes there; here the
     quasi-Newton path lands on theta(a:b) = 0 although the optimum is interior. Reference:
     glmer(y ~ x + (1|a/b), poisson) on these data: var(a:b) 0.09084335299, var(a)
-    0.49425879608, logLik -165.737068809 (we reach a slightly higher logLik)."""
+    0.49425879608, logLik -165.737068809 (we reach a slightly higher logLik). Re-run:
+    ``sim.to_csv("saddle.csv", index=False, float_format="%.17g")``, then in R
+    ``d <- read.csv("saddle.csv"); glmer(y ~ x + (1|a/b), data = d, family = poisson)``."""
     rng = np.random.default_rng(9)
     df = pd.DataFrame(
         [
@@ -88,6 +103,7 @@ def test_optimizer_escapes_the_saddle_at_zero():
         family="poisson",
         random_seed=10,
     )
+    assert csv_sha256(sim) == "b1fd1ddc6aa3197dda9b2d7e3a7cd87fd38162f3041ee7eade9df5eda143bd21"
     r, w = _record(lambda: GLMM("y ~ x + (1|a/b)", sim, family="poisson").fit("laplace"))
     assert w == []
     assert r.convergence["converged"] and not r.convergence["singular"]
@@ -140,12 +156,14 @@ def test_failed_convergence_warns_with_diagnostics():
     conv = [str(x.message) for x in w if issubclass(x.category, ConvergenceWarning)]
     assert len(conv) == 1 and "did not converge" in conv[0] and "Newton step left" in conv[0]
     assert not r.converged
-    assert r.convergence["max_newton_step"] > 1e-4
-    assert set(r.convergence) >= {"message", "iterations", "evaluations", "gradient"}
+    assert r.convergence["details"]["max_newton_step"] > 1e-4
+    assert "did not converge" in r.convergence["messages"][0]
+    assert r.convergence["warnings"] and "did not converge" in " ".join(r.convergence["warnings"])
+    assert set(r.convergence["details"]) >= {"optimizer_message", "evaluations", "gradient"}
 
 
 def test_few_quasi_newton_iterations_are_finished_by_newton_steps():
-    r = GLMM("y ~ x + (1|g)", _binary_data()).fit("laplace", maxiter=1)
+    r = GLMM("y ~ x + (1|g)", _binary_data()).fit("laplace", max_iter=1)
     assert r.converged and r.convergence["iterations"] <= 2
     full = GLMM("y ~ x + (1|g)", _binary_data()).fit("laplace")
     np.testing.assert_allclose(r.fixed_effects, full.fixed_effects, atol=1e-6)

@@ -10,6 +10,7 @@ from bayesglmm.frequentist.devfun import LaplaceDeviance
 from bayesglmm.frequentist.intervals import _Profile, bootstrap_intervals, profile_intervals
 from bayesglmm.frequentist.optimize import minimize_deviance
 from bayesglmm.frequentist.pirls import PirlsProblem
+from bayesglmm.predict import model_of
 
 #: lme4's confint(method = "profile") interpolates the profile with splines; at its limits
 #: our exact profile gives zeta = 1.9583 instead of 1.9600 (salamander, upper limit of
@@ -39,7 +40,7 @@ def test_salamander_profile_matches_lme4(salamander_fit):
     np.testing.assert_allclose(p.loc["var(Male)"], p.loc["sd(Male)"] ** 2)
     # our limits are where the signed root deviance equals the normal quantile
     with blas_threads(1):
-        dv = LaplaceDeviance(PirlsProblem(salamander_fit._model.design))
+        dv = LaplaceDeviance(PirlsProblem(model_of(salamander_fit).design))
         opt = minimize_deviance(dv, np.r_[1.0, 1.0, np.zeros(4)])
         prof = _Profile(dv, dv.cov.terms[0], 0)
         for s in p.loc["sd(Female)", ["lower", "upper"]]:
@@ -57,17 +58,31 @@ def test_cbpp_profile_matches_lme4(cbpp):
     )
 
 
+@pytest.mark.reference
 def test_profile_lower_limit_is_zero_when_zero_is_inside(seeds):
-    """Seeds' plate variance is small (0.056 under AGQ): zero is within the 95% interval."""
+    """Seeds' plate variance is small (0.056 under AGQ): zero is within the 95% interval.
+    confint(glmer(cbind(germ, n - germ) ~ x1 * x2 + (1 | plate), s, binomial),
+    parm = "theta_", method = "profile", oldNames = FALSE) (R 4.2.2, lme4 1.1-31, on the
+    packaged seeds.csv with plate a factor): sd_(Intercept)|plate 0 0.4815827859."""
     p = profile_intervals(
         GLMM("cbind(germ, n - germ) ~ x1 * x2 + (1|plate)", seeds), progressbar=False
     )
     assert p.loc["sd(plate)", "lower"] == 0.0
+    assert p.loc["sd(plate)", "upper"] == pytest.approx(0.4815827859, abs=LME4_PROFILE_TOL)
     assert p.loc["sd(plate)", "upper"] > p.loc["sd(plate)", "estimate"] > 0
 
 
+@pytest.mark.reference
 def test_profile_of_a_correlated_term(salamander):
-    """The second standard deviation of (1 + x|g) is profiled along its row of T."""
+    """The second standard deviation of (1 + x|g) is profiled along its row of T. Data:
+    as below (sha256 of ``s.to_csv(index=False, float_format="%.17g")`` pinned); R 4.2.2,
+    lme4 1.1-31: ``d <- read.csv("s.csv"); d$g <- factor(d$g);
+    f <- glmer(y ~ x + (1 + x | g), data = d, family = poisson);
+    confint(f, parm = "theta_", method = "profile", oldNames = FALSE)``:
+    sd_(Intercept)|g 0.45279176724 0.8475424893; sd_x|g 0.32005445047 0.5972364720
+    (estimates 0.6061154457, 0.4280606270; cor 0.40980764; logLik -989.19898339)."""
+    import hashlib
+
     from bayesglmm import simulate
 
     rng = np.random.default_rng(2)
@@ -83,12 +98,19 @@ def test_profile_of_a_correlated_term(salamander):
         family="poisson",
         random_seed=3,
     )
+    csv = s.to_csv(index=False, float_format="%.17g").encode()
+    assert (
+        hashlib.sha256(csv).hexdigest()
+        == "aac3df5097821f7ac7994f5d573b267323671fa66436a33d6b852d8a42273b0d"
+    )
     fit = GLMM("y ~ x + (1 + x|g)", s, family="poisson").fit("laplace")
     p = profile_intervals(fit, progressbar=False)
+    lme4 = {"g|Intercept": [0.45279176724, 0.8475424893], "g|x": [0.32005445047, 0.5972364720]}
     for c in ["g|Intercept", "g|x"]:
         lo, est, hi = p.loc[f"sd({c})", ["lower", "estimate", "upper"]]
         assert 0 <= lo < est < hi
         assert est == pytest.approx(np.sqrt(fit.variance_components[c]), rel=1e-6)
+        np.testing.assert_allclose([lo, hi], lme4[c], atol=LME4_PROFILE_TOL)
 
 
 def test_bootstrap_reproducible_and_calibrated(cbpp):

@@ -281,7 +281,7 @@ def test_salamander_matches_glmmpql(salamander):
     # summary.lme's sqrt(n / (n - p)) adjustment of ML standard errors included
     se = [0.36624302, 0.35719763, 0.39587084, 0.36508039]
     np.testing.assert_allclose(fit.fixed_effects_se.to_numpy(), se, rtol=TOL_R)
-    assert fit.info["dispersion"] == "estimated" and fit.info["reml"] is False
+    assert fit.info["options"]["dispersion"] == "estimated" and fit.info["options"]["reml"] is False
     assert "dispersion" in fit.table.index and "var(Female)" in fit.table.index
 
 
@@ -310,7 +310,7 @@ def test_mouse_litters_glmmpql_is_its_tenth_iterate(mouse_litters):
     assert fit.variance_components["litter"] == pytest.approx(0.2065067, abs=TOL_R)
     assert fit.dispersion["dispersion"] == pytest.approx(1.1897568, abs=TOL_R)
     assert fit.converged is False
-    assert fit.convergence["relative_change"] ** 2 == pytest.approx(0.5614, abs=TOL_R)
+    assert fit.convergence["details"]["relative_change"] ** 2 == pytest.approx(0.5614, abs=TOL_R)
 
 
 def test_non_convergence_warns_with_the_last_change(mouse_litters):
@@ -318,14 +318,14 @@ def test_non_convergence_warns_with_the_last_change(mouse_litters):
     with pytest.warns(PQLConvergenceWarning) as record:
         fit = _fit(model, reml=False, dispersion="estimated", max_iter=20)
     message = str(record[0].message)
-    last = fit.convergence["relative_change"]
+    last = fit.convergence["details"]["relative_change"]
     assert f"{last:.3g}" in message and "dispersion='fixed'" in message
     assert last > 1e-2 and fit.convergence["iterations"] == 20
     # the Breslow-Clayton PQL (dispersion fixed) converges on the same data
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fixed = _fit(model)
-    assert fixed.converged and fixed.convergence["relative_change"] < 1e-6
+    assert fixed.converged and fixed.convergence["details"]["relative_change"] < 1e-6
 
 
 # --------------------------------------------------------------------------------------
@@ -351,7 +351,8 @@ def test_complete_separation_stops_with_a_warning():
     with pytest.warns(PQLWarning, match="numerically 0 or 1"):
         fit = _fit(GLMM("y ~ x + (1|g)", df))
     assert not fit.converged
-    assert "separation" in fit.convergence
+    assert "complete separation" in fit.convergence["details"]["separation"]
+    assert "numerically 0 or 1" in fit.convergence["messages"][0]
 
 
 @pytest.mark.parametrize(
@@ -373,7 +374,7 @@ def test_negative_binomial_needs_alpha_and_gaussian_log_needs_estimated_dispersi
     with pytest.raises(MethodError, match="alpha"):
         _fit(nb)
     fit = _fit(nb, alpha=5.0)
-    assert fit.converged and fit.info["alpha"] == 5.0
+    assert fit.converged and fit.info["options"]["alpha"] == 5.0
     data = cbpp.assign(inc1=cbpp["incidence"] + 1.0)
     gl = GLMM("inc1 ~ period + (1|herd)", data, family="gaussian", link="log")
     with pytest.raises(MethodError, match="estimated"):

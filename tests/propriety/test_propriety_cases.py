@@ -216,16 +216,22 @@ CASES = [
         "half-Cauchy density decays like sigma^-2",
     ),
     (
-        "proper priors everywhere",
-        lambda: GLMM("y ~ 1 + (1|g)", binary_groups([(2, 0), (0, 2), (3, 0)])),
-        True,
-        "proper prior: the marginal density of the data is finite",
+        "binomial random intercept, uniform on sd, no group with mixed responses",
+        lambda: GLMM(
+            "y ~ 1 + (1|g)",
+            binary_groups([(2, 0), (0, 2), (3, 0)]),
+            priors={"g": P.HalfFlat()},
+        ),
+        False,
+        "tail argument (issue 5): every group all-success or all-failure, the likelihood "
+        "tends to a positive constant as sigma -> inf (m = 0), prior sigma^0: m + 2a = -1",
     ),
     (
-        "proper priors everywhere, Gaussian",
-        lambda: _gaussian(2, 5, {}),
+        "one-way LMM, uniform on sd, 3 groups",
+        lambda: _gaussian(3, 5, {"Intercept": P.Flat(), "g": P.HalfFlat(), "sigma": P.Jeffreys()}),
         True,
-        "proper prior: the marginal density of the data is finite",
+        "Hobert & Casella (1996), Theorem 1: a = -1/2, q - 1 + 2a = 1 > 0, (c) n - 2 = 13 > 0; "
+        "Gelman (2006): 3 groups are enough for a uniform prior on the group sd",
     ),
 ]
 
@@ -248,7 +254,28 @@ def test_known_verdicts(name, build, expected, source):
 
 def test_table_covers_both_verdicts_and_enough_cases():
     verdicts = [c[2] for c in CASES]
-    assert len(CASES) >= 10 and True in verdicts and False in verdicts
+    assert len(CASES) >= 10 and verdicts.count(True) >= 5 and verdicts.count(False) >= 5
+
+
+def test_every_case_runs_the_real_checks():
+    """Every case has an improper prior, so check_propriety cannot take its shortcut for
+    all-proper priors (which returns "proper" without looking at the data)."""
+    for name, build, _, _ in CASES:
+        model = build()
+        assert model.priors.improper, name
+        assert check_propriety(model).reason != "all priors are proper", name
+
+
+def test_proper_priors_take_the_shortcut_and_one_improper_prior_does_not():
+    """The shortcut itself: all-proper priors are proper whatever the data (the marginal
+    density of the data is finite), even data that separate; one Flat prior on the same
+    data sends the model through the separation check, which finds it improper."""
+    proper = check_propriety(GLMM("y ~ x", SEPARATED))
+    assert proper.proper is True and [e.condition for e in proper.entries] == [
+        "every prior is proper"
+    ]
+    improper = check_propriety(GLMM("y ~ x", SEPARATED, priors={"x": P.Flat()}))
+    assert improper.proper is False and improper.separation["kind"] == "complete"
 
 
 def test_separating_direction_is_named():

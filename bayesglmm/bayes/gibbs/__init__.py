@@ -9,6 +9,7 @@ on its own or beside NUTS in ``pm.sample(step=[...])``:
 * :class:`InverseWishartStep` -- a covariance with an inverse-Wishart prior;
 * :class:`LevelMetropolisStep` -- random effects of one term, level by level, any family;
 * :class:`CoordinateMetropolisStep` -- fixed effects (or any variable), one at a time;
+* :class:`SliceScaleStep` -- a random-effect sd or variance with any other prior (slice);
 * :class:`ScaleMoveStep` -- a random term and its sd or variance rescaled together.
 
 All need the centered model (``GLMM.build_pymc(parameterization="centered")``).
@@ -19,6 +20,7 @@ from .conjugate import InverseGammaStep, InverseWishartStep
 from .metropolis import CoordinateMetropolisStep, LevelMetropolisStep
 from .polya_gamma import PolyaGammaStep
 from .scale import ScaleMoveStep
+from .slice import SliceScaleStep
 
 __all__ = [
     "AlbertChibStep",
@@ -28,4 +30,5 @@ __all__ = [
     "LevelMetropolisStep",
     "PolyaGammaStep",
     "ScaleMoveStep",
+    "SliceScaleStep",
 ]

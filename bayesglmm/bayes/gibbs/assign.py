@@ -1,6 +1,6 @@
 """Choosing the Gibbs-style update of every variable of a centered GLMM.
 
-Automatic choice (``steps=None``):
+Automatic choice (``steps=None``), always under the model's own priors:
 
 * fixed and random effects of a binomial model with logit link: one joint
   :class:`~.polya_gamma.PolyaGammaStep`; with probit link: one joint
@@ -8,15 +8,19 @@ Automatic choice (``steps=None``):
 * otherwise each random term gets a :class:`~.metropolis.LevelMetropolisStep` (Karim &
   Zeger) and the fixed effects NUTS (or a :class:`~.metropolis.CoordinateMetropolisStep`
   when ``nuts_fallback=False``);
-* a variance with an inverse-gamma prior: :class:`~.conjugate.InverseGammaStep`, followed
-  by a :class:`~.scale.ScaleMoveStep` that rescales it together with its random term (the
-  variance then mixes about twice as fast); a covariance with an inverse-Wishart prior:
-  :class:`~.conjugate.InverseWishartStep`;
-* anything else (priors on a standard deviation, LKJ, dispersion parameters): NUTS, or
-  coordinate-wise Metropolis when ``nuts_fallback=False``.
+* a variance with an inverse-gamma prior: :class:`~.conjugate.InverseGammaStep`; a
+  covariance with an inverse-Wishart prior: :class:`~.conjugate.InverseWishartStep`;
+* a standard deviation or variance with any other prior (half-normal, the default;
+  half-Student-t, half-Cauchy, exponential, gamma, improper ones):
+  :class:`~.slice.SliceScaleStep`, a slice update of its log given its random effects;
+* every inverse-gamma or slice-updated scale is followed by a :class:`~.scale.ScaleMoveStep`
+  that rescales it together with its random term (it then mixes about twice as fast);
+* anything else (the LKJ Cholesky factor of correlated terms, which has no conjugate
+  update; dispersion parameters): NUTS within the compound step, or coordinate-wise
+  Metropolis when ``nuts_fallback=False``.
 
-:func:`conjugate_priors` first replaces the default priors of variance components (never
-the user's) by conjugate ones.
+:func:`conjugate_priors` replaces the default priors of variance components (never the
+user's) by conjugate ones; ``method="gibbs"`` does so only with ``conjugate_priors=True``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ STEP_KINDS = (
     "albert_chib",
     "inverse_gamma",
     "inverse_wishart",
+    "slice",
     "metropolis",
     "nuts",
 )
@@ -116,6 +121,18 @@ def _variance_terms(design) -> dict[str, object]:
     return out
 
 
+def _scale_terms(design) -> dict[str, object]:
+    """Names of the standard deviations and variances of uncorrelated terms -> their term."""
+    out = {}
+    for t in design.random:
+        if t.correlated:
+            continue
+        suffixes = [""] if t.n_columns == 1 else [f"[{c}]" for c in t.columns]
+        for what in ("sigma", "var"):
+            out.update({f"{t.name}_{what}{s}": t for s in suffixes})
+    return out
+
+
 def _why_not(kind: str, name: str, rv, design, priors: PriorSet) -> str | None:
     """None if ``kind`` applies to variable ``name``, else the reason it does not."""
     fam, link = design.family.name, design.family.link.name
@@ -153,6 +170,13 @@ def _why_not(kind: str, name: str, rv, design, priors: PriorSet) -> str | None:
                 "update; use priors={'<group>': bayesglmm.priors.InverseWishart()}"
             )
         return f"{name!r} is not the covariance of a correlated random-effect term"
+    if kind == "slice":
+        if name in _scale_terms(design):
+            return None
+        return (
+            f"{name!r} is not the standard deviation or variance of an uncorrelated "
+            "random-effect term"
+        )
     if kind == "metropolis" and rv.type.dtype.startswith("int"):
         return f"{name!r} is discrete"
     return None
@@ -179,8 +203,8 @@ def plan_steps(
     nuts_fallback : bool
         Variables without a Gibbs update get NUTS; if False, coordinate-wise Metropolis.
     scale_moves : bool
-        Add a joint rescaling move (:class:`~.scale.ScaleMoveStep`) for every variance
-        updated by the inverse-gamma step.
+        Add a joint rescaling move (:class:`~.scale.ScaleMoveStep`) for every scale updated
+        by the inverse-gamma or slice step.
     """
     free = {rv.name: rv for rv in model.free_RVs}
     plan = StepPlan()
@@ -206,6 +230,8 @@ def plan_steps(
         if name in random_terms or name in design.fixed_terms:
             tried = [joint] if joint else []
             tried.append("metropolis" if name in random_terms else fallback)
+        elif name in _scale_terms(design):
+            tried = ["inverse_gamma", "slice"]
         else:
             tried = ["inverse_wishart" if name.endswith("_chol") else "inverse_gamma", fallback]
         for kind in tried:
@@ -213,9 +239,14 @@ def plan_steps(
             if reason is None:
                 plan.kinds[name] = kind
                 break
-            plan.notes.append(f"{name}: no {kind} update ({reason}); using {tried[-1]}")
+            if tried[-1] != "slice":  # slice is exact for any scale prior: nothing to note
+                plan.notes.append(f"{name}: no {kind} update ({reason}); using {tried[-1]}")
     if scale_moves:
-        plan.scale_moves = plan.of("inverse_gamma")
+        plan.scale_moves = [
+            v
+            for v in plan.of("inverse_gamma") + plan.of("slice")
+            if type(model.rvs_to_transforms.get(free[v])).__name__ == "LogTransform"
+        ]
     return plan
 
 
@@ -226,6 +257,7 @@ def build_steps(plan: StepPlan, design, model) -> list:
     from .metropolis import CoordinateMetropolisStep, LevelMetropolisStep
     from .polya_gamma import PolyaGammaStep
     from .scale import ScaleMoveStep
+    from .slice import SliceScaleStep
 
     ip = model.initial_point()
     random_terms = {t.name for t in design.random}
@@ -248,5 +280,6 @@ def build_steps(plan: StepPlan, design, model) -> list:
         steps += [
             InverseWishartStep(model[v], initial_point=ip) for v in plan.of("inverse_wishart")
         ]
+        steps += [SliceScaleStep(model[v], initial_point=ip) for v in plan.of("slice")]
         steps += [ScaleMoveStep(model[v], initial_point=ip) for v in plan.scale_moves]
     return steps

@@ -42,6 +42,9 @@ class _ConjugateStep(GibbsStep):
     what = ""
     #: one step per variable when PyMC assigns several at once
     default_blocked = False
+    #: whether the update reads the prior's two parameters (a scale move needs none, and
+    #: priors such as HalfCauchy or Exponential have other parameter lists)
+    prior_params = True
 
     @classmethod
     def competence(cls, var, has_grad):
@@ -92,8 +95,10 @@ class _ConjugateStep(GibbsStep):
             raise MethodError(f"{why}: no random effects depend on {rv.name!r}")
         self._child_values = [value_name(model, c) for c in self.children]
         # one compiled call per step: the prior's parameters, then each child's (mean, scale)
+        prior_inputs = list(rv.owner.inputs[2:4]) if self.prior_params else []
+        self._n_prior = len(prior_inputs)
         self._fn = compile_point_fn(
-            model, [*rv.owner.inputs[2:4], *(x for c in self.children for x in c.owner.inputs[2:4])]
+            model, [*prior_inputs, *(x for c in self.children for x in c.owner.inputs[2:4])]
         )
         self._check(ip, why)
 
@@ -105,10 +110,10 @@ class _ConjugateStep(GibbsStep):
             )
 
     def _prior_fn(self, point):
-        return self._fn(point)[:2]
+        return self._fn(point)[: self._n_prior]
 
     def _children(self, point, vals=None):
-        vals = self._fn(point)[2:] if vals is None else vals[2:]
+        vals = (self._fn(point) if vals is None else vals)[self._n_prior :]
         return [
             (np.asarray(point[name]), vals[2 * i], vals[2 * i + 1])
             for i, name in enumerate(self._child_values)

@@ -7,11 +7,13 @@ import logging
 import os
 import time
 
-from ...errors import MethodError
+from ...errors import OptionError
+from ...options import resolve_options, show_progress
 from ...result import FitResult
-from ..nuts import check_priors, run_pm_sample
+from ..nuts import _OWN_KEYWORDS, _check_pymc_keywords, check_priors, run_pm_sample
 from ..posterior import result_from_idata
-from .assign import STEP_KINDS, build_steps, conjugate_priors, plan_steps
+from .assign import STEP_KINDS, build_steps, plan_steps
+from .assign import conjugate_priors as conjugate_prior_set
 from .effects import single_threaded_blas
 
 _log = logging.getLogger("bayesglmm.gibbs")
@@ -24,22 +26,28 @@ def fit_gibbs(
     chains: int = 4,
     cores: int | None = None,
     random_seed: int | None = None,
-    progressbar: bool = True,
+    progressbar: bool | None = None,
     steps: dict | None = None,
     nuts_fallback: bool = True,
     scale_moves: bool = True,
-    conjugate_defaults: bool = True,
+    conjugate_priors: bool = False,
     log_likelihood: bool = True,
     allow_improper: bool = False,
-    **sample_kwargs,
+    start: dict | list | None = None,
+    sampler_kwargs: dict | None = None,
+    **unknown,
 ) -> FitResult:
     """Sample the posterior with Gibbs-style updates (and NUTS where none applies).
 
-    The model is built in the centered parameterization. Polya-Gamma (logit) or
-    Albert-Chib (probit) augmentation draws all fixed and random effects jointly;
-    inverse-gamma and inverse-Wishart updates draw variances and covariances;
-    Metropolis-within-Gibbs, level by level, draws the random effects of other families.
-    See :mod:`bayesglmm.bayes.gibbs.assign` for the rules.
+    The model is built in the centered parameterization, with the model's own priors (the
+    ones NUTS samples). Polya-Gamma (logit) or Albert-Chib (probit) augmentation draws all
+    fixed and random effects jointly; inverse-gamma and inverse-Wishart updates draw
+    variances and covariances with conjugate priors, a slice update standard deviations
+    and variances with any other prior (the default half-normal included);
+    Metropolis-within-Gibbs, level by level, draws the random effects of other families;
+    NUTS (within the same compound step) what has no Gibbs update, such as the LKJ
+    Cholesky factor of correlated terms. See :mod:`bayesglmm.bayes.gibbs.assign` for the
+    rules; ``result.info["details"]["step_kinds"]`` says what each variable got.
 
     Parameters
     ----------
@@ -50,43 +58,54 @@ def fit_gibbs(
         The same seed gives the same draws.
     steps : dict, optional
         ``{variable: kind}`` to override the automatic choice, kinds in
-        ``("polya_gamma", "albert_chib", "inverse_gamma", "inverse_wishart",
+        ``("polya_gamma", "albert_chib", "inverse_gamma", "inverse_wishart", "slice",
         "metropolis", "nuts")``; a Gibbs update that does not apply raises
         :class:`~bayesglmm.errors.MethodError` naming the variable and the reason.
     nuts_fallback : bool
         Variables without a Gibbs update get NUTS (default) or, if False, coordinate-wise
         random-walk Metropolis: no gradient-based step at all.
     scale_moves : bool
-        After each inverse-gamma update, a Metropolis move rescaling the variance and its
-        random effects together (Liu & Sabatti 2000), against the slow mixing of variances
-        in the centered parameterization when levels carry little data.
-    conjugate_defaults : bool
-        Replace the *default* priors of variance components (not the ones the user chose)
-        by ``InverseGamma(1, s^2)`` and ``InverseWishart(k+1, 2 s^2 I)``, ``s`` the
-        response scale (1 except for Gaussian models); said in ``result.info`` and logged.
+        After each inverse-gamma or slice update, a Metropolis move rescaling the scale
+        and its random effects together (Liu & Sabatti 2000), against the slow mixing of
+        variances in the centered parameterization when levels carry little data.
+    conjugate_priors : bool
+        If True, replace the *default* priors of variance components (not the ones the
+        user chose) by ``InverseGamma(1, s^2)`` and ``InverseWishart(k+1, 2 s^2 I)``, ``s``
+        the response scale (1 except for Gaussian models): a different model from the one
+        NUTS fits, sometimes faster to sample. ``result.info["priors"]`` holds the priors
+        sampled and ``result.info["prior_swap"]`` what was replaced (empty by default).
     log_likelihood : bool
         Store the pointwise log-likelihood (for LOO/WAIC).
     allow_improper : bool
         Sample even when the propriety check finds the posterior improper.
-    **sample_kwargs
-        Passed to :func:`pymc.sample` (``target_accept`` reaches the NUTS part).
+    start : dict or list of dict, optional
+        Initial values ``{variable: value}`` (one dict, or one per chain), as
+        :func:`pymc.sample`'s ``initvals``.
+    sampler_kwargs : dict, optional
+        Further keywords for :func:`pymc.sample` (``target_accept`` reaches the NUTS part);
+        checked before the model is built.
+
+    Raises
+    ------
+    OptionError
+        For an unknown option or a value out of range, before the model is built.
     """
 
+    options = resolve_options("gibbs", locals())  # first: locals() are the arguments here
     from ..builder import build_pymc_model
 
-    _check_options(draws, tune, chains, steps)
+    sample_kwargs = _check_options(options)
+    progressbar = show_progress(progressbar)
     t0 = time.perf_counter()
     priors, replaced = (
-        conjugate_priors(model.design, model.priors) if conjugate_defaults else (model.priors, {})
+        conjugate_prior_set(model.design, model.priors) if conjugate_priors else (model.priors, {})
     )
     sampled = copy.copy(model)
     sampled.priors = priors
     propriety = check_priors(sampled, allow_improper)
     if replaced:
-        _log.warning(
-            "method='gibbs' uses conjugate priors in place of the defaults: %s "
-            "(set them in GLMM(priors=...) or pass conjugate_defaults=False to keep the "
-            "defaults, sampled by NUTS)",
+        _log.info(
+            "conjugate_priors=True: sampling conjugate priors in place of the defaults: %s",
             ", ".join(f"{k}: {v}" for k, v in replaced.items()),
         )
     pm_model = build_pymc_model(model.design, priors, parameterization="centered")
@@ -114,10 +133,12 @@ def fit_gibbs(
     for rv in pm_model.free_RVs:
         kinds.setdefault(rv.name, "nuts")
     info = {
-        "steps": kinds,
+        # the update each variable got (not the option "steps", which only overrides)
+        "step_kinds": kinds,
         "step_notes": plan.notes,
-        "scale_moves": plan.scale_moves,
-        "conjugate_defaults": replaced,
+        "scale_moved": plan.scale_moves,
+        "conjugate_priors": conjugate_priors,
+        "prior_swap": replaced,
         "draws": draws,
         "tune": tune,
         "chains": chains,
@@ -128,17 +149,27 @@ def fit_gibbs(
     if propriety is not None:
         info["propriety"] = propriety
     timing = {"build": t1 - t0, **timing}
-    result = result_from_idata(model, idata, "gibbs", timing, info)
+    result = result_from_idata(model, idata, "gibbs", timing, info, options=options)
     result.timing["total"] = time.perf_counter() - t0
     return result
 
 
-def _check_options(draws, tune, chains, steps) -> None:
-    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise MethodError(f"{name} must be an integer >= {least}, got {value!r}")
-    if steps is not None and not isinstance(steps, dict):
-        raise MethodError(
-            f"steps must be a dict {{variable: kind}} with kinds {STEP_KINDS}, "
-            f"got {type(steps).__name__}"
-        )
+def _check_options(options: dict) -> dict:
+    """What :func:`~bayesglmm.options.resolve_options` cannot check alone; returns the extra
+    keywords of :func:`pymc.sample` (``sampler_kwargs`` and ``start`` as ``initvals``)."""
+    for var, kind in (options.get("steps") or {}).items():
+        if kind not in STEP_KINDS:
+            raise OptionError(
+                f"steps[{var!r}] = {kind!r} is not a step kind; choose one of "
+                f"{', '.join(STEP_KINDS)}"
+            )
+    extra = dict(options.get("sampler_kwargs") or {})
+    for key in extra:
+        if key in _OWN_KEYWORDS and key not in ("target_accept", "init"):  # NUTS part's own
+            raise OptionError(
+                f"sampler_kwargs[{key!r}] is set by bayesglmm; use {_OWN_KEYWORDS[key]}= instead"
+            )
+    _check_pymc_keywords(extra, nuts=True)
+    if options.get("start") is not None:
+        extra["initvals"] = options["start"]
+    return extra

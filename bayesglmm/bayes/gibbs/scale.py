@@ -45,6 +45,7 @@ class ScaleMoveStep(_ConjugateStep, _TunedMetropolis):
     child_type = NormalRV
     what = "scale move"
     prior_hint = "a positive scale"
+    prior_params = False
 
     def __init__(
         self,
@@ -67,6 +68,8 @@ class ScaleMoveStep(_ConjugateStep, _TunedMetropolis):
             if r not in moved
             and any(depends_on(i, x, model) for i in r.owner.inputs[2:] for x in moved)
         ]
+        # potentials hold the density of improper priors (PowerVariance, Jeffreys)
+        terms += [p for p in model.potentials if any(depends_on(p, x, model) for x in moved)]
         self._logp_fn = compile_point_fn(model, [model.logp(vars=terms, jacobian=True)])
         n = sum(int(m.sum()) for m in self._masks)
         self._init_tuning(

@@ -1,0 +1,392 @@
+"""Text reports of a fit, one layout per kind of fit (``FitResult.report()``).
+
+- likelihood fits (Laplace, AGQ) and PQL: the layout of lme4's ``summary(glmer(...))``;
+- linear mixed models: the layout of ``summary(lmer(...))``, REML criterion or ML fit;
+- Monte Carlo likelihood fits (MCEM, MCNR, simulated ML): the glmer layout with the Monte
+  Carlo error of every estimate and of the log-likelihood, the E-step, the stopping rule and
+  the Monte Carlo sample size reached;
+- marginal fits (GEE): the layout of geepack's ``summary(geeglm(...))``: robust standard
+  errors, Wald tests, the working correlation and its parameters, QIC;
+- Bayesian fits (NUTS, Gibbs): the layout users know from brms and rstanarm: estimate,
+  posterior sd, 95 % interval, R-hat, bulk and tail ESS; sampler, draws, divergences and
+  the priors.
+
+Reports read only the result schema (:mod:`bayesglmm.result`), never the method's code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_GLMER_TITLES = {
+    "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace Approximation)",
+    "agq": "Generalized linear mixed model fit by maximum likelihood (Adaptive Gauss-Hermite "
+    "Quadrature, nAGQ = {n_quad})",
+    "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL)",
+}
+_SIGNIF = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+
+
+def format_report(r) -> str:
+    """The report of ``r`` in the layout of its kind."""
+    layout = {
+        "likelihood": _glmer_report,
+        "quasi_likelihood": _glmer_report,
+        "lmm": _lmer_report,
+        "monte_carlo": _monte_carlo_report,
+        "marginal": _marginal_report,
+        "bayesian": _bayes_report,
+    }.get(r.kind, _glmer_report)
+    return "\n".join(layout(r))
+
+
+# --------------------------------------------------------------------------------------
+# pieces shared by the layouts
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "NA" if v is None or not np.isfinite(v) else f"{v:#.{digits}g}"
+
+
+def _stars(p: float) -> str:
+    if not np.isfinite(p):
+        return ""
+    for cut, s in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return s
+    return ""
+
+
+def _pvalue(p: float) -> str:
+    if not np.isfinite(p):
+        return "NA"
+    return "<2e-16" if p < 2e-16 else (f"{p:.3g}" if p < 1e-4 else f"{p:.6f}")
+
+
+def _split_component(name: str) -> tuple[str, str]:
+    if "|" in name:
+        g, c = name.rsplit("|", 1)
+        return g, "(Intercept)" if c == "Intercept" else c
+    return name, "(Intercept)"
+
+
+def _random_table(r, residual: bool) -> list[str]:
+    """lme4's ``VarCorr`` block: Groups, Name, Variance, Std.Dev. and Corr."""
+    rows = []
+    for comp, var in r.variance_components.items():
+        g, col = _split_component(str(comp))
+        rows.append([g, col, var])
+    if residual and "sigma" in r.dispersion.index:
+        rows.append(["Residual", "", float(r.dispersion["sigma"]) ** 2])
+    cors: dict[tuple[str, str], dict[str, float]] = {}
+    for key, val in r.re_correlations.items():
+        g, pair = str(key).rsplit("|", 1)
+        a, b = pair.split(",")
+        cors.setdefault((g, "(Intercept)" if b == "Intercept" else b), {})[a] = val
+    has_cor = bool(cors)
+    width_g = max([len("Groups")] + [len(x[0]) for x in rows])
+    width_n = max([len("Name")] + [len(x[1]) for x in rows])
+    head = f" {'Groups':<{width_g}} {'Name':<{width_n}} Variance Std.Dev."
+    lines = [head + (" Corr" if has_cor else "")]
+    last_g = None
+    seen: dict[str, list[str]] = {}
+    for g, col, var in rows:
+        shown = g if g != last_g else ""
+        last_g = g
+        line = f" {shown:<{width_g}} {col:<{width_n}} {_fmt(var):<8} {_fmt(np.sqrt(var)):<8}"
+        prev = seen.setdefault(g, [])
+        if has_cor and (g, col) in cors:
+            vals = cors[(g, col)]
+            keys = [a if a != "(Intercept)" else "Intercept" for a in prev]
+            line += " " + " ".join(f"{vals[k]:5.2f}" if k in vals else "     " for k in keys)
+        prev.append(col)
+        lines.append(line.rstrip())
+    return lines
+
+
+def _groups_line(r) -> str:
+    grp = "; ".join(f"{g}, {n}" for g, n in (r.info.get("groups") or {}).items())
+    return f"Number of obs: {r.nobs}" + (f", groups:  {grp}" if grp else "")
+
+
+def _criteria(r, df_resid: int) -> list[str]:
+    cells = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    vals = [r.aic, r.bic, r.loglik, -2.0 * r.loglik]
+    return [
+        " ".join(f"{c:>9}" for c in cells),
+        " ".join(f"{v:>9.1f}" for v in vals) + f" {df_resid:>9d}",
+        "",
+    ]
+
+
+def _residuals(details: dict) -> list[str]:
+    if "pearson_residuals" not in details:
+        return []
+    return [
+        "Scaled residuals: ",
+        " ".join(f"{c:>8}" for c in ["Min", "1Q", "Median", "3Q", "Max"]),
+        " ".join(f"{v:>8.4f}" for v in details["pearson_residuals"]),
+        "",
+    ]
+
+
+def _wald_block(r, stat: str, with_p: bool) -> list[str]:
+    fx = r.table.loc[list(r.fixed_effects.index)].rename_axis(None)
+    cols = {
+        "Estimate": fx["estimate"].map(lambda v: f"{v:.4f}"),
+        "Std. Error": fx["std_error"].map(lambda v: f"{v:.4f}" if np.isfinite(v) else "NA"),
+        stat: fx["z"].map(lambda v: f"{v:.3f}" if np.isfinite(v) else "NA"),
+    }
+    if with_p:
+        cols["Pr(>|z|)"] = fx["p"].map(_pvalue)
+        cols[""] = fx["p"].map(_stars)
+    lines = ["Fixed effects:", pd.DataFrame(cols).to_string()]
+    if with_p:
+        lines += ["---", _SIGNIF]
+    return lines
+
+
+def _closing(r) -> list[str]:
+    conv = r.convergence
+    out = []
+    details = conv.get("details") or {}
+    if conv.get("singular"):
+        comps = details.get("singular_components") or details.get("singular") or []
+        out.append("boundary (singular) fit" + (": " + "; ".join(comps) if comps else ""))
+    if not r.converged:
+        out.extend(m for m in conv.get("messages", []) if not m.startswith("boundary"))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# glmer layout
+
+
+def _glmer_report(r) -> list[str]:
+    info = r.info
+    details = info.get("details") or {}
+    n_quad = (info.get("options") or {}).get("n_quad", details.get("n_quad", "?"))
+    title = _GLMER_TITLES.get(r.method, f"Generalized linear mixed model fit by {r.method}")
+    out = [title.format(n_quad=n_quad), f" Family: {r.family}  ( {r.link} )"]
+    out += [f"Formula: {r.formula}", ""]
+    if r.loglik is not None:
+        out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
+    else:
+        out += [f"{r.method} maximizes no likelihood: logLik, AIC and BIC are not defined", ""]
+    out += _residuals(details)
+    out += ["Random effects:", *_random_table(r, residual=r.family == "gaussian")]
+    out.append(_groups_line(r))
+    if r.family != "gaussian":
+        for k, v in r.dispersion.items():
+            out.append(f"Dispersion parameter ({k}): {_fmt(float(v))}")
+    out.append("")
+    out += _wald_block(r, "z value", with_p=True)
+    return out + _closing(r)
+
+
+# --------------------------------------------------------------------------------------
+# Monte Carlo likelihood layout
+
+_MC_TITLES = {
+    "mcem": "Monte Carlo EM",
+    "mcnr": "Monte Carlo Newton-Raphson",
+    "sml": "simulated maximum likelihood",
+}
+
+
+def _monte_carlo_report(r) -> list[str]:
+    details = r.info.get("details") or {}
+    cdet = r.convergence.get("details") or {}
+    opts = r.info.get("options") or {}
+    name = _MC_TITLES.get(r.method, r.method)
+    out = [
+        f"Generalized linear mixed model fit by maximum likelihood ({name})",
+        f" Family: {r.family}  ( {r.link} )",
+        f"Formula: {r.formula}",
+        "",
+    ]
+    ll_se = details.get("loglik_mcse")
+    out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
+    if ll_se is not None:
+        out.insert(-1, f"(logLik estimated by importance sampling; Monte Carlo se {ll_se:.3g})")
+    e_step = opts.get("e_step", cdet.get("e_step"))
+    rule = opts.get("mc_rule", cdet.get("mc_rule"))
+    out.append(
+        f"E-step: {e_step}; Monte Carlo size rule: {rule}; final Monte Carlo size "
+        f"{cdet.get('final_mc_size', 'NA')} (effective {_fmt(cdet.get('final_ess'), 3)}); "
+        f"iterations: {r.convergence.get('iterations')}"
+    )
+    if cdet.get("stop_reason"):
+        out.append(f"Stopped: {cdet['stop_reason']}")
+    out.append("")
+    out += ["Random effects:", *_random_table(r, residual=r.family == "gaussian")]
+    var_rows = [f"var({c})" for c in r.variance_components.index]
+    mc = r.table.loc[var_rows, "mcse"] if var_rows else pd.Series(dtype=float)
+    if len(mc) and np.isfinite(mc.to_numpy()).any():
+        out.append(" Monte Carlo se of the variances: " + ", ".join(
+            f"{k[4:-1]} {_fmt(v, 2)}" for k, v in mc.items()
+        ))  # fmt: skip
+    out += [_groups_line(r), ""]
+    fx = r.table.loc[list(r.fixed_effects.index)].rename_axis(None)
+    cols = {
+        "Estimate": fx["estimate"].map(lambda v: f"{v:.4f}"),
+        "Std. Error": fx["std_error"].map(lambda v: f"{v:.4f}" if np.isfinite(v) else "NA"),
+        "MC error": fx["mcse"].map(lambda v: f"{v:.4f}" if np.isfinite(v) else "NA"),
+        "z value": fx["z"].map(lambda v: f"{v:.3f}" if np.isfinite(v) else "NA"),
+        "Pr(>|z|)": fx["p"].map(_pvalue),
+        "": fx["p"].map(_stars),
+    }
+    out += ["Fixed effects:", pd.DataFrame(cols).to_string(), "---", _SIGNIF]
+    out.append(
+        "Std. Error: Louis' observed information; MC error: Monte Carlo standard error of "
+        "the estimate."
+    )
+    return out + _closing(r)
+
+
+# --------------------------------------------------------------------------------------
+# geeglm layout
+
+
+def _marginal_report(r) -> list[str]:
+    d = r.info.get("details") or {}
+    out = [
+        "Generalized estimating equations: marginal (population-averaged) model",
+        f" Family: {r.family}  ( {r.link} )",
+        f"Formula: {r.formula}",
+        "",
+        "Coefficients:",
+    ]
+    fx = r.table.loc[list(r.fixed_effects.index)].rename_axis(None)
+    cols = {
+        "Estimate": fx["estimate"].map(lambda v: f"{v:.4f}"),
+        "Std.err": fx["std_error"].map(lambda v: f"{v:.4f}" if np.isfinite(v) else "NA"),
+        "Wald": (fx["z"] ** 2).map(lambda v: f"{v:.3f}" if np.isfinite(v) else "NA"),
+        "Pr(>|W|)": fx["p"].map(_pvalue),
+        "": fx["p"].map(_stars),
+    }
+    out += [pd.DataFrame(cols).to_string(), "---", _SIGNIF, ""]
+    out.append(f"Standard errors: {d.get('se_type', 'NA')}")
+    out.append(f"Correlation structure = {d.get('corstr', 'NA')}")
+    if d.get("working_correlation_text"):
+        out.append(f"Estimated correlation parameters: {d['working_correlation_text']}")
+    if d.get("scale") is not None:
+        fixed = " (fixed)" if d.get("scale_fixed") else ""
+        out.append(f"Estimated scale parameter: {_fmt(float(d['scale']))}{fixed}")
+    sizes = d.get("cluster_sizes") or {}
+    out.append(
+        f"Number of clusters: {d.get('n_clusters', 'NA')} ({d.get('cluster', '')})   "
+        f"Maximum cluster size: {sizes.get('max', 'NA')}   Number of obs: {r.nobs}"
+    )
+    if d.get("QIC") is not None:
+        out.append(f"QIC: {d['QIC']:.3f}   QICu: {d.get('QICu', float('nan')):.3f}")
+    return out + _closing(r)
+
+
+# --------------------------------------------------------------------------------------
+# lmer layout
+
+
+def _lmer_report(r) -> list[str]:
+    details = r.info.get("details") or {}
+    reml = bool(details.get("reml", False))
+    title = "Linear mixed model fit by " + ("REML" if reml else "maximum likelihood")
+    out = [title, f"Formula: {r.formula}", ""]
+    if reml:
+        out += [f"REML criterion at convergence: {-2.0 * r.loglik:.1f}", ""]
+    else:
+        out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
+    out += _residuals(details)
+    out += ["Random effects:", *_random_table(r, residual=True)]
+    out += [_groups_line(r), ""]
+    out += _wald_block(r, "t value", with_p=False)
+    return out + _closing(r)
+
+
+# --------------------------------------------------------------------------------------
+# brms layout
+
+_BAYES_COLUMNS = {
+    "estimate": ("Estimate", "{:.2f}"),
+    "std_error": ("Est.Error", "{:.2f}"),
+    "lower": ("l-95% CI", "{:.2f}"),
+    "upper": ("u-95% CI", "{:.2f}"),
+    "r_hat": ("Rhat", "{:.2f}"),
+    "ess_bulk": ("Bulk_ESS", "{:.0f}"),
+    "ess_tail": ("Tail_ESS", "{:.0f}"),
+}
+
+
+def _bayes_block(table: pd.DataFrame, rows: list[str], labels: list[str]) -> str:
+    cols = {}
+    for key, (name, fmt) in _BAYES_COLUMNS.items():
+        vals = table.loc[rows, key]
+        cols[name] = [fmt.format(v) if np.isfinite(v) else "NA" for v in vals]
+    return pd.DataFrame(cols, index=labels).to_string()
+
+
+def _sampler_line(r) -> str:
+    details = r.info.get("details") or {}
+    if r.method == "nuts":
+        backend = details.get("nuts_sampler", "?")
+        where = {"compiled": "bayesglmm's compiled density, nutpie"}.get(backend, backend)
+        return f"Sampler: NUTS ({where})"
+    steps = details.get("steps")
+    if isinstance(steps, dict) and steps:
+        used = sorted(set(map(str, steps.values())))
+        return f"Sampler: {r.method} ({', '.join(used)})"
+    return f"Sampler: {r.method}"
+
+
+def _bayes_report(r) -> list[str]:
+    opts = r.info.get("options") or {}
+    cdet = r.convergence.get("details") or {}
+    chains, draws, tune = opts.get("chains", "?"), opts.get("draws", "?"), opts.get("tune", "?")
+    total = chains * draws if isinstance(chains, int) and isinstance(draws, int) else "?"
+    out = [
+        f" Family: {r.family} ",
+        f"  Links: mu = {r.link} ",
+        f"Formula: {r.formula} ",
+        f"   Data: {r.nobs} observations",
+        f"  Draws: {chains} chains, each with iter = {draws}; warmup = {tune}; thin = 1;",
+        f"         total post-warmup draws = {total}",
+        f"{_sampler_line(r)}; divergent transitions: {cdet.get('divergences', 'NA')}",
+        "",
+    ]
+    table = r.table
+    by_group: dict[str, list[tuple[str, str]]] = {}
+    for comp in r.variance_components.index:
+        g, col = _split_component(str(comp))
+        by_group.setdefault(g, []).append((f"var({comp})", f"var({col.strip('()')})"))
+    for key in r.re_correlations.index:
+        g, pair = str(key).rsplit("|", 1)
+        by_group.setdefault(g, []).append((f"cor({key})", f"cor({pair})"))
+    if by_group:
+        out.append("Multilevel Hyperparameters:")
+        groups = r.info.get("groups") or {}
+        for g, rows in by_group.items():
+            n = groups.get(g)
+            out.append(f"~{g} (Number of levels: {n if n is not None else '?'}) ")
+            out.append(_bayes_block(table, [a for a, _ in rows], [b for _, b in rows]))
+            out.append("")
+    fixed = list(r.fixed_effects.index)
+    if fixed:
+        out += ["Regression Coefficients:", _bayes_block(table, fixed, fixed), ""]
+    disp = list(r.dispersion.index)
+    if disp:
+        out += ["Further Distributional Parameters:", _bayes_block(table, disp, disp), ""]
+    priors = r.info.get("priors") or {}
+    if priors:
+        out.append("Priors:")
+        width = max(len(k) for k in priors)
+        out += [f"  {k:<{width}}  {v}" for k, v in priors.items()]
+        for k, v in (r.info.get("prior_swap") or {}).items():
+            out.append(f"  (replaced by the sampler: {k}: {v})")
+        out.append("")
+    out += [
+        "For each parameter, Bulk_ESS and Tail_ESS are effective sample size measures, and",
+        "Rhat is the potential scale reduction factor on split chains (at convergence, Rhat = 1).",
+    ]
+    out.extend(f"Warning: {m}" for m in r.convergence.get("messages", []))
+    return out
