@@ -1,0 +1,205 @@
+"""What every Monte Carlo fit does at its estimate: Louis' standard errors, the likelihood by
+importance sampling with its Monte Carlo error, and the one result (``kind="monte_carlo"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...errors import MethodError
+from ...result import FitResult, build_result, parameter_rows, wald_table
+from ..devfun import LaplaceDeviance
+from ..laplace import check_model, fit_laplace_design, start_vector
+from .complete import CompleteData, Sample
+from .estep import ImportanceSampler, loglik_estimate
+
+#: effective draws of the final E-step behind Louis' information (at least)
+LOUIS_DRAWS = 2000
+#: but never more draws than this
+LOUIS_MAX = 50_000
+#: importance draws for the log-likelihood at the estimate
+LOGLIK_DRAWS = 5000
+
+
+def starting_psi(model: CompleteData, method: str, start=None) -> tuple[np.ndarray, dict]:
+    """``psi`` to start from: the Laplace estimate (default) or the user's ``start`` (as for
+    ``method="laplace"``), with the Laplace fit's log-likelihood for the record."""
+    check_model(model.design, method)
+    if start is None:
+        devfun, opt = fit_laplace_design(model.design, hessian=False, problem=model.problem)
+        theta, beta, _ = devfun.split(opt.x)
+        return model.psi_from(theta, beta), {"start": "laplace", "laplace_loglik": -0.5 * opt.fun}
+    devfun = LaplaceDeviance(model.problem)
+    theta, beta, _ = devfun.split(start_vector(devfun, start))
+    return model.psi_from(theta, beta), {"start": "user"}
+
+
+def final_sample(sampler, psi: np.ndarray, m: int, last: dict) -> Sample:
+    """Draws at the estimate for Louis' information: at least :data:`LOUIS_DRAWS`
+    effective ones (importance sampling needs ``m / ess`` times more)."""
+    frac = last.get("ess_fraction", 1.0) if sampler.name == "importance" else 1.0
+    size = int(min(LOUIS_MAX, max(m, LOUIS_DRAWS / max(frac, 1e-3))))
+    if size > m and sampler.name == "rejection":
+        try:
+            return sampler.draw(psi, size)
+        except MethodError:  # beyond rejection's budget: the iterations' size will do
+            return sampler.draw(psi, m)
+    return sampler.draw(psi, size)
+
+
+def loglik_at(model: CompleteData, psi: np.ndarray, rng, draws: int = LOGLIK_DRAWS):
+    """``(log L, Monte Carlo se)`` by importance sampling from the Laplace t at ``psi``,
+    in chunks so that memory stays bounded."""
+    sampler = ImportanceSampler(model, rng)
+    size = max(200, 2_000_000 // max(model.n, 1))
+    logw = []
+    for lo in range(0, draws, size):
+        s = sampler.draw(psi, min(size, draws - lo))
+        logw.append(s.logw)
+    lw = np.concatenate(logw)
+    dummy = Sample(np.zeros((lw.size, 0)), np.zeros((lw.size, 0)), np.zeros(lw.size), {}, lw)
+    est, se = loglik_estimate(dummy)
+    return est, se, float(1.0 / np.sum((w := np.exp(lw - lw.max())) ** 2) * w.sum() ** 2)
+
+
+def louis_vcov(model: CompleteData, psi: np.ndarray, sample: Sample):
+    """Inverse of Louis' observed information (pseudo-inverse, with a note, if singular),
+    the note, and Louis' pieces (:meth:`CompleteData.louis`)."""
+    lo = model.louis(psi, sample.pruned())
+    info = 0.5 * (lo["info"] + lo["info"].T)
+    try:
+        np.linalg.cholesky(info)
+        return np.linalg.inv(info), None, lo
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(info), "Louis' information is not positive definite (MC noise?)", lo
+
+
+def em_iterate_covariance(V: np.ndarray, lo: dict) -> tuple[np.ndarray, float | None]:
+    """Monte Carlo covariance of an EM iterate, not only of its last step.
+
+    An iterate's error is ``e_{k+1} = J e_k + eps_k`` with ``Var(eps) = V`` and ``J`` the
+    Jacobian of the EM map, ``I - I_c^{-1} I_obs`` (Dempster, Laird & Rubin 1977; the
+    fraction of missing information): its stationary covariance solves ``S = J S J' + V``.
+    The parameter-expanded map converges faster than this ``J``, so the result errs on the
+    large side. Returns ``(S, spectral radius of J)``; ``V`` itself where ``J`` is not a
+    contraction (Monte Carlo noise in the informations).
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+
+    try:
+        J = np.eye(V.shape[0]) - np.linalg.solve(-lo["hessian"], 0.5 * (lo["info"] + lo["info"].T))
+        rho = float(np.max(np.abs(np.linalg.eigvals(J))))
+    except np.linalg.LinAlgError:
+        return V, None
+    if not (0.0 <= rho < 0.99):
+        return V, rho
+    return solve_discrete_lyapunov(J, V), rho
+
+
+def random_effects_from(model: CompleteData, sample: Sample) -> dict:
+    """Conditional means and variances of the random effects, from the final draws."""
+    mean = sample.w @ sample.B
+    var = sample.w @ (sample.B - mean) ** 2
+    out = {}
+    for t, lo, term in zip(model.terms, model.offsets[:-1], model.design.random, strict=True):
+        sl = slice(lo, lo + t.k * t.n_levels)
+        idx = pd.Index(term.levels, name=term.group)
+        out[t.name] = pd.DataFrame(mean[sl].reshape(t.n_levels, t.k), index=idx, columns=t.columns)
+        out[f"{t.name} (conditional variance)"] = pd.DataFrame(
+            var[sl].reshape(t.n_levels, t.k), index=idx, columns=t.columns
+        )
+    return out
+
+
+def monte_carlo_result(
+    *,
+    method: str,
+    model: CompleteData,
+    psi: np.ndarray,
+    mc_cov: np.ndarray,
+    final: Sample,
+    rng,
+    loglik_draws: int,
+    history: list[dict],
+    converged: bool,
+    messages: list[str],
+    iterations: int,
+    timing: dict,
+    options: dict,
+    details: dict,
+    em_iterate: bool = False,
+) -> FitResult:
+    """Louis' standard errors, the likelihood estimate and the result of a Monte Carlo fit."""
+    names = model.names
+    vcov, problem, lo = louis_vcov(model, psi, final)
+    se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
+    em_rate = None
+    if em_iterate:
+        mc_cov, em_rate = em_iterate_covariance(mc_cov, lo)
+    mcse = np.sqrt(np.clip(np.diag(mc_cov), 0.0, None))
+    p = model.p
+    theta = model.theta(psi)
+    table = wald_table(model.design.fixed_names, psi[:p], se[:p])
+    table["mcse"] = mcse[:p]
+    extra = parameter_rows(model.cov.variances(theta), model.cov.correlations(theta))
+    pos = {n: i for i, n in enumerate(names)}
+    extra["std_error"] = [se[pos[r]] if r in pos else np.nan for r in extra.index]
+    extra["mcse"] = [mcse[pos[r]] if r in pos else np.nan for r in extra.index]
+    table = pd.concat([table, extra])
+    ll, ll_se, ll_ess = loglik_at(model, psi, rng, loglik_draws)
+    singular = model.cov.singular_components(theta)
+    conv = dict(details)
+    conv.update(
+        {
+            "history": history,
+            "final_mc_size": int(history[-1]["m"]) if history else int(final.m),
+            "final_ess": float(final.ess),
+            "loglik_mcse": ll_se,
+            "louis_problem": problem,
+            "em_rate": em_rate,
+        }
+    )
+    info = {
+        "loglik_mcse": ll_se,
+        "loglik_draws": int(loglik_draws),
+        "loglik_importance_ess": ll_ess,
+        "louis_draws": int(final.m),
+        "vcov": vcov.tolist(),
+        "mc_cov": mc_cov.tolist(),
+        "vcov_names": names,
+    }
+    warnings = [problem] if problem else []
+    if ll_se > 0.5:
+        warnings.append(f"the log-likelihood estimate has Monte Carlo se {ll_se:.2g}")
+    return build_result(
+        method=method,
+        kind="monte_carlo",
+        design=model.design,
+        table=table,
+        converged=converged,
+        n_params=model.d,
+        timing=timing,
+        loglik=ll,
+        random_effects=random_effects_from(model, final),
+        messages=messages,
+        iterations=iterations,
+        singular=bool(singular),
+        warnings=warnings,
+        convergence_details=conv,
+        options=options,
+        theta=theta,
+        theta_names=model.cov.theta_names,
+        details=info,
+    )
+
+
+def seeded(random_seed) -> tuple[np.random.Generator, np.random.Generator]:
+    """Two independent streams (E-steps; final likelihood) from one seed."""
+    ss = np.random.SeedSequence(random_seed)
+    a, b = ss.spawn(2)
+    return np.random.default_rng(a), np.random.default_rng(b)
+
+
+def describe(psi: np.ndarray, names: list[str], width: int = 3) -> str:
+    return " ".join(f"{n}={v:.3f}" for n, v in list(zip(names, psi, strict=True))[:width])
