@@ -1,0 +1,197 @@
+"""Working correlation structures of GEE as small strategy classes.
+
+Each structure holds its parameters, re-estimates them from Pearson residuals with
+:meth:`update` (moment estimators as in Liang & Zeger 1986 and statsmodels'
+``genmod/cov_struct.py``, ``ddof`` = number of regression parameters), and returns the
+working correlation matrices of a batch of equally sized clusters with
+:meth:`covariance_matrix`.
+
+Residuals arrive in *buckets*: all clusters of one size ``k`` stacked into an ``(m, k)``
+array ``r``, with ``times`` the ``(m, k)`` integer time codes of the observations (their
+positions ``0..k-1`` within the cluster when no time column was given). Rows within a
+cluster are sorted by time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: an unstructured estimate with an eigenvalue below this is projected (clipped) to it
+EIG_FLOOR = 1e-2
+#: the ``corstr`` names (as geepack spells them) and their classes (filled below)
+CORSTRS: dict[str, type] = {}
+
+
+class WorkingCorrelation:
+    """Base class: independence-like defaults, no parameters."""
+
+    name = "independence"
+
+    def __init__(self) -> None:
+        self.n_times = 0
+
+    def initialize(self, n_times: int) -> None:
+        """Called once before fitting with the number of distinct time codes."""
+        self.n_times = int(n_times)
+
+    def update(self, buckets: list[tuple[np.ndarray, np.ndarray]], ddof: int) -> None:
+        """Re-estimate the parameters from Pearson residuals ``[(r, times), ...]``."""
+
+    def covariance_matrix(self, times: np.ndarray) -> np.ndarray:
+        """Working correlation matrices, shape ``(m, k, k)``, of clusters with ``times``."""
+        m, k = times.shape
+        return np.broadcast_to(np.eye(k), (m, k, k))
+
+    @property
+    def params(self) -> dict:
+        """The estimated correlation parameters, JSON-ready."""
+        return {}
+
+    def describe(self) -> str:
+        return "observations within a cluster are independent"
+
+
+class Independence(WorkingCorrelation):
+    """``R = I``: the GEE estimate is the GLM estimate; only the SEs account for clusters."""
+
+
+class Exchangeable(WorkingCorrelation):
+    """``R_jk = alpha`` for every pair ``j != k`` of a cluster.
+
+    ``alpha = sum_pairs r_ij r_ik / (phi (P - ddof))`` with ``phi = sum r^2 / (N - ddof)``
+    and ``P`` the number of within-cluster pairs.
+    """
+
+    name = "exchangeable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = 0.0
+
+    def update(self, buckets, ddof):
+        ssr = pairs = n = n_pairs = 0.0
+        for r, _ in buckets:
+            k = r.shape[1]
+            sq = (r * r).sum(axis=1)
+            ssr += sq.sum()
+            pairs += 0.5 * (r.sum(axis=1) ** 2 - sq).sum()
+            n += r.size
+            n_pairs += r.shape[0] * k * (k - 1) / 2
+        phi = ssr / (n - ddof)
+        denom = phi * (n_pairs - ddof)
+        self.alpha = float(pairs / denom) if n_pairs > ddof and phi > 0 else 0.0
+
+    def covariance_matrix(self, times):
+        m, k = times.shape
+        R = np.full((k, k), self.alpha)
+        np.fill_diagonal(R, 1.0)
+        return np.broadcast_to(R, (m, k, k))
+
+    @property
+    def params(self):
+        return {"alpha": self.alpha}
+
+    def describe(self):
+        return f"exchangeable: correlation {self.alpha:.4f} between any two observations"
+
+
+class Autoregressive(WorkingCorrelation):
+    """AR(1): ``R_jk = alpha^|j - k|`` for positions ``j, k`` in time order.
+
+    ``alpha = sum_i mean_j(r_ij r_i,j+1) / sum_i mean_j(r_ij^2)`` over clusters of two or
+    more observations (statsmodels' grid estimator).
+    """
+
+    name = "ar1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = 0.0
+
+    def update(self, buckets, ddof):
+        lag0 = lag1 = 0.0
+        for r, _ in buckets:
+            k = r.shape[1]
+            if k < 2:
+                continue
+            lag1 += (r[:, :-1] * r[:, 1:]).sum() / (k - 1)
+            lag0 += (r * r).sum() / k
+        self.alpha = float(lag1 / lag0) if lag0 > 0 else 0.0
+
+    def covariance_matrix(self, times):
+        m, k = times.shape
+        pos = np.arange(k)
+        R = self.alpha ** np.abs(pos[:, None] - pos[None, :]).astype(float)
+        return np.broadcast_to(R, (m, k, k))
+
+    @property
+    def params(self):
+        return {"alpha": self.alpha}
+
+    def describe(self):
+        return f"AR(1): correlation {self.alpha:.4f}^|lag| within a cluster"
+
+
+class Unstructured(WorkingCorrelation):
+    """A free correlation for every pair of time points.
+
+    ``C_st = sum r_is r_it / (n_st - ddof)`` over clusters observed at both ``s`` and ``t``,
+    scaled to a correlation matrix.
+    """
+
+    name = "unstructured"
+
+    def initialize(self, n_times):
+        super().initialize(n_times)
+        self.R = np.eye(self.n_times)
+        self.projected = False
+
+    def update(self, buckets, ddof):
+        T = self.n_times
+        cov = np.zeros((T, T))
+        count = np.zeros((T, T))
+        for r, times in buckets:
+            m, k = r.shape
+            ii = np.repeat(times, k, axis=1).ravel()
+            jj = np.tile(times, (1, k)).ravel()
+            prod = (r[:, :, None] * r[:, None, :]).ravel()
+            np.add.at(cov, (ii, jj), prod)
+            np.add.at(count, (ii, jj), 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov = np.where(count > ddof, cov / (count - ddof), 0.0)
+            sd = np.sqrt(np.diag(cov))
+            R = cov / np.outer(sd, sd)
+        R = np.where(np.isfinite(R), R, 0.0)
+        np.fill_diagonal(R, 1.0)
+        w, v = np.linalg.eigh(R)
+        self.projected = bool(w.min() < EIG_FLOOR)
+        if self.projected:  # not positive definite: clip the eigenvalues, rescale
+            R = (v * np.maximum(w, EIG_FLOOR)) @ v.T
+            d = np.sqrt(np.diag(R))
+            R = R / np.outer(d, d)
+        self.R = R
+
+    def covariance_matrix(self, times):
+        return self.R[times[:, :, None], times[:, None, :]]
+
+    @property
+    def params(self):
+        return {"R": self.R.tolist(), "projected": self.projected}
+
+    def describe(self):
+        return f"unstructured: a free correlation for each of the {self.n_times} time points"
+
+
+CORSTRS.update(
+    {
+        "independence": Independence,
+        "exchangeable": Exchangeable,
+        "ar1": Autoregressive,
+        "unstructured": Unstructured,
+    }
+)
+
+
+def make_correlation(corstr: str) -> WorkingCorrelation:
+    """A fresh working correlation for the ``corstr`` name."""
+    return CORSTRS[corstr]()
