@@ -346,6 +346,11 @@ METHODS: dict[str, dict[str, Option]] = {
         Option("groups", column_name, "column of the clusters (default: the (1|g) term)"),
         Option("time", column_name, "column ordering rows within a cluster (AR(1), unstructured)"),
         Option("tol", real(0), "largest relative step of beta that stops"),
+        Option(
+            "moments",
+            choice("geepack", "statsmodels"),
+            "moment estimators of scale and correlation: R geepack's or statsmodels'",
+        ),
     ),
     **{
         m: _table(

@@ -10,11 +10,11 @@ from bayesglmm import GLMM, MethodError, OptionError, compare
 
 #: the issue's tolerance against statsmodels (both solve the same equations to ~1e-11)
 SM_TOL = 1e-6
-#: geepack prints 12 digits; the same estimating equations under independence
+#: the issue's tolerance against geepack; the R numbers are printed to 12 digits from fits
+#: run to geese.control(epsilon = 1e-12, maxit = 200) (geepack's default epsilon = 1e-4
+#: stops ~2e-5 short of the solution, e.g. cbpp exchangeable intercept -1.283499074 vs
+#: -1.283499953)
 GEEPACK_TOL = 1e-6
-#: geepack's exchangeable alpha comes from its own moment equation (0.029879 here vs
-#: statsmodels' and ours 0.029719), which moves estimates and SEs by < 5e-4
-GEEPACK_ALPHA_TOL = 1e-3
 
 
 def _clustered(family, seed, n_clusters=150, sd=1.0):
@@ -31,7 +31,7 @@ def _clustered(family, seed, n_clusters=150, sd=1.0):
     return pd.DataFrame({"y": y, "x": x, "g": [f"c{i}" for i in g], "t": t, "gi": g})
 
 
-def _statsmodels(df, family, corstr):
+def _statsmodels(df, family, corstr, **fit_kw):
     import statsmodels.api as sm
 
     fam = {"binomial": sm.families.Binomial(), "poisson": sm.families.Poisson()}[family]
@@ -46,20 +46,21 @@ def _statsmodels(df, family, corstr):
     m = sm.GEE(df["y"].to_numpy(float), X, groups=df["gi"], family=fam, cov_struct=cov, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return m.fit(ctol=1e-12, maxiter=500, cov_type="bias_reduced")
+        return m.fit(ctol=1e-12, maxiter=500, cov_type="bias_reduced", **fit_kw)
 
 
 @pytest.mark.reference
 @pytest.mark.parametrize("family", ["binomial", "poisson"])
 @pytest.mark.parametrize("corstr", ["independence", "exchangeable", "ar1", "unstructured"])
 def test_matches_statsmodels(family, corstr):
-    """Estimates and all three standard errors equal statsmodels' GEE (rows given to
-    bayesglmm shuffled: GEE must not need rows sorted by cluster)."""
+    """With ``moments="statsmodels"``, estimates and all three standard errors equal
+    statsmodels' GEE (rows given to bayesglmm shuffled: GEE must not need rows sorted by
+    cluster)."""
     df = _clustered(family, seed=11, sd=1.0 if family == "binomial" else 0.5)
     ref = _statsmodels(df, family, corstr)  # df sorted by cluster and time
     shuffled = df.sample(frac=1.0, random_state=3)
     fit = GLMM("y ~ x + (1|g)", shuffled, family=family).fit(
-        method="gee", corstr=corstr, time="t", se="bias_reduced"
+        method="gee", corstr=corstr, time="t", se="bias_reduced", moments="statsmodels"
     )
     se = fit.info["details"]["std_errors"]
     np.testing.assert_allclose(fit.fixed_effects.to_numpy(), ref.params, atol=SM_TOL)
@@ -79,6 +80,39 @@ def test_matches_statsmodels(family, corstr):
 
 
 @pytest.mark.reference
+@pytest.mark.parametrize("family", ["binomial", "poisson"])
+@pytest.mark.parametrize("corstr", ["independence", "exchangeable"])
+def test_default_moments_match_statsmodels_without_ddof(family, corstr):
+    """The default (geepack) moments are statsmodels' with ``fit(ddof_scale=0,
+    scale="X2")``: scale ``sum r^2 / N`` (also for binomial and Poisson) and the
+    exchangeable alpha without degrees-of-freedom corrections."""
+    df = _clustered(family, seed=11, sd=1.0 if family == "binomial" else 0.5)
+    ref = _statsmodels(df, family, corstr, ddof_scale=0, scale="X2")
+    fit = GLMM("y ~ x + (1|g)", df.sample(frac=1.0, random_state=3), family=family).fit(
+        method="gee", corstr=corstr, se="bias_reduced"
+    )
+    det = fit.info["details"]
+    se = det["std_errors"]
+    np.testing.assert_allclose(fit.fixed_effects.to_numpy(), ref.params, atol=SM_TOL)
+    for ours, theirs in [
+        ("robust", ref.cov_robust),
+        ("model", ref.cov_naive),
+        ("bias_reduced", ref.cov_robust_bc),
+    ]:
+        np.testing.assert_allclose(
+            list(se[ours].values()), np.sqrt(np.diag(theirs)), atol=SM_TOL, err_msg=ours
+        )
+    assert det["scale"] == pytest.approx(ref.scale, abs=SM_TOL)
+    if corstr == "exchangeable":
+        alpha = det["working_correlation"]["alpha"]
+        assert alpha == pytest.approx(float(ref.cov_struct.dep_params), abs=SM_TOL)
+        # and it is not statsmodels' default (ddof = p) estimate (they differ by 7.7e-5
+        # and 4.1e-4 here, deterministic data: 1e-5 separates them from round-off)
+        sm_default = _statsmodels(df, family, corstr)
+        assert abs(alpha - float(sm_default.cov_struct.dep_params)) > 1e-5
+
+
+@pytest.mark.reference
 def test_qic_matches_statsmodels_gaussian():
     """Pan's QIC: for the Gaussian identity model statsmodels' QIC (given our scale) uses
     the same Omega_I = sum X'X / phi and quasi-likelihood."""
@@ -89,7 +123,7 @@ def test_qic_matches_statsmodels_gaussian():
     x = rng.normal(size=g.size)
     y = 1 + x + rng.normal(size=60)[g] + rng.normal(size=g.size)
     df = pd.DataFrame({"y": y, "x": x, "g": g})
-    fit = GLMM("y ~ x + (1|g)", df, family="gaussian").fit(method="gee")
+    fit = GLMM("y ~ x + (1|g)", df, family="gaussian").fit(method="gee", moments="statsmodels")
     det = fit.info["details"]
     m = sm.GEE(
         y, np.column_stack([np.ones_like(x), x]), groups=g, cov_struct=sm.cov_struct.Exchangeable()
@@ -136,23 +170,117 @@ def _cbpp_bernoulli(cbpp):
 
 
 @pytest.mark.reference
-def test_cbpp_bernoulli_exchangeable_near_geepack(cbpp):
-    """R, with ``b`` cbpp expanded to one 0/1 row per animal (cases first):
-    ``geeglm(y ~ period, id = herd, data = b, family = binomial, corstr = "exchangeable")``
-    gives coef -1.283499074471 -0.973959104431 -1.088931430222 -1.489084138691, robust SE
-    0.273558411456 0.391255009976 0.439306280498 0.295175952957, alpha 0.02987931564."""
+def test_cbpp_bernoulli_exchangeable_matches_geepack(cbpp):
+    """R (geepack 1.3.x), with ``b`` cbpp expanded to one 0/1 row per animal (cases first,
+    the rows of ``_cbpp_bernoulli``; herd and period factors)::
+
+        geeglm(y ~ period, id = herd, data = b, family = binomial,
+               corstr = "exchangeable", control = geese.control(epsilon = 1e-12, maxit = 200))
+
+    coef, robust SE (``sqrt(diag(fit$geese$vbeta))``), naive SE (``vbeta.naiv``),
+    ``fit$geese$alpha`` and ``fit$geese$gamma`` (the scale) below. statsmodels' default
+    moments give alpha 0.029719."""
     fit = GLMM("y ~ period + (1|herd)", _cbpp_bernoulli(cbpp)).fit(method="gee")
-    np.testing.assert_allclose(
-        fit.fixed_effects.to_numpy(),
-        [-1.283499074471, -0.973959104431, -1.088931430222, -1.489084138691],
-        atol=GEEPACK_ALPHA_TOL,
+    _check_geepack(
+        fit,
+        coef=[-1.283499952850, -0.973947588775, -1.088919152150, -1.489063234084],
+        robust=[0.273558428722, 0.391252899645, 0.439303342710, 0.295171949707],
+        naive=[0.171388540179, 0.266494867155, 0.283633351564, 0.365472829985],
+        alpha=[0.029879923850],
+        scale=0.892665493204,
     )
-    np.testing.assert_allclose(
-        fit.fixed_effects_se.to_numpy(),
-        [0.273558411456, 0.391255009976, 0.439306280498, 0.295175952957],
-        atol=GEEPACK_ALPHA_TOL,
-    )
-    assert fit.info["details"]["working_correlation"]["alpha"] == pytest.approx(0.0299, abs=5e-4)
+
+
+def _check_geepack(fit, coef, robust, naive, alpha, scale):
+    det = fit.info["details"]
+    np.testing.assert_allclose(fit.fixed_effects.to_numpy(), coef, atol=GEEPACK_TOL)
+    np.testing.assert_allclose(list(det["std_errors"]["robust"].values()), robust, atol=GEEPACK_TOL)
+    np.testing.assert_allclose(list(det["std_errors"]["model"].values()), naive, atol=GEEPACK_TOL)
+    wc = det["working_correlation"]
+    if "R" in wc:  # geepack's alpha: pairs (1,2), (1,3), ..., (1,T), (2,3), ...
+        R = np.asarray(wc["R"])
+        ours = R[np.triu_indices_from(R, 1)]
+    else:
+        ours = [wc["alpha"]] if "alpha" in wc else []
+    np.testing.assert_allclose(ours, alpha, atol=GEEPACK_TOL)
+    assert det["scale"] == pytest.approx(scale, abs=GEEPACK_TOL)
+    assert fit.converged
+
+
+#: sha256 of tests/data/gee_poisson.csv (simulated: 60 clusters of 1-5 rows, times 1-6)
+GEE_POISSON_SHA256 = "713446d770c336f222e3fa60182fad403eca06ec3a5a0b05c6dc4f1170dae3e8"
+
+#: R: ``p <- read.csv("tests/data/gee_poisson.csv"); tight <- geese.control(epsilon =
+#: 1e-12, maxit = 200); f <- geeglm(y ~ x, id = id, data = p, family = poisson,
+#: corstr = CORSTR, control = tight)`` (plus ``waves = t`` where the key says so); then
+#: ``coef(f)``, ``sqrt(diag(f$geese$vbeta))``, ``sqrt(diag(f$geese$vbeta.naiv))``,
+#: ``f$geese$alpha``, ``f$geese$gamma``. (geepack segfaults for unstructured with
+#: ``waves = t`` here, as the largest wave exceeds the largest cluster size.)
+GEEPACK_POISSON = {
+    ("independence", None): dict(
+        coef=[0.432241031714, 0.266206665927],
+        robust=[0.092544128996, 0.051780289852],
+        naive=[0.068088058265, 0.064469472380],
+        alpha=[],
+        scale=1.371842435182,
+    ),
+    ("exchangeable", None): dict(
+        coef=[0.408797546165, 0.273835150908],
+        robust=[0.092103674204, 0.050820183731],
+        naive=[0.092683858637, 0.061390495281],
+        alpha=[0.299662212221],
+        scale=1.404642332512,
+    ),
+    ("ar1", None): dict(
+        coef=[0.409832115999, 0.271554913573],
+        robust=[0.093089126569, 0.058766038214],
+        naive=[0.089183718007, 0.060345286400],
+        alpha=[0.390892859473],
+        scale=1.403279067474,
+    ),
+    ("ar1", "t"): dict(
+        coef=[0.396596723491, 0.272456346152],
+        robust=[0.095542507455, 0.066671004927],
+        naive=[0.088760874353, 0.060954213581],
+        alpha=[0.472059951141],
+        scale=1.423054052592,
+    ),
+    ("unstructured", None): dict(
+        coef=[0.404624438688, 0.295664911684],
+        robust=[0.087484817759, 0.049811450141],
+        naive=[0.091598959472, 0.058592820572],
+        alpha=[
+            0.420010828261,
+            0.199099141649,
+            0.477916764201,
+            0.327569870482,
+            0.221739214115,
+            0.457166882825,
+            0.456226035198,
+            0.205819508078,
+            0.019611518103,
+            0.100641864771,
+        ],
+        scale=1.410275956947,
+    ),
+}
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("corstr,waves", list(GEEPACK_POISSON))
+def test_poisson_matches_geepack(corstr, waves):
+    """Held-out simulated Poisson data: estimates, robust and naive SEs, alpha and scale
+    equal geepack's (R calls at GEEPACK_POISSON); ``waves = t`` is ``time="t"``."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data" / "gee_poisson.csv"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == GEE_POISSON_SHA256
+    df = pd.read_csv(path)
+    if waves is not None:  # times order the rows; without them the row order does, as in R
+        df = df.sample(frac=1.0, random_state=7)
+    fit = GLMM("y ~ x + (1|id)", df, family="poisson").fit(method="gee", corstr=corstr, time=waves)
+    _check_geepack(fit, **GEEPACK_POISSON[corstr, waves])
 
 
 def test_crossed_design_points_to_ee(salamander):

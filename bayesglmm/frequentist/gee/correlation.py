@@ -1,10 +1,19 @@
 """Working correlation structures of GEE as small strategy classes.
 
 Each structure holds its parameters, re-estimates them from Pearson residuals with
-:meth:`update` (moment estimators as in Liang & Zeger 1986 and statsmodels'
-``genmod/cov_struct.py``, ``ddof`` = number of regression parameters), and returns the
-working correlation matrices of a batch of equally sized clusters with
-:meth:`covariance_matrix`.
+:meth:`update`, and returns the working correlation matrices of a batch of equally sized
+clusters with :meth:`covariance_matrix`. Two conventions for the moment estimators
+(``moments=``):
+
+* ``"geepack"`` (default), R's geepack (``geese.fit``, ``src/gee2.cc`` ``update_alpha``):
+  residuals scaled by ``phi = sum r^2 / N`` (no ddof), ``z_ijk = r_ij r_ik / phi``, and
+  ``alpha`` solves ``sum_pairs E_jk (z_ijk - rho_jk(alpha)) = 0``, ``E = d rho / d alpha``,
+  over *all* pairs of a cluster. Exchangeable: the mean of ``z`` over all pairs; AR(1):
+  ``rho = alpha^|t_j - t_k|`` fitted to all pairs (not only lag 1); unstructured: the mean
+  of ``z`` for each pair of time points, not rescaled by its diagonal.
+* ``"statsmodels"``: Liang & Zeger (1986) as in statsmodels' ``genmod/cov_struct.py``,
+  ``ddof`` = number of regression parameters (exchangeable, unstructured) and the
+  lag-1 "grid" estimator of AR(1).
 
 Residuals arrive in *buckets*: all clusters of one size ``k`` stacked into an ``(m, k)``
 array ``r``, with ``times`` the ``(m, k)`` integer time codes of the observations (their
@@ -18,8 +27,17 @@ import numpy as np
 
 #: an unstructured estimate with an eigenvalue below this is projected (clipped) to it
 EIG_FLOOR = 1e-2
+#: most Gauss-Newton steps of geepack's AR(1) estimating equation per update
+AR1_MAX_ITER = 200
 #: the ``corstr`` names (as geepack spells them) and their classes (filled below)
 CORSTRS: dict[str, type] = {}
+
+
+def _mean_square(buckets) -> float:
+    """``sum r^2 / N`` over all residuals: geepack's scale (no ddof)."""
+    ssr = sum(float((r * r).sum()) for r, _ in buckets)
+    n = sum(r.size for r, _ in buckets)
+    return ssr / n if n else 1.0
 
 
 class WorkingCorrelation:
@@ -27,8 +45,9 @@ class WorkingCorrelation:
 
     name = "independence"
 
-    def __init__(self) -> None:
+    def __init__(self, moments: str = "geepack") -> None:
         self.n_times = 0
+        self.moments = moments
 
     def initialize(self, n_times: int) -> None:
         """Called once before fitting with the number of distinct time codes."""
@@ -59,16 +78,18 @@ class Exchangeable(WorkingCorrelation):
     """``R_jk = alpha`` for every pair ``j != k`` of a cluster.
 
     ``alpha = sum_pairs r_ij r_ik / (phi (P - ddof))`` with ``phi = sum r^2 / (N - ddof)``
-    and ``P`` the number of within-cluster pairs.
+    and ``P`` the number of within-cluster pairs; geepack's ``ddof`` is 0.
     """
 
     name = "exchangeable"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, moments: str = "geepack") -> None:
+        super().__init__(moments)
         self.alpha = 0.0
 
     def update(self, buckets, ddof):
+        if self.moments == "geepack":
+            ddof = 0
         ssr = pairs = n = n_pairs = 0.0
         for r, _ in buckets:
             k = r.shape[1]
@@ -98,17 +119,23 @@ class Exchangeable(WorkingCorrelation):
 class Autoregressive(WorkingCorrelation):
     """AR(1): ``R_jk = alpha^|j - k|`` for positions ``j, k`` in time order.
 
-    ``alpha = sum_i mean_j(r_ij r_i,j+1) / sum_i mean_j(r_ij^2)`` over clusters of two or
-    more observations (statsmodels' grid estimator).
+    statsmodels: ``alpha = sum_i mean_j(r_ij r_i,j+1) / sum_i mean_j(r_ij^2)`` over clusters
+    of two or more observations (its grid estimator, positions in time order). geepack:
+    ``rho_jk = alpha^d_jk``, ``d_jk = |t_j - t_k|`` the distance of the time codes,
+    fitted to ``z_ijk = r_ij r_ik / phi`` of all pairs by Gauss-Newton
+    (``sum E (z - rho) = 0``, ``E = d_jk alpha^(d_jk - 1)``).
     """
 
     name = "ar1"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, moments: str = "geepack") -> None:
+        super().__init__(moments)
         self.alpha = 0.0
 
     def update(self, buckets, ddof):
+        if self.moments == "geepack":
+            self._update_geepack(buckets)
+            return
         lag0 = lag1 = 0.0
         for r, _ in buckets:
             k = r.shape[1]
@@ -118,8 +145,38 @@ class Autoregressive(WorkingCorrelation):
             lag0 += (r * r).sum() / k
         self.alpha = float(lag1 / lag0) if lag0 > 0 else 0.0
 
+    def _update_geepack(self, buckets):
+        phi = _mean_square(buckets)
+        zs, ds = [], []
+        for r, times in buckets:
+            k = r.shape[1]
+            if k < 2:
+                continue
+            j, l = np.triu_indices(k, 1)
+            zs.append((r[:, j] * r[:, l]).ravel() / phi)
+            ds.append(np.abs(times[:, l] - times[:, j]).ravel().astype(float))
+        if not zs or phi <= 0:
+            self.alpha = 0.0
+            return
+        z, d = np.concatenate(zs), np.concatenate(ds)
+        a = self.alpha
+        for _ in range(AR1_MAX_ITER):
+            rho = a**d
+            E = np.where(d == 1.0, 1.0, d * a ** np.maximum(d - 1.0, 0.0))
+            h = float(E @ E)
+            if h <= 0:
+                break
+            step = float(E @ (z - rho)) / h
+            a += step
+            if abs(step) < 1e-14 * (1.0 + abs(a)):
+                break
+        self.alpha = float(a)
+
     def covariance_matrix(self, times):
         m, k = times.shape
+        if self.moments == "geepack":
+            d = np.abs(times[:, :, None] - times[:, None, :]).astype(float)
+            return self.alpha**d
         pos = np.arange(k)
         R = self.alpha ** np.abs(pos[:, None] - pos[None, :]).astype(float)
         return np.broadcast_to(R, (m, k, k))
@@ -135,8 +192,9 @@ class Autoregressive(WorkingCorrelation):
 class Unstructured(WorkingCorrelation):
     """A free correlation for every pair of time points.
 
-    ``C_st = sum r_is r_it / (n_st - ddof)`` over clusters observed at both ``s`` and ``t``,
-    scaled to a correlation matrix.
+    statsmodels: ``C_st = sum r_is r_it / (n_st - ddof)`` over clusters observed at both
+    ``s`` and ``t``, scaled to a correlation matrix. geepack: ``R_st = sum r_is r_it /
+    (phi n_st)`` for ``s != t``, ``phi = sum r^2 / N``, unit diagonal.
     """
 
     name = "unstructured"
@@ -158,9 +216,12 @@ class Unstructured(WorkingCorrelation):
             np.add.at(cov, (ii, jj), prod)
             np.add.at(count, (ii, jj), 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            cov = np.where(count > ddof, cov / (count - ddof), 0.0)
-            sd = np.sqrt(np.diag(cov))
-            R = cov / np.outer(sd, sd)
+            if self.moments == "geepack":
+                R = np.where(count > 0, cov / (count * _mean_square(buckets)), 0.0)
+            else:
+                cov = np.where(count > ddof, cov / (count - ddof), 0.0)
+                sd = np.sqrt(np.diag(cov))
+                R = cov / np.outer(sd, sd)
         R = np.where(np.isfinite(R), R, 0.0)
         np.fill_diagonal(R, 1.0)
         w, v = np.linalg.eigh(R)
@@ -192,6 +253,6 @@ CORSTRS.update(
 )
 
 
-def make_correlation(corstr: str) -> WorkingCorrelation:
-    """A fresh working correlation for the ``corstr`` name."""
-    return CORSTRS[corstr]()
+def make_correlation(corstr: str, moments: str = "geepack") -> WorkingCorrelation:
+    """A fresh working correlation for the ``corstr`` name and ``moments`` convention."""
+    return CORSTRS[corstr](moments)

@@ -16,8 +16,10 @@ alternating one scoring step ``beta += (sum D'W^{-1}D)^{-1} U`` with a moment up
 * bias-reduced (Mancl & DeRouen 2001): the same with ``(I - H_i)^{-1}(y_i - m_i)`` in
   ``u_i``, ``H_i = D_i M^{-1} D_i' W_i^{-1}``.
 
-``phi`` is 1 for the binomial and Poisson families and ``sum r^2 / (N - p)`` (Pearson
-residuals ``r``) otherwise, as in statsmodels.
+``phi`` (Pearson residuals ``r``): with ``moments="geepack"`` (R's geepack with
+``scale.fix = FALSE``, its default) ``sum r^2 / N`` for every family, binomial and Poisson
+included (it enters the model-based covariance only); with ``moments="statsmodels"`` 1 for
+the binomial and Poisson families and ``sum r^2 / (N - p)`` otherwise.
 """
 
 from __future__ import annotations
@@ -78,12 +80,14 @@ def _pearson_buckets(data: GEEData, clusters: Clusters, beta, scale=1.0):
     return [(r[b.rows], b.times) for b in clusters.buckets]
 
 
-def _scale(data: GEEData, beta) -> float:
-    if data.fixed_scale:
+def _scale(data: GEEData, beta, moments: str = "statsmodels") -> float:
+    """The scale ``phi`` under the ``moments`` convention (module docstring)."""
+    geepack = moments == "geepack"
+    if data.fixed_scale and not geepack:
         return 1.0
     mean, _, var = data.moments(beta)
     n, p = data.X.shape
-    return float(np.sum((data.y - mean) ** 2 / var) / (n - p))
+    return float(np.sum((data.y - mean) ** 2 / var) / (n if geepack else n - p))
 
 
 def _bucket_terms(data, clusters, corr, beta):
@@ -145,16 +149,17 @@ def solve_gee(
     start: np.ndarray | None = None,
     max_iter: int = MAX_ITER,
     tol: float = TOL,
+    moments: str = "geepack",
 ) -> GEEState:
     """Solve the estimating equations; covariances in ``state.cov`` (robust, model,
-    bias_reduced)."""
+    bias_reduced); ``moments`` names the convention of the scale (module docstring)."""
     n, p = data.X.shape
     corr.initialize(clusters.n_times)
     beta = glm_start(data) if start is None else np.asarray(start, float).copy()
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
-        corr.update(_pearson_buckets(data, clusters, beta, _scale(data, beta)), ddof=p)
+        corr.update(_pearson_buckets(data, clusters, beta, _scale(data, beta, moments)), ddof=p)
         M, U = _information_and_score(_bucket_terms(data, clusters, corr, beta))
         try:
             step = np.linalg.solve(M, U)
@@ -166,8 +171,9 @@ def solve_gee(
         if np.max(np.abs(step)) < tol * (1.0 + np.max(np.abs(beta))):
             converged = True
             break
-    corr.update(_pearson_buckets(data, clusters, beta, _scale(data, beta)), ddof=p)
-    state = GEEState(beta=beta, converged=converged, iterations=it, scale=_scale(data, beta))
+    scale = _scale(data, beta, moments)
+    corr.update(_pearson_buckets(data, clusters, beta, scale), ddof=p)
+    state = GEEState(beta=beta, converged=converged, iterations=it, scale=scale)
     state.cov, state.score = covariances(data, clusters, corr, beta, state.scale)
     state.mean = data.moments(beta)[0]
     return state

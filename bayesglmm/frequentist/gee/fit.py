@@ -20,7 +20,7 @@ from ...options import resolve_options
 from ...result import FitResult, build_result, wald_table
 from .clusters import make_clusters, repeated_times
 from .correlation import CORSTRS, make_correlation
-from .engine import MAX_ITER, TOL, GEEData, qic, solve_gee
+from .engine import MAX_ITER, TOL, GEEData, _scale, qic, solve_gee
 
 #: ``se=`` choices: which covariance gives the table's std_error
 SE_TYPES = ("robust", "model", "bias_reduced")
@@ -87,6 +87,7 @@ def fit_gee(
     max_iter: int = MAX_ITER,
     tol: float = TOL,
     start=None,
+    moments: str = "geepack",
     **unknown,
 ) -> FitResult:
     """Fit the marginal model by GEE.
@@ -116,6 +117,13 @@ def fit_gee(
         Stop when the largest step of beta is below ``tol * (1 + max |beta|)``.
     start : array-like, optional
         Starting fixed effects (default: the GLM fit).
+    moments : {"geepack", "statsmodels"}
+        Moment estimators of the scale and the working correlation: R geepack's
+        (``geeglm`` defaults: ``phi = sum r^2 / N`` for every family, ``alpha`` fitted to
+        all within-cluster pairs without degrees-of-freedom corrections) or statsmodels'
+        (``phi = 1`` for binomial and Poisson, ddof = p corrections, lag-1 AR(1)). They
+        change ``alpha`` and hence the estimates; see
+        :mod:`bayesglmm.frequentist.gee.correlation`.
 
     Returns
     -------
@@ -146,10 +154,14 @@ def fit_gee(
             )
     trials = d.trials if d.trials is not None else np.ones(d.n)
     data = GEEData(d.y, trials, d.X, d.offset, d.family)
-    corr = make_correlation(corstr)
-    state = solve_gee(data, clusters, corr, start=start, max_iter=max_iter, tol=tol)
+    corr = make_correlation(corstr, moments)
+    state = solve_gee(
+        data, clusters, corr, start=start, max_iter=max_iter, tol=tol, moments=moments
+    )
     t1 = _time.perf_counter()
-    crit = qic(data, clusters, state.beta, state.cov["robust"], state.scale)
+    # QIC's quasi-likelihood: scale 1 for binomial/Poisson, (N - p) Pearson scale otherwise
+    qic_scale = _scale(data, state.beta, "statsmodels")
+    crit = qic(data, clusters, state.beta, state.cov["robust"], qic_scale)
 
     ses = {k: np.sqrt(np.clip(np.diag(v), 0, None)) for k, v in state.cov.items()}
     table = wald_table(d.fixed_names, state.beta, ses[se])
@@ -187,7 +199,8 @@ def fit_gee(
         "working_correlation_text": corr.describe(),
         "se_type": se,
         "scale": state.scale,
-        "scale_fixed": data.fixed_scale,
+        "scale_fixed": data.fixed_scale and moments == "statsmodels",
+        "moments": moments,
         "std_errors": {k: dict(zip(names, v.tolist(), strict=True)) for k, v in ses.items()},
         "vcov": {k: v.tolist() for k, v in state.cov.items()},
         "vcov_names": names,
