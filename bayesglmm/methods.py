@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "pql": "bayesglmm.frequentist.pql:fit_pql",
     "laplace": "bayesglmm.frequentist.laplace:fit_laplace",
     "agq": "bayesglmm.frequentist.agq:fit_agq",
+    "mbp": "bayesglmm.frequentist.mbp:fit_mbp",
     "mcem": "bayesglmm.frequentist.montecarlo.mcem:fit_mcem",
     "mcnr": "bayesglmm.frequentist.montecarlo.mcnr:fit_mcnr",
     "sml": "bayesglmm.frequentist.montecarlo.sml:fit_sml",

@@ -316,6 +316,11 @@ METHODS: dict[str, dict[str, Option]] = {
         Option("n_quad", integer(1), "quadrature nodes per dimension (lme4's nAGQ)"),
         start=Option("start", laplace_start, "vector (theta, beta[, log dispersion]) or dict"),
     ),
+    "mbp": _table(
+        ("max_iter", "progressbar", "threads"),
+        Option("n_quad", integer(1), "quadrature nodes per dimension of the full likelihood"),
+        Option("tol", real(0, none=True), "largest relative parameter step that stops"),
+    ),
     "pql": _table(
         ("max_iter", "progressbar", "threads"),
         Option("reml", flag(), "REML (True) or ML for the working linear mixed model"),

@@ -24,6 +24,11 @@ _GLMER_TITLES = {
     "agq": "Generalized linear mixed model fit by maximum likelihood (Adaptive Gauss-Hermite "
     "Quadrature, nAGQ = {n_quad})",
     "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL)",
+    "mbp": "Generalized linear mixed model fit by maximum likelihood (maximization by parts, "
+    "Adaptive Gauss-Hermite Quadrature, nAGQ = {n_quad})",
+    "ee": "Generalized linear mixed model fit by the method of simulated moments (Jiang 1998)",
+    "ee2": "Generalized linear mixed model fit by two-step estimating equations (Jiang & "
+    "Zhang 2001)",
 }
 _SIGNIF = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
