@@ -9,6 +9,7 @@ from bayesglmm.frequentist.gee.engine import GEEData, glm_start
 from bayesglmm.frequentist.moments.fit import moment_problem, solve_equations
 from bayesglmm.frequentist.moments.gauss_seidel import gauss_seidel, newton_joint
 from bayesglmm.frequentist.moments.statistics import monte_carlo_draws, quadrature_draws
+from bayesglmm.frequentist.moments.variance import statistics_variance
 
 #: a |z| beyond this fails: two-sided normal tail 6e-6 per comparison (false-failure rate)
 Z_FAIL = 4.5
@@ -152,25 +153,122 @@ def test_gauss_seidel_equals_newton(family):
         np.testing.assert_allclose(a, b, atol=JOINT_TOL)
 
 
+def _jz(seed, m=100, sizes=(2, 6)):
+    """Jiang & Zhang's kind of design (benchmarks/bench_ee_simulation.py, ``jz``):
+    logit p = 0.2 + a_i, sd(a) = 1, half the clusters of size ``sizes[0]``, half
+    ``sizes[1]``."""
+    rng = np.random.default_rng(seed)
+    a = np.repeat(np.arange(m), np.where(np.arange(m) < m // 2, *sizes))
+    eta = 0.2 + rng.normal(size=m)[a]
+    return pd.DataFrame({"a": a, "y": rng.binomial(1, 1 / (1 + np.exp(-eta)))})
+
+
 def test_ee2_without_a_root_keeps_the_first_step():
-    """A 10 x 10 crossed table (one row per cell) whose optimally weighted equations have
-    no root: ee2 warns and returns the first-step estimate (whose second variance sits at
-    the boundary 0, flagged as not converged)."""
-    rng = np.random.default_rng(10002)  # benchmarks/bench_ee_simulation.py, crossed, m=10
-    a, b = (g.ravel() for g in np.meshgrid(np.arange(10), np.arange(10), indexing="ij"))
+    """50 clusters of 5 whose pair statistics are below what any sd >= 0 gives: neither
+    step has a root; ee2 warns and returns the first-step estimate (sd at the boundary 0,
+    flagged as not converged)."""
+    rng = np.random.default_rng(54)  # benchmarks/bench_ee_simulation.py, one, m=50
+    a = np.repeat(np.arange(50), 5)
     x = rng.normal(size=a.size)
-    eta = -0.5 + 0.8 * x + rng.normal(size=10)[a] + 0.7 * rng.normal(size=10)[b]
-    df = pd.DataFrame({"x": x, "a": a, "b": b, "y": rng.binomial(1, 1 / (1 + np.exp(-eta)))})
-    m = GLMM("y ~ x + (1|a) + (1|b)", df)
+    eta = -0.5 + 0.8 * x + rng.normal(size=50)[a]
+    df = pd.DataFrame({"x": x, "a": a, "y": rng.binomial(1, 1 / (1 + np.exp(-eta)))})
+    m = GLMM("y ~ x + (1|a)", df)
     with pytest.warns(UserWarning, match="no root"):
-        first = m.fit(method="ee", random_seed=1, n_sim=500)
+        first = m.fit(method="ee", random_seed=1)
     with pytest.warns(UserWarning, match="returning the first-step estimate"):
-        second = m.fit(method="ee2", random_seed=1, n_sim=500)
+        second = m.fit(method="ee2", random_seed=1)
     np.testing.assert_allclose(second.table["estimate"], first.table["estimate"])
     assert second.info["details"]["steps"][1]["root_found"] is False
     # falling back is never silent: the result's messages say so
     assert any("returning the first-step estimate" in s for s in second.convergence["messages"])
     assert not second.converged and second.convergence["singular"]
+
+
+def test_ee2_refines_a_first_step_at_the_boundary():
+    """The first step has no root (sd at 0, where its SE is 0 and du/dsd = 0); the
+    optimally weighted equations have one (B* evaluated with sd raised to 0.1). Before the
+    fix B*'s sd row was rounding noise and the root was refused for lying 1e18 first-step
+    SEs from 0 (3 of 100 J&Z replicates fell back so)."""
+    m = GLMM("y ~ 1 + (1|a)", _jz(42))
+    with pytest.warns(UserWarning, match="no root"):
+        first = m.fit(method="ee", random_seed=1)
+    second = m.fit(method="ee2", random_seed=1)
+    assert first.variance_components.iloc[0] == 0.0
+    assert second.converged and second.info["details"]["steps"][1]["root_found"] is True
+    assert second.variance_components.iloc[0] > 0.1
+
+
+def test_optimal_weights_gain_only_where_levels_differ():
+    """Jiang & Zhang: with exchangeable levels (intercept only, equal cluster sizes) U and
+    V treat every level alike, so U'V^{-1} spans the first step's sums and ee2 equals ee;
+    with clusters of 2 and 6 rows it weighs them differently and moves. The old V, from
+    5000 simulated data sets, carried noise into B* and moved ee2 in the balanced case too
+    (there its MSE was 13% worse than ee's over 60 replicates)."""
+    for sizes, same in (((4, 4), True), ((2, 6), False)):
+        m = GLMM("y ~ 1 + (1|a)", _jz(3, sizes=sizes))
+        ee, ee2 = (m.fit(method=k, random_seed=1) for k in ("ee", "ee2"))
+        assert ee.converged and ee2.converged
+        assert ee2.info["details"]["steps"][1]["root_found"] is True
+        diff = np.max(np.abs(ee2.table["estimate"] - ee.table["estimate"]))
+        # both solved to relative residual < ROOT_TOL = 1e-6: equal roots agree to ~1e-6
+        assert (diff < 1e-5) if same else (diff > 1e-3), (sizes, diff)
+
+
+def test_statistics_variance_is_exact_given_the_random_effects():
+    """At sd = 0 the statistics' law is a product of binomials: enumerate all 3^8 outcomes
+    of a 2 x 2 crossed table with 2 rows of 2 trials per cell and compare every entry of
+    V, cross-factor cell terms included (simulation cannot resolve those), to rounding."""
+    rng = np.random.default_rng(23)
+    df = pd.DataFrame(
+        {"a": np.repeat([0, 1], 4), "b": np.tile(np.repeat([0, 1], 2), 2)}
+        | {"x": rng.normal(size=8), "y": 1, "f": 1}
+    )
+    prob = moment_problem(GLMM("cbind(y, f) ~ x + (1|a) + (1|b)", df), "ee")
+    theta = np.array([-0.4, 0.9, 0.0, 0.0])
+    V = statistics_variance(prob, theta, monte_carlo_draws(prob.n_levels, 3, rng))
+    p = 1 / (1 + np.exp(-(prob.X @ theta[:2])))
+    ys = np.array(np.meshgrid(*[[0, 1, 2]] * 8, indexing="ij")).reshape(8, -1).T
+    prob_y = np.prod(np.array([(1 - p) ** 2, 2 * p * (1 - p), p**2]).T[np.arange(8), ys], 1)
+    stats = prob.statistics(ys.astype(float))
+    mean = prob_y @ stats
+    exact = (stats - mean).T @ ((stats - mean) * prob_y[:, None])
+    np.testing.assert_allclose(V, exact, rtol=1e-9, atol=1e-9 * np.abs(exact).max())
+
+
+def test_statistics_variance_equals_covariance_of_simulated_statistics():
+    """V = E Var(S | b) + Var E(S | b) from conditional cumulants against the covariance
+    of simulated statistics: one factor (binomial counts, unbalanced, exact by quadrature)
+    and two crossed factors with repeated cells (levels sharing rows; Monte Carlo over b
+    with 5 times as many draws as simulated data sets, so its error adds 20% of the
+    simulation's variance)."""
+    rng = np.random.default_rng(20)
+    a = np.repeat(np.arange(12), rng.integers(1, 5, 12))
+    df = pd.DataFrame({"x": rng.normal(size=a.size), "a": a})
+    df["y"] = rng.binomial(3, 0.4, a.size)
+    df["f"] = 3 - df["y"]
+    a, b = (g.ravel() for g in np.meshgrid(np.arange(5), np.arange(4), indexing="ij"))
+    a, b = np.r_[a, a[:7]], np.r_[b, b[:7]]
+    df2 = pd.DataFrame({"x": rng.normal(size=a.size), "a": a, "b": b})
+    df2["y"] = rng.binomial(1, 0.5, a.size)
+    cases = [
+        ("cbind(y, f) ~ x + (1|a)", df, [-0.3, 0.5, 0.9], 1.0),
+        ("y ~ x + (1|a) + (1|b)", df2, [-0.3, 0.5, 0.9, 0.6], np.sqrt(1.2)),
+    ]
+    n = 10000
+    for formula, data, theta, inflate in cases:
+        prob = moment_problem(GLMM(formula, data), "ee")
+        if prob.R == 1:
+            draws = quadrature_draws(prob.n_levels, 40)
+        else:
+            draws = monte_carlo_draws(prob.n_levels, 5 * n, np.random.default_rng(21))
+        V = statistics_variance(prob, np.array(theta), draws)
+        sims = prob.simulate_statistics(np.array(theta), n, np.random.default_rng(22))
+        d = sims - sims.mean(axis=0)
+        prod = d[:, :, None] * d[:, None, :]
+        se = prod.std(axis=0) / np.sqrt(n) * inflate
+        z = (prod.mean(axis=0) - V) / np.where(se > 0, se, 1.0)
+        # Z_FAIL per entry, <= 200 distinct entries a case: false-failure rate ~1e-3
+        assert np.all(np.abs(z) < Z_FAIL), (formula, np.abs(z).max())
 
 
 # --- binomial counts (cbind(successes, failures)) and Poisson counts --------------------

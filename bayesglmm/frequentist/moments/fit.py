@@ -14,7 +14,8 @@ Second step (Jiang & Zhang 2001): with ``U = du/dtheta'`` and
 ``V = Var_theta(S)`` over the per-level statistics at the first-step estimate, solve
 ``U'V^{-1}\\{S - u(theta)\\} = 0``. Standard errors for either are the sandwich
 ``(BU)^{-1} B V B' (BU)^{-T}`` at the estimate (``(U'V^{-1}U)^{-1}`` for the second step),
-``V`` from data sets simulated at the estimate; variances get theirs by the delta method.
+``V`` exact given the draws of ``b`` (:mod:`.variance`: conditional cumulants, no simulated
+responses); variances get theirs by the delta method.
 """
 
 from __future__ import annotations
@@ -32,21 +33,20 @@ from ...result import FitResult, build_result, wald_table
 from ..gee.engine import GEEData, glm_start
 from .gauss_seidel import gauss_seidel
 from .statistics import MomentProblem, monte_carlo_draws, quadrature_draws
+from .variance import statistics_variance
 
 N_SIM = 1000
 N_QUAD = 30
 TOL = 1e-10
 MAX_ITER = 200
-#: data sets simulated for V = Var(S): at least this many and 4 per statistic. The
-#: second step's weights U'V^{-1} carry this simulation's noise, which ``mcse`` (the error
-#: from the draws of u) leaves out: on the salamander data (124 statistics) ee2's variances
-#: move by ~0.08 between seeds at 10,000 data sets against an mcse of 0.02
-N_SIM_V = 5000
 #: a solution of the equations has relative residual below this (else: no root)
 ROOT_TOL = 1e-6
 #: the second step's root must lie within this many first-step standard errors (in small
 #: crossed samples U'V^{-1} can have far roots: 10 x 10 tables gave variances of 1000+)
 STEP2_RADIUS = 3.0
+#: B* is evaluated, and the second step started, with every sd at least this (see
+#: :func:`second_step`)
+STEP2_SD_FLOOR = 0.1
 #: a standard deviation below this is at the boundary 0 (a singular fit)
 SD_ZERO = 1e-4
 #: a standard deviation the solver leaves below this is tried at exactly 0
@@ -191,22 +191,43 @@ def relative_residual(prob, B, S, draws, theta) -> float:
 
 def second_step_accepted(prob, B2, S, draws, theta2, theta1, cov1) -> bool:
     """The second step is a local refinement: keep its root only if it solves the
-    weighted equations and lies within :data:`STEP2_RADIUS` first-step standard errors."""
+    weighted equations and lies within :data:`STEP2_RADIUS` first-step standard errors.
+    An sd the first step put at the boundary 0 has no first-step root to refine and a
+    standard error of 0 there (du/dsd = 0): it is held to the residual only."""
     if relative_residual(prob, B2, S, draws, theta2) >= ROOT_TOL:
         return False
     se1 = np.sqrt(np.clip(np.diag(cov1), 0, None))
-    return bool(np.all(np.abs(theta2 - theta1) <= STEP2_RADIUS * se1 + 1e-12))
+    free = np.r_[np.ones(prob.p, bool), theta1[prob.p :] > SD_ZERO]
+    return bool(np.all(np.abs(theta2 - theta1)[free] <= STEP2_RADIUS * se1[free] + 1e-12))
+
+
+def second_step(prob, S, draws, theta1, B1, U1, V1, tol=TOL, max_iter=MAX_ITER):
+    """Jiang & Zhang's second step from the first-step estimate ``theta1``.
+
+    ``B* = U'V^{-1}`` at ``theta1``, except that an sd below :data:`STEP2_SD_FLOOR` is
+    raised to it there and as the solver's start (at sd = 0, du/dsd = 0: the sd row of
+    ``B*`` would be rounding noise and the solver's gradient in sd zero). Returns
+    ``(solution, B*, accepted, U, V)``, ``U`` and ``V`` at the second-step root.
+    """
+    p = prob.p
+    at = theta1.copy()
+    at[p:] = np.maximum(at[p:], STEP2_SD_FLOOR)
+    if np.array_equal(at, theta1):
+        U, V = U1, V1
+    else:
+        U, V = prob.expectation(at, draws)[1], statistics_variance(prob, at, draws)
+    B2 = _optimal_weights(U, V)
+    sol2 = solve_equations(prob, B2, S, draws, at, tol, max_iter)
+    U2 = prob.expectation(sol2.x, draws)[1]
+    V2 = statistics_variance(prob, sol2.x, draws)
+    found = second_step_accepted(prob, B2, S, draws, sol2.x, theta1, sandwich(B1, U1, V1))
+    return sol2, B2, found, U2, V2
 
 
 def sandwich(B, U, V):
     """``(BU)^{-1} B V B' (BU)^{-T}``."""
     BU_inv = np.linalg.pinv(B @ U)
     return BU_inv @ (B @ V @ B.T) @ BU_inv.T
-
-
-def _variance(prob, theta, n_sim, rng):
-    sims = prob.simulate_statistics(theta, max(n_sim, 4 * prob.n_stats), rng)
-    return np.cov(sims, rowvar=False)
 
 
 def _optimal_weights(U, V):
@@ -229,8 +250,9 @@ def fit_ee(model, **options) -> FitResult:
     model : GLMM
         Binomial or Poisson; random intercepts, nested or crossed.
     n_sim : int
-        Common-random-number draws of the random effects for ``u(theta) = E S`` (default
-        1000), and at least twice as many simulated data sets for the standard errors.
+        Common-random-number draws of the random effects for ``u(theta) = E S`` and, with
+        several factors, for the part ``Var_b E(S | b)`` of ``V = Var(S)`` (default 1000;
+        with a few dozen, the second step's weights and every standard error are noisy).
     expectation : {"auto", "simulation", "quadrature"}
         ``"auto"``: Gauss-Hermite quadrature (``n_quad`` nodes) for one factor, else
         simulation.
@@ -326,13 +348,11 @@ def _fit(
     steps = [{"step": 1, "nfev": int(sol.nfev), "status": int(sol.status), "cost": float(sol.cost)}]
     theta, B = sol.x, B1
     fallback: list[str] = []
-    vrng = np.random.default_rng(seeds[1])
     _, U = prob.expectation(theta, draws)
-    V = _variance(prob, theta, N_SIM_V, vrng)
+    V = statistics_variance(prob, theta, draws)
     if method == "ee2":
-        B2 = _optimal_weights(U, V)
-        sol2 = solve_equations(prob, B2, S, draws, theta, tol, max_iter)
-        found = second_step_accepted(prob, B2, S, draws, sol2.x, theta, sandwich(B, U, V))
+        sol2, B2, found, U2, V2 = second_step(prob, S, draws, theta, B, U, V, tol, max_iter)
+        steps[0]["theta"] = theta.tolist()
         steps.append(
             {
                 "step": 2,
@@ -340,12 +360,11 @@ def _fit(
                 "status": int(sol2.status),
                 "cost": float(sol2.cost),
                 "root_found": bool(found),
+                "theta": sol2.x.tolist(),
             }
         )
         if found:
-            theta, B, sol = sol2.x, B2, sol2
-            _, U = prob.expectation(theta, draws)
-            V = _variance(prob, theta, N_SIM_V, vrng)
+            theta, B, sol, U, V = sol2.x, B2, sol2, U2, V2
         else:  # small samples: U'V^{-1} may admit no root; keep the first step
             msg = (
                 "ee2: the optimally weighted equations have no root within "
@@ -392,7 +411,7 @@ def _fit(
         "expectation": expectation,
         "n_sim": n_sim if expectation == "simulation" else None,
         "n_quad": n_quad if expectation == "quadrature" else None,
-        "n_sim_variance": max(N_SIM_V, 4 * prob.n_stats),
+        "variance": "exact given the draws (conditional cumulants)",
         "sd": dict(zip(d.component_names, sd.tolist(), strict=True)),
         "sd_std_error": dict(zip(d.component_names, sd_se.tolist(), strict=True)),
         "vcov": cov.tolist(),
