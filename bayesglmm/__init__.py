@@ -5,8 +5,9 @@ fit them, and frequentist baselines (Laplace, AGQ, PQL, ...) share the same desi
 same result type.
 """
 
-from . import _blas, datasets, priors
+from . import _blas, datasets, priors, study
 from .compare import compare
+from .comparison import Comparison
 from .ebp import ebp
 from .errors import (
     BackendNotInstalledError,
@@ -25,7 +26,9 @@ from .model import GLMM
 from .ppc import posterior_predictive
 from .propriety import ProprietyReport, check_propriety
 from .result import FitResult
+from .sensitivity import powerscale, sensitivity
 from .simulate import simulate
+from .study import parametric_bootstrap, simulation_study
 
 # PyTensor's C backend (the PyMC sampling path) links the OpenBLAS of the scipy-openblas32
 # dependency, before its first compile (see bayesglmm/_blas.py)
@@ -37,9 +40,15 @@ __all__ = [
     "GLMM",
     "FitResult",
     "compare",
+    "Comparison",
     "ebp",
     "posterior_predictive",
     "simulate",
+    "study",
+    "simulation_study",
+    "parametric_bootstrap",
+    "powerscale",
+    "sensitivity",
     "datasets",
     "priors",
     "available_methods",

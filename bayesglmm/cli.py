@@ -14,6 +14,7 @@ Examples
     $ bayesglmm demo
     $ bayesglmm fit salamander --draws 2000 --out results
     $ bayesglmm fit "y ~ x + (1|g)" --data my.csv --family poisson --method nuts
+    $ bayesglmm compare salamander --methods laplace,pql,nuts --out results
     $ bayesglmm specs
     $ bayesglmm datasets
 """
@@ -122,6 +123,44 @@ def _parser() -> argparse.ArgumentParser:
     sampling(f, defaults=False)
     f.set_defaults(handler=_cmd_fit)
 
+    c = sub.add_parser(
+        "compare",
+        help="fit a model by several methods; table, tidy CSV and forest plot",
+        description="Fit SPEC (a name from `bayesglmm specs`, a .toml file) or FORMULA (with "
+        "--data) by each of --methods and put the estimates side by side with the spec's "
+        "reference values. Writes <name>_compare.csv (one row per method and parameter) and "
+        "<name>_compare.png (forest plot) to --out. A method that does not apply to the "
+        "design (e.g. gee or agq on crossed factors) is listed with its reason.",
+    )
+    c.add_argument("model", metavar="SPEC_OR_FORMULA")
+    c.add_argument(
+        "--data", metavar="CSV_OR_DATASET", help="a CSV file or a data set name (see datasets)"
+    )
+    c.add_argument("--family", help="binomial (default), poisson, gaussian, negative_binomial")
+    c.add_argument("--link", help="logit, probit, cloglog, log, identity (default: R's)")
+    c.add_argument(
+        "--methods",
+        default="all",
+        help=f"comma-separated methods, or all (default): {', '.join(available_methods())}",
+    )
+    c.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="[METHOD.]KEY=VALUE",
+        help="an option for every method that takes it (-o max_iter=500) or for one method "
+        "(-o nuts.target_accept=0.95); values as Python literals",
+    )
+    c.add_argument(
+        "--out",
+        default="bayesglmm_out",
+        metavar="DIR",
+        help="folder for the tidy CSV and the forest plot (default: bayesglmm_out)",
+    )
+    sampling(c, defaults=False)
+    c.set_defaults(handler=_cmd_compare)
+
     d = sub.add_parser("demo", help="the salamander crossed random-effects analysis (NUTS)")
     d.add_argument(
         "--out",
@@ -180,6 +219,137 @@ def _cmd_fit(args) -> int:
             print(spec.compare(result).to_string(float_format=lambda v: f"{v:.4f}"))
     _write_outputs(result, Path(args.out), f"{name}_{method}", args.no_plots)
     return 0
+
+
+def _cmd_compare(args) -> int:
+    import pandas as pd
+
+    from .comparison import Comparison, plan_methods, references_of, run_plan
+    from .model import GLMM
+    from .specs import load_spec
+
+    progressbar = False if args.no_progress else None
+    plan = plan_methods(_compare_methods(args), progressbar=progressbar)  # before any data
+    data = _data_arg(args.data) if args.data else None
+    if "~" in args.model:
+        if data is None:
+            raise CLIError(f"a formula needs --data CSV_OR_DATASET (got formula {args.model!r})")
+        model = GLMM(args.model, data, family=args.family or "binomial", link=args.link)
+        name = "model"
+    else:
+        spec = load_spec(args.model)
+        if args.family or args.link:
+            raise CLIError(
+                f"--family and --link apply to a formula; a spec sets its own (edit {spec.path})"
+            )
+        model = spec.build(data=data)
+        name = spec.name
+    refs = references_of(model, None)
+    print(model)
+    seeds = {p.options["random_seed"] for p in plan if "random_seed" in p.options}
+    if seeds:
+        print(f"random seed: {', '.join(map(str, sorted(seeds)))} (--seed to change)")
+    print("methods: " + ", ".join(p.label for p in plan))
+    fits, skipped, seconds = run_plan(model, plan, progressbar=progressbar)
+    result = Comparison(fits, skipped, seconds, refs, order=[p.label for p in plan])
+    print()
+    with pd.option_context("display.width", 160):
+        print(result)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv = out / f"{name}_compare.csv"
+    result.tidy.to_csv(csv, index=False)
+    written = [str(csv)]
+    if fits and not args.no_plots:
+        png = out / f"{name}_compare.png"
+        fig = result.plot(png, title=f"{model.formula}")
+        _pyplot_close(fig)
+        written.append(str(png))
+    print("\nWrote " + ", ".join(written))
+    return 0
+
+
+def _compare_methods(args) -> dict:
+    """``{label: (method, options)}`` from --methods, the sampling flags and -o, unchecked
+    (:func:`bayesglmm.comparison.plan_methods` checks them)."""
+    from .methods import available_methods
+    from .options import _closest, known_options
+
+    names = [m.strip().lower() for m in args.methods.split(",") if m.strip()]
+    if not names:
+        raise CLIError(f"--methods: no method named in {args.methods!r}")
+    if names == ["all"]:
+        names = available_methods()
+    elif "all" in names:
+        raise CLIError("--methods: 'all' cannot be combined with other names")
+    from .methods import get_method
+
+    for m in names:
+        get_method(m)  # an unknown method: one line naming the known ones
+    if len(set(names)) != len(names):
+        raise CLIError(f"--methods names a method twice: {args.methods!r}")
+    options = {m: {} for m in names}
+    flags = {
+        "draws": ("--draws", args.draws),
+        "tune": ("--tune", args.tune),
+        "chains": ("--chains", args.chains),
+        "cores": ("--cores", args.cores),
+        "random_seed": ("--seed", args.seed),
+        "nuts_sampler": ("--nuts-sampler", args.nuts_sampler),
+    }
+    for key, (flag, value) in flags.items():
+        if value is None:
+            continue
+        takers = [m for m in names if key in known_options(m)]
+        if not takers:
+            raise CLIError(f"{flag} applies to none of the methods {', '.join(names)}")
+        for m in takers:
+            options[m][key] = value
+    if args.seed is None:
+        for m in names:
+            if "random_seed" in known_options(m):
+                options[m]["random_seed"] = DEFAULT_SEED
+    for item in args.option:
+        key, sep, text = item.partition("=")
+        method, dot, key = key.rpartition(".")
+        if not sep or not key.isidentifier() or (dot and not method):
+            raise CLIError(f"--option expects [METHOD.]KEY=VALUE, got {item!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = text
+        if method:
+            if method.lower() not in options:
+                raise CLIError(
+                    f"--option {item!r}: method {method!r} is not in --methods ({', '.join(names)})"
+                )
+            options[method.lower()][key] = value
+            continue
+        takers = [m for m in names if key in known_options(m)]
+        if not takers:
+            every = sorted({k for m in names for k in known_options(m)})
+            raise CLIError(
+                f"--option {key!r}: none of the methods {', '.join(names)} takes it"
+                f"{_closest(key, every)}"
+            )
+        for m in takers:
+            options[m][key] = value
+    return {m: (m, options[m]) for m in names}
+
+
+def _data_arg(text: str):
+    """``--data``: a CSV file, or the name of a packaged data set."""
+    from . import datasets
+
+    if not Path(text).exists() and text in datasets.available():
+        return datasets.load(text)
+    return _read_csv(text)
+
+
+def _pyplot_close(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
 
 
 def _cmd_demo(args) -> int:

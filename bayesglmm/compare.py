@@ -6,116 +6,94 @@ correlations, dispersion, log-likelihood. Columns are labelled uniquely, and a f
 priors differ from the other Bayesian fits', or whose estimates are marginal
 (population-averaged) rather than conditional on the random effects, is marked so that
 unlike numbers are not read as like.
+
+``compare(model, methods=[...])`` first fits the model by each method
+(:mod:`bayesglmm.comparison`) and returns a :class:`~bayesglmm.comparison.Comparison`,
+whose ``table`` is this join.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-
 from .errors import BayesGLMMError
-from .result import DISPERSION_ROWS, FitResult
+from .fit_table import MARGINAL, PRIORS_DIFFER, join_fits, unique_labels
 
-#: the marks a column label may carry, and what they mean (kept in ``table.attrs["notes"]``)
-PRIORS_DIFFER = "priors differ"
-MARGINAL = "marginal"
+#: ``methods="all"``: every registered method
+ALL = "all"
 
-
-def _rank(key: str) -> int:
-    """Fixed effects, then variances, correlations, dispersion and the log-likelihood."""
-    if key == "logLik":
-        return 4
-    if key in DISPERSION_ROWS:
-        return 3
-    if key.startswith("cor("):
-        return 2
-    return 1 if key.startswith("var(") else 0
+__all__ = ["compare", "unique_labels", "MARGINAL", "PRIORS_DIFFER", "ALL"]
 
 
-def unique_labels(results: list[FitResult]) -> list[str]:
-    """Method names as labels; a repeated one gets ``" (2)"``, ``" (3)"`` ... ."""
-    counts: dict[str, int] = {}
-    labels = []
-    for r in results:
-        counts[r.method] = counts.get(r.method, 0) + 1
-        labels.append(r.method if counts[r.method] == 1 else f"{r.method} ({counts[r.method]})")
-    return labels
+def compare(
+    results,
+    methods=None,
+    *,
+    random_seed: int | None = None,
+    progressbar: bool | None = None,
+    references=None,
+):
+    """Side-by-side estimates of several fits, or of one model fitted by several methods.
 
-
-def _column(r: FitResult) -> pd.Series:
-    parts = [r.fixed_effects, r.variance_components.rename(lambda k: f"var({k})")]
-    parts.append(r.re_correlations.rename(lambda k: f"cor({k})"))
-    parts.append(r.dispersion)
-    if r.loglik is not None:
-        parts.append(pd.Series({"logLik": r.loglik}))
-    return pd.concat([p.astype(float) for p in parts if len(p)])
-
-
-def _marks(labels: list[str], results: list[FitResult]) -> dict[str, list[str]]:
-    """Which columns need a mark, and why."""
-    notes: dict[str, list[str]] = {lab: [] for lab in labels}
-    bayes = [(lab, r) for lab, r in zip(labels, results, strict=True) if r.kind == "bayesian"]
-    if bayes:
-        ref_label, ref = bayes[0]
-        for lab, r in bayes:
-            swap = r.info.get("prior_swap") or {}
-            if swap:
-                notes[lab].append(
-                    f"{PRIORS_DIFFER}: {lab} replaced the model's priors ("
-                    + "; ".join(f"{k}: {v}" for k, v in swap.items())
-                    + ")"
-                )
-            elif lab != ref_label and r.info.get("priors") != ref.info.get("priors"):
-                notes[lab].append(f"{PRIORS_DIFFER}: {lab}'s priors are not {ref_label}'s")
-    conditional = any(r.kind != "marginal" for r in results)
-    for lab, r in zip(labels, results, strict=True):
-        if r.kind == "marginal" and conditional:
-            notes[lab].append(
-                f"{MARGINAL}: {lab} estimates population-averaged effects, not effects "
-                "conditional on the random effects; they differ in scale"
-            )
-    return {lab: n for lab, n in notes.items() if n}
-
-
-def compare(results: dict[str, FitResult] | list[FitResult]) -> pd.DataFrame:
-    """Side-by-side estimates of several fits.
+    ``compare({label: fit, ...})`` joins finished fits into one table (as before).
+    ``compare(model, methods=[...])`` fits the model by each method and returns a
+    :class:`~bayesglmm.comparison.Comparison`: the tidy table (``.tidy``), this wide table
+    (``.table``), the fits (``.fits``), one row per method (``.overview``) and a forest plot
+    with the reference values (``.plot()``).
 
     Parameters
     ----------
-    results : dict of label -> FitResult, or list of FitResult
+    results : dict of label -> FitResult, list of FitResult, or GLMM
         A list is labelled by method, with ``" (2)"`` ... added to repeated methods.
+    methods : "all", str, list or dict, optional
+        With a model only (default ``"all"``): method names, ``(name, {options})`` pairs, or
+        ``{label: name or (name, {options})}``. Every name and option is checked before
+        anything fits. A method that does not apply to the design (GEE or quadrature on
+        crossed factors, ``lmm`` on a binomial model) is kept as a note with its reason,
+        unless it is the only method asked for.
+    random_seed, progressbar : optional
+        With a model: given to every method that takes them. A bar runs across the methods.
+    references : optional
+        With a model: values to draw beside the fits. None: those of the spec the model was
+        built from (``models/*.toml``), if any; False: none; or a spec, a list of
+        :class:`~bayesglmm.specs.Reference`, or ``{label: {parameter: value}}``.
 
     Returns
     -------
-    pandas.DataFrame
-        One column per fit and one row per parameter (fixed effects, ``var(...)``,
+    pandas.DataFrame or Comparison
+        For fits: one column per fit and one row per parameter (fixed effects, ``var(...)``,
         ``cor(...)``, dispersion, ``logLik``); NaN where a fit lacks the parameter. A column
         whose fit used other priors than the other Bayesian fits, or estimates marginal
         effects, has its label marked ``"label [priors differ]"`` / ``"label [marginal]"``;
-        ``table.attrs["notes"]`` says why.
+        ``table.attrs["notes"]`` says why. For a model: a ``Comparison``.
+
+    Examples
+    --------
+    >>> from bayesglmm.specs import load_spec
+    >>> model = load_spec("salamander").build()                       # doctest: +SKIP
+    >>> cmp = bg.compare(model, ["laplace", "pql", ("nuts", {"draws": 500})],
+    ...                  random_seed=1)                                # doctest: +SKIP
+    >>> cmp.tidy; cmp.plot("forest.png")                              # doctest: +SKIP
     """
-    if isinstance(results, dict):
-        labels = [str(k) for k in results]
-        fits = list(results.values())
-    else:
-        fits = list(results)
-        labels = unique_labels(fits)
-    if not fits:
-        raise BayesGLMMError("compare needs at least one fit")
-    for lab, r in zip(labels, fits, strict=True):
-        if not isinstance(r, FitResult):
-            raise BayesGLMMError(f"compare: {lab!r} is a {type(r).__name__}, not a FitResult")
-    notes = _marks(labels, fits)
-    shown = [
-        f"{lab} [{', '.join(sorted({n.split(':')[0] for n in notes[lab]}))}]"
-        if lab in notes
-        else lab
-        for lab in labels
-    ]
-    cols = {s: _column(r) for s, r in zip(shown, fits, strict=True)}
-    seen = dict.fromkeys(key for col in cols.values() for key in col.index)
-    order = sorted(seen, key=_rank)  # stable: first-seen order within a kind
-    table = pd.DataFrame(cols).reindex(order)
-    table.index.name = "parameter"
-    pairs = zip(shown, labels, strict=True)
-    table.attrs["notes"] = {s: notes[lab] for s, lab in pairs if lab in notes}
-    return table
+    from .model import GLMM
+
+    if isinstance(results, GLMM):
+        return _compare_methods(
+            results, ALL if methods is None else methods, random_seed, progressbar, references
+        )
+    given = {"methods": methods, "random_seed": random_seed, "progressbar": progressbar}
+    given["references"] = references
+    extra = [k for k, v in given.items() if v is not None]
+    if extra:
+        raise BayesGLMMError(
+            f"compare: {extra[0]}= applies when comparing a model (compare(model, "
+            f"methods=[...])), not finished fits; got a {type(results).__name__}"
+        )
+    return join_fits(results)
+
+
+def _compare_methods(model, methods, random_seed, progressbar, references):
+    from .comparison import Comparison, plan_methods, references_of, run_plan
+
+    plan = plan_methods(methods, random_seed=random_seed, progressbar=progressbar)
+    refs = references_of(model, references)  # checked before anything fits, too
+    fits, skipped, seconds = run_plan(model, plan, progressbar=progressbar)
+    return Comparison(fits, skipped, seconds, refs, order=[p.label for p in plan])

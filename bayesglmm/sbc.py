@@ -34,7 +34,6 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 #: simulations of the exact null distribution of the chi-square statistic; with a
 #: per-parameter level near 1e-4 this leaves about 100 null exceedances (10% error)
@@ -139,6 +138,10 @@ def run_sbc(
     bins: int = 10,
     alpha: float = 1e-3,
     progressbar: bool = True,
+    *,
+    client=None,
+    max_workers: int | None = 1,
+    store=None,
 ) -> SBCResult:
     """Simulation-based calibration of any sampler.
 
@@ -155,26 +158,66 @@ def run_sbc(
         Replications (Talts et al. use 1000; a few hundred detect gross errors).
     names : list of str
     seed : int
-        Replication ``r`` uses ``numpy.random.default_rng([seed, r])``.
+        Replication ``r`` uses ``numpy.random.default_rng([seed, r])``, wherever it runs.
     n_draws, bins : int
         ``n_draws + 1`` must be a multiple of ``bins``.
     alpha : float
         Family-wise false-failure rate over all parameters.
+    progressbar : bool
+    client, max_workers, store
+        Where the replications run, as :func:`bayesglmm.study.run_study` (one task per
+        replication): by default one after another in this process; ``max_workers=None``
+        or more than 1 for a local process pool (``simulate`` and ``sample`` must then be
+        picklable), a ``dask.distributed.Client`` for a cluster, ``store`` to resume.
+
+    Raises
+    ------
+    Exception
+        The first replication's error, if any replication raised.
     """
-    ranks = np.empty((n_reps, len(names)), dtype=np.int64)
-    for r in tqdm(range(n_reps), desc="SBC", disable=not progressbar):
-        rng = np.random.default_rng([seed, r])
-        truth, data = simulate(rng)
-        draws = np.asarray(sample(data, truth, rng))
-        if draws.shape != (n_draws, len(names)):
-            raise ValueError(
-                f"sample returned shape {draws.shape}, expected {(n_draws, len(names))}"
-            )
-        less = (draws < truth).sum(axis=0)
-        ties = (draws == truth).sum(axis=0)
-        ranks[r] = less + rng.integers(0, ties + 1)
+    from .study import Task
+    from .study.runner import run_tasks
+
+    tasks = [
+        Task(
+            f"rep={r}",
+            _sbc_replication,
+            {
+                "simulate": simulate,
+                "sample": sample,
+                "sbc_seed": seed,
+                "rep": r,
+                "shape": (n_draws, len(names)),
+            },
+        )  # fmt: skip
+        for r in range(n_reps)
+    ]
+    study = run_tasks(tasks, store, client, max_workers, seed, progressbar, desc="SBC", warn=False)
+    if study.failed:
+        key = study.failed[0]
+        err = study.exceptions.get(key)
+        if err is not None:
+            raise err
+        raise RuntimeError(
+            f"SBC replication {key} failed: {study.table.set_index('key').loc[key, 'error']}"
+        )
+    ranks = np.stack([study.results[f"rep={r}"] for r in range(n_reps)]).astype(np.int64)
+    ranks = ranks.reshape(n_reps, len(names))
     stat, pvalues = uniformity_test(ranks, n_draws, bins)
     return SBCResult(list(names), ranks, n_draws, bins, alpha, stat, pvalues)
+
+
+def _sbc_replication(simulate, sample, sbc_seed: int, rep: int, shape: tuple, seed: int):
+    """Ranks of the truth in one replication (``seed``, the study's, is not used: the
+    replication's stream is ``default_rng([sbc_seed, rep])`` as before the study runner)."""
+    rng = np.random.default_rng([sbc_seed, rep])
+    truth, data = simulate(rng)
+    draws = np.asarray(sample(data, truth, rng))
+    if draws.shape != shape:
+        raise ValueError(f"sample returned shape {draws.shape}, expected {shape}")
+    less = (draws < truth).sum(axis=0)
+    ties = (draws == truth).sum(axis=0)
+    return less + rng.integers(0, ties + 1)
 
 
 class StepMethodSBC:

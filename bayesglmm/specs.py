@@ -31,9 +31,11 @@ folder named by the environment variable ``BAYESGLMM_MODELS``, or given as a pat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 import tomllib
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,29 +122,63 @@ class ModelSpec:
         from . import datasets
         from .model import GLMM
 
-        if data is None:
+        own = data is None
+        if own:
             data = datasets.load(self.dataset, data_dir=data_dir)
         try:
-            return GLMM(
+            model = GLMM(
                 self.formula, data, family=self.family, link=self.link, priors=dict(self.priors)
             )
         except PriorError as err:
             raise SpecError(f"{self._where()}: key 'priors': {err}") from None
+        if own or _is_dataset(data, self.dataset, data_dir):
+            _BUILT[model] = self  # its references apply: compare(model, ...) draws them
+        return model
 
     def compare(self, result, label: str | None = None) -> pd.DataFrame:
         """A fit's estimates beside the spec's reference values, one column each.
 
         Rows are the fit's parameters (and ``logLik`` when the fit has one).
         """
-        from .compare import compare
+        from .fit_table import join_fits
 
-        fit = compare({label or result.method: result})
+        fit = join_fits({label or result.method: result})
         refs = [r.as_series() for r in self.references]
         table = pd.concat([fit, *refs], axis=1)
         return table.loc[fit.index]
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else f"spec {self.name!r}"
+
+
+#: models built by :meth:`ModelSpec.build` on the spec's own data set -> the spec
+_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset_copy(name: str, data_dir) -> pd.DataFrame | None:
+    from . import datasets
+    from .errors import BayesGLMMError
+
+    try:
+        return datasets.load(name, data_dir=data_dir)
+    except (BayesGLMMError, OSError):
+        return None
+
+
+def _is_dataset(data: pd.DataFrame, name: str, data_dir) -> bool:
+    """Whether ``data`` is the data set ``name`` (then the spec's references apply)."""
+    ref = _dataset_copy(name, None if data_dir is None else str(data_dir))
+    return ref is not None and ref.shape == data.shape and bool(data.equals(ref))
+
+
+def spec_of(model) -> ModelSpec | None:
+    """The spec a model was built from by :meth:`ModelSpec.build`, if built on the spec's own
+    data set (simulated or other data get None: the spec's references do not apply)."""
+    try:
+        return _BUILT.get(model)
+    except TypeError:  # not weak-referenceable: not built by a spec
+        return None
 
 
 def _spec_dirs() -> list[Path]:

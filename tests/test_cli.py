@@ -193,15 +193,15 @@ def test_flags_a_method_does_not_take_are_refused():
     with pytest.raises(CLIError, match="--draws does not apply to method 'laplace'.*max_iter"):
         _method_options(args, "laplace")
     args = _parser().parse_args(["fit", "salamander", "-o", "max_iter=5"])
-    assert _method_options(args, "laplace") == {"max_iter": 5}  # no seed: not a sampler
+    assert _method_options(args, "gee") == {"max_iter": 5}  # no seed: no random draws
     args = _parser().parse_args(["fit", "salamander", "-o", "maxiter=5"])
     with pytest.raises(OptionError, match="unknown option 'maxiter'.*did you mean 'max_iter'"):
         _method_options(args, "laplace")
     args = _parser().parse_args(["fit", "salamander", "--seed", "1"])
     with pytest.raises(CLIError, match="--seed does not apply"):
-        _method_options(args, "pql")
+        _method_options(args, "gee")
     args = _parser().parse_args(["fit", "salamander", "-o", "curvature='observed'"])
-    assert _method_options(args, "laplace") == {"curvature": "observed"}
+    assert _method_options(args, "laplace")["curvature"] == "observed"
     args = _parser().parse_args(["fit", "salamander", "--no-progress"])
     assert _method_options(args, "nuts") == {"random_seed": 1, "progressbar": False}
     args = _parser().parse_args(["fit", "salamander", "--seed", "7"])
@@ -273,3 +273,63 @@ def test_demo_runs_offline_on_the_packaged_real_data(tmp_path, monkeypatch, caps
     assert "MCEM (Booth & Hobert 1999)" in out
     result = FitResult.load(tmp_path / "salamander_nuts.fit.zip")
     assert result.nobs == 360
+
+
+def test_compare_prints_the_table_and_writes_the_tidy_csv_and_the_plot(tmp_path, capsys):
+    import matplotlib.image as mpimg
+
+    from bayesglmm.comparison import TIDY_COLUMNS
+
+    argv = ["compare", "salamander", "--methods", "laplace,pql,gee", "--out", str(tmp_path)]
+    assert main([*argv, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "MCEM (Booth & Hobert 1999)" in out and "var(Female)" in out  # references beside
+    assert "gee: not applicable: GEE needs one clustering factor" in out
+    tidy = pd.read_csv(tmp_path / "salamander_compare.csv")
+    assert list(tidy.columns) == list(TIDY_COLUMNS)
+    assert tidy.groupby("method", sort=False).size().to_dict() == {"laplace": 6, "pql": 6, "gee": 1}
+    img = mpimg.imread(tmp_path / "salamander_compare.png")
+    assert img.shape[0] >= 300 and img.shape[1] >= 600 and img[..., :3].std() > 0.05
+
+
+def test_compare_a_formula_on_a_packaged_data_set(tmp_path, capsys):
+    formula = "cbind(incidence, size - incidence) ~ period + (1|herd)"
+    argv = ["compare", formula, "--data", "cbpp", "--methods", "laplace,agq", "-o", "n_quad=9"]
+    assert main([*argv, "--no-plots", "--no-progress", "--out", str(tmp_path)]) == 0
+    tidy = pd.read_csv(tmp_path / "model_compare.csv")
+    assert set(tidy["method"]) == {"laplace", "agq"} and not list(tmp_path.glob("*.png"))
+    assert "Laplace (glmer)" not in capsys.readouterr().out  # a formula has no references
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--methods", "laplace,magic"], "unknown method 'magic'"),
+        (["--methods", "laplace,all"], "'all' cannot be combined"),
+        (["--methods", "pql,pql"], "names a method twice"),
+        (["--methods", ","], "no method named"),
+        (["--methods", "laplace,pql", "--draws", "10"], "--draws applies to none of the methods"),
+        (["--methods", "laplace,nuts", "--draws", "0"], "nuts: draws must be a positive integer"),
+        (["--methods", "laplace", "-o", "nuts.draws=5"], "method 'nuts' is not in --methods"),
+        (["--methods", "nuts", "-o", "drawz=5"], "did you mean 'draws'"),
+        (["--methods", "laplace", "-o", "max_iter"], "[METHOD.]KEY=VALUE"),
+        (["--methods", "pql", "-o", "pql.tol=0"], "tol"),
+        (["--methods", "laplace", "--data", "/nonexistent.csv"], "no such file"),
+        (["--methods", "laplace", "--family", "poisson"], "apply to a formula"),
+        (["--methods", "laplace", "--seed", "-1"], "random_seed"),
+    ],
+)
+def test_compare_mistakes_are_one_line_and_exit_2(argv, needle, tmp_path, capsys, monkeypatch):
+    from bayesglmm import GLMM
+
+    def no_fit(self, method="nuts", **options):
+        raise AssertionError("fitted before the check")
+
+    monkeypatch.setattr(GLMM, "fit", no_fit)
+    out = tmp_path / "o"
+    assert main(["compare", "salamander", *argv, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("bayesglmm: error:") and needle in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err + captured.out
+    assert not out.exists()

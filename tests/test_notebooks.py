@@ -25,7 +25,7 @@ CELL_TIMEOUT = 600
 
 def test_every_notebook_is_found():
     names = {p.name for p in NOTEBOOKS}
-    assert {"salamander.ipynb", "improper_posterior.ipynb"} <= names
+    assert {"salamander.ipynb", "improper_posterior.ipynb", "mouse_litters.ipynb"} <= names
 
 
 def _execute(path: Path, workdir: Path, monkeypatch) -> nbformat.NotebookNode:
@@ -61,7 +61,24 @@ def test_salamander_notebook(tmp_path, monkeypatch):
     nb = _execute(ROOT / "notebooks" / "salamander.ipynb", tmp_path, monkeypatch)
     text = _output_text(nb)
     assert "all checks passed" in text  # the checks cell ran to its end
+    assert "compare checks passed" in text  # every method beside the published values
     assert "could not link to a BLAS" not in text
+
+
+@pytest.mark.slow
+def test_mouse_litters_notebook(tmp_path, monkeypatch):
+    nb = _execute(ROOT / "notebooks" / "mouse_litters.ipynb", tmp_path, monkeypatch)
+    text = _output_text(nb)
+    assert "all checks passed" in text  # the checks cell ran to its end
+    assert "beta-binomial (ML)" in text and "AGQ (glmer, nAGQ = 25)" in text
+
+
+@pytest.mark.slow
+def test_prior_sensitivity_notebook(tmp_path, monkeypatch):
+    nb = _execute(ROOT / "notebooks" / "prior_sensitivity.ipynb", tmp_path, monkeypatch)
+    text = _output_text(nb)
+    assert "all checks passed" in text  # the checks cell ran to its end
+    assert "prior-data conflict" in text and "Doubling the variance priors' scale" in text
 
 
 @pytest.mark.slow
@@ -69,7 +86,19 @@ def test_improper_posterior_notebook(tmp_path, monkeypatch):
     nb = _execute(ROOT / "notebooks" / "improper_posterior.ipynb", tmp_path, monkeypatch)
     text = _output_text(nb)
     assert "ImproperPosteriorError:" in text  # the refusal was shown, not skipped
+    assert "crosses the propriety boundary" in text  # power-scaling past the boundary
     assert "could not link to a BLAS" not in text
+
+
+@pytest.mark.slow
+def test_dask_study_notebook(tmp_path, monkeypatch):
+    # per-worker PyTensor compile directories under this test's tmp_path (the kernel and its
+    # Dask workers inherit the variable)
+    monkeypatch.setenv("BAYESGLMM_STUDY_COMPILEDIR", str(tmp_path / "compiledirs"))
+    nb = _execute(ROOT / "notebooks" / "dask_study.ipynb", tmp_path, monkeypatch)
+    text = _output_text(nb)
+    assert "all checks passed" in text  # the checks cell ran to its end
+    assert "rerun ran 3 replications" in text
 
 
 def test_notebook_checks_fail_loudly(tmp_path, monkeypatch):

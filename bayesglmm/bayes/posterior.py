@@ -14,6 +14,7 @@ import pandas as pd
 from .._warn import warn
 from ..propriety.drift import check_drift
 from ..result import FitResult, build_result
+from ..sensitivity.log_prior import add_log_prior, sampled_priors
 from .draws import derived_draws
 from .draws import variable_draws as _draws
 
@@ -154,6 +155,8 @@ def result_from_idata(
 ) -> FitResult:
     """Assemble the FitResult of a Bayesian fit through the one result builder.
 
+    Adds the ``log_prior`` group to ``idata`` (:mod:`bayesglmm.sensitivity.log_prior`: the
+    density of each top-level prior at the draws, on the scale it is declared, no Jacobian).
     ``info`` is what the sampler knows: its options (:data:`SAMPLER_OPTIONS`, unless
     ``options`` is given), ``priors`` (the priors sampled), ``prior_swap`` (priors the
     sampler replaced) and details (backend, steps, propriety report ...).
@@ -168,6 +171,8 @@ def result_from_idata(
         options = {k: details.pop(k) for k in SAMPLER_OPTIONS if k in details}
     else:
         details = {k: v for k, v in details.items() if k not in SAMPLER_OPTIONS}
+    # the log prior of the draws (ArviZ's log_prior group), for power-scaling sensitivity
+    add_log_prior(model, idata, sampled_priors(model, info))
     draws = derived_draws(model, idata)
     table = summarize_draws(draws)
     n_chains = int(idata.posterior.sizes["chain"])
