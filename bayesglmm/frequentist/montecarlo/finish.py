@@ -1,5 +1,6 @@
 """What every Monte Carlo fit does at its estimate: Louis' standard errors, the likelihood by
-importance sampling with its Monte Carlo error, and the one result (``kind="monte_carlo"``).
+importance sampling with its Monte Carlo error (:mod:`.loglik`), and the one result
+(``kind="monte_carlo"``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from ...result import FitResult, build_result, parameter_rows, wald_table
 from ..devfun import LaplaceDeviance
 from ..laplace import check_model, fit_laplace_design, start_vector
 from .complete import CompleteData, Sample
-from .estep import ImportanceSampler, loglik_estimate
+from .loglik import loglik_at
 
 #: effective draws of the final E-step behind Louis' information (at least)
 LOUIS_DRAWS = 2000
@@ -20,6 +21,8 @@ LOUIS_DRAWS = 2000
 LOUIS_MAX = 50_000
 #: importance draws for the log-likelihood at the estimate
 LOGLIK_DRAWS = 5000
+#: below this importance effective size the log-likelihood estimate is flagged
+LOGLIK_MIN_ESS = 100
 
 
 def starting_psi(model: CompleteData, method: str, start=None) -> tuple[np.ndarray, dict]:
@@ -46,21 +49,6 @@ def final_sample(sampler, psi: np.ndarray, m: int, last: dict) -> Sample:
         except MethodError:  # beyond rejection's budget: the iterations' size will do
             return sampler.draw(psi, m)
     return sampler.draw(psi, size)
-
-
-def loglik_at(model: CompleteData, psi: np.ndarray, rng, draws: int = LOGLIK_DRAWS):
-    """``(log L, Monte Carlo se)`` by importance sampling from the Laplace t at ``psi``,
-    in chunks so that memory stays bounded."""
-    sampler = ImportanceSampler(model, rng)
-    size = max(200, 2_000_000 // max(model.n, 1))
-    logw = []
-    for lo in range(0, draws, size):
-        s = sampler.draw(psi, min(size, draws - lo))
-        logw.append(s.logw)
-    lw = np.concatenate(logw)
-    dummy = Sample(np.zeros((lw.size, 0)), np.zeros((lw.size, 0)), np.zeros(lw.size), {}, lw)
-    est, se = loglik_estimate(dummy)
-    return est, se, float(1.0 / np.sum((w := np.exp(lw - lw.max())) ** 2) * w.sum() ** 2)
 
 
 def louis_vcov(model: CompleteData, psi: np.ndarray, sample: Sample):
@@ -147,7 +135,8 @@ def monte_carlo_result(
     extra["std_error"] = [se[pos[r]] if r in pos else np.nan for r in extra.index]
     extra["mcse"] = [mcse[pos[r]] if r in pos else np.nan for r in extra.index]
     table = pd.concat([table, extra])
-    ll, ll_se, ll_ess = loglik_at(model, psi, rng, loglik_draws)
+    lik = loglik_at(model, psi, rng, loglik_draws)
+    ll, ll_se, ll_ess = lik["loglik"], lik["mcse"], lik["ess"]
     singular = model.cov.singular_components(theta)
     conv = dict(details)
     conv.update(
@@ -164,12 +153,18 @@ def monte_carlo_result(
         "loglik_mcse": ll_se,
         "loglik_draws": int(loglik_draws),
         "loglik_importance_ess": ll_ess,
+        "loglik_estimator": lik["estimator"],
         "louis_draws": int(final.m),
         "vcov": vcov.tolist(),
         "mc_cov": mc_cov.tolist(),
         "vcov_names": names,
     }
     warnings = [problem] if problem else []
+    if ll_ess < LOGLIK_MIN_ESS:
+        warnings.append(
+            f"the log-likelihood's importance sample is degenerate (effective size "
+            f"{ll_ess:.0f} of {loglik_draws}): its estimate and Monte Carlo se are unreliable"
+        )
     if ll_se > 0.5:
         warnings.append(f"the log-likelihood estimate has Monte Carlo se {ll_se:.2g}")
     return build_result(

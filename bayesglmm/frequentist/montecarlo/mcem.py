@@ -7,7 +7,8 @@ of :mod:`.estep`), maximizes the Monte Carlo Q-function (:mod:`.mstep`) and lets
 iterate; its Monte Carlo standard error (table column ``mcse``) is that of the last M-step
 (Booth & Hobert 1999, eq. 3.2), its standard errors (``std_error``) come from Louis' (1982)
 information by a final E-step at the estimate, and the log-likelihood is estimated by
-importance sampling with its Monte Carlo error (``info["details"]["loglik_mcse"]``).
+importance sampling with its Monte Carlo error (``info["details"]["loglik_mcse"]``; level
+by level with one grouping factor, see :mod:`.loglik`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ gradient in ``beta`` exact, in ``theta`` by differences of the cheap prior part)
 estimate's Monte Carlo covariance is ``I^{-1} Var(grad log L_m) I^{-1}`` with Louis'
 information ``I`` from the same weighted draws. The importance sample is only good near
 ``psi_0``: with many random effects its effective size is small and the estimate is
-noisy (the literature's finding; the result reports the effective size).
+noisy (the literature's finding; the result reports the effective size). With one
+grouping factor the likelihood is a product over its levels and the draws are made and
+weighted level by level instead (:mod:`.sml_levels`), which keeps nearly all of them
+(mouse_litters, 523 litters: effective size 1 of 10,000 jointly, over 4,800 per litter).
 """
 
 from __future__ import annotations
@@ -30,8 +33,16 @@ from ...options import resolve_options, tqdm_progress
 from ...result import FitResult
 from .. import blas_threads
 from .complete import CompleteData, Sample, sandwich
-from .estep import ImportanceSampler
-from .finish import LOGLIK_DRAWS, monte_carlo_result, seeded, starting_psi
+from .estep import ImportanceSampler, MetropolisSampler
+from .finish import (
+    LOGLIK_DRAWS,
+    LOUIS_DRAWS,
+    final_sample,
+    monte_carlo_result,
+    seeded,
+    starting_psi,
+)
+from .sml_levels import LevelObjective
 
 #: default number of importance draws
 SML_SIZE = 10_000
@@ -80,11 +91,15 @@ def fit_sml(
                 "method 'sml' needs positive-definite covariances at the start (the centre of "
                 "its importance density); the Laplace fit is singular here"
             )
-        sample = ImportanceSampler(mc, rng).draw(psi0, mc_size)
-        suff = mc.suff(sample.B)
-        # log g(b_d) on the scale of b: log w = log f + log N(b; Sigma_0) - log g
-        log_g = mc.cond_loglik(beta0, sample.ZB) + mc.prior_logpdf(sig0, suff) - sample.logw
-        obj = _Objective(mc, sample, suff, log_g)
+        levelwise = len(mc.terms) == 1  # the likelihood is a product over the levels
+        if levelwise:
+            obj = LevelObjective(mc, psi0, rng, mc_size)
+        else:
+            sample = ImportanceSampler(mc, rng).draw(psi0, mc_size)
+            suff = mc.suff(sample.B)
+            # log g(b_d) on the scale of b: log w = log f + log N(b; Sigma_0) - log g
+            log_g = mc.cond_loglik(beta0, sample.ZB) + mc.prior_logpdf(sig0, suff) - sample.logw
+            obj = _Objective(mc, sample, suff, log_g)
         t1 = time.perf_counter()
         x0 = np.concatenate([mc.theta(psi0), beta0])
         bounds = mc.cov.bounds() + [(None, None)] * mc.p
@@ -110,21 +125,29 @@ def fit_sml(
             bar.close()
         t2 = time.perf_counter()
         psi = obj.psi(opt.x)
-        final = obj.weighted(opt.x)
-        lo = mc.louis(psi, final.pruned())
-        V = sandwich(lo["info"], lo["score_cov"])
+        if levelwise:  # Louis' information from Metropolis draws at the estimate
+            final = final_sample(MetropolisSampler(mc, rng), psi, LOUIS_DRAWS, {})
+            lo = mc.louis(psi, final.pruned())
+            V = sandwich(lo["info"], obj.score_cov(opt.x))
+            ess = float(np.min(1.0 / np.sum(obj.weights(opt.x) ** 2, axis=0)))
+        else:
+            final = obj.weighted(opt.x)
+            lo = mc.louis(psi, final.pruned())
+            V = sandwich(lo["info"], lo["score_cov"])
+            ess = final.ess
         messages = [] if opt.success else [f"optimizer: {opt.message}"]
         details = {
             "e_step": "importance",
             "optimizer": "L-BFGS-B",
             "optimizer_message": str(opt.message),
-            "importance_ess": final.ess,
+            "importance_ess": ess,
+            "importance_sampling": "level by level" if levelwise else "joint",
             "simulated_loglik": -float(opt.fun),
             **start_info,
         }
-        if final.ess < 100:
+        if ess < 100:
             messages.append(
-                f"importance sample degenerate at the estimate (effective size {final.ess:.0f} "
+                f"importance sample degenerate at the estimate (effective size {ess:.0f} "
                 f"of {mc_size}): the estimate is unreliable"
             )
         timing = {"start": t1 - t0, "iterations": t2 - t1}
@@ -137,7 +160,7 @@ def fit_sml(
             rng=rng_ll,
             loglik_draws=loglik_draws,
             history=history or [{"iteration": 0, "m": mc_size}],
-            converged=bool(opt.success) and final.ess >= 100,
+            converged=bool(opt.success) and ess >= 100,
             messages=messages,
             iterations=int(opt.nit),
             timing=timing,
