@@ -20,7 +20,7 @@ import numpy as np
 
 from .._warn import warn
 from ..errors import ImproperPosteriorError, PriorError
-from ..priors import LKJ, Flat
+from ..priors import LKJ, Cauchy, Flat
 from .fixed import BINOMIAL_LINKS, check_fixed, flat_columns, row_signs
 from .lmm import check_lmm
 from .report import ProprietyEntry, ProprietyReport
@@ -45,6 +45,8 @@ def _validate(model) -> None:
         if prior.improper or not hasattr(prior, "params"):
             continue
         for name, value in prior.params().items():
+            if isinstance(prior, Cauchy) and name == "alpha":
+                continue  # Cauchy's alpha is its location (PyMC's naming), any real number
             if name in _POSITIVE and isinstance(value, int | float | tuple | list):
                 if not np.all(np.asarray(value, dtype=float) > 0):
                     hint = (

@@ -341,3 +341,16 @@ def test_report_prints_and_tabulates():
         "detail",
     ]
     assert frame.loc[0, "met"] is False
+
+
+def test_cauchy_location_may_be_zero_or_negative_but_its_scale_must_be_positive(cbpp):
+    """Cauchy's ``alpha`` is its location (PyMC's naming): Cauchy(0, 2.5) is the usual
+    weakly informative prior on a coefficient and must not be refused; beta is the scale."""
+    from bayesglmm.errors import PriorError
+
+    f = "cbind(incidence, size - incidence) ~ period + (1|herd)"
+    for loc in (0.0, -1.0):
+        model = GLMM(f, cbpp, priors={"period": P.Cauchy(loc, 2.5)})
+        assert check_propriety(model).proper
+    with pytest.raises(PriorError, match="beta must be positive"):
+        check_propriety(GLMM(f, cbpp, priors={"period": P.Cauchy(0.0, 0.0)}))
