@@ -305,10 +305,20 @@ METHODS: dict[str, dict[str, Option]] = {
         Option("nuts_fallback", flag(), "NUTS (True) or Metropolis for variables without Gibbs"),
         Option("scale_moves", flag(), "Liu-Sabatti rescaling moves after variance updates"),
         Option("conjugate_priors", flag(), "conjugate priors in place of the default ones"),
+        Option(
+            "scheme",
+            choice("auto", "collapsed", "steps"),
+            "collapsed crossed-design sampler or PyMC steps (auto: collapsed when large)",
+        ),
     ),
     "laplace": _table(
-        ("max_iter", "progressbar", "threads", "start"),
+        ("max_iter", "progressbar", "random_seed", "threads", "start"),
         Option("curvature", choice("fisher", "observed"), "weights of the Laplace log-det"),
+        Option(
+            "solver",
+            choice("auto", "direct", "iterative"),
+            "linear algebra: exact factor, or iterative with memory linear in rows and levels",
+        ),
         start=Option("start", laplace_start, "vector (theta, beta[, log dispersion]) or dict"),
     ),
     "agq": _table(
@@ -322,7 +332,12 @@ METHODS: dict[str, dict[str, Option]] = {
         Option("tol", real(0, none=True), "largest relative parameter step that stops"),
     ),
     "pql": _table(
-        ("max_iter", "progressbar", "threads"),
+        ("max_iter", "progressbar", "random_seed", "threads"),
+        Option(
+            "solver",
+            choice("auto", "direct", "iterative"),
+            "linear algebra: exact factor, or iterative with memory linear in rows and levels",
+        ),
         Option("reml", flag(), "REML (True) or ML for the working linear mixed model"),
         Option("dispersion", choice("fixed", "estimated"), "working residual variance"),
         Option("tol", real(0), "relative change of the linear predictor that stops"),

@@ -177,6 +177,12 @@ def _glmer_report(r) -> list[str]:
     out += [f"Formula: {r.formula}", ""]
     if r.loglik is not None:
         out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
+        if details.get("loglik_se") is not None:  # the iterative solver of large crossed designs
+            out.insert(
+                -1,
+                "(approximate Laplace: log det by conjugate gradients and a stochastic series; "
+                f"logLik standard error {details['loglik_se']:.2g})",
+            )
     else:
         out += [f"{r.method} maximizes no likelihood: logLik, AIC and BIC are not defined", ""]
     out += _residuals(details)

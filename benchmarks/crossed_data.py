@@ -30,6 +30,8 @@ TRUTH = {
     "variance_components": {"a": 0.5, "b": 0.5},
 }
 FORMULA = "y ~ x + (1|a) + (1|b)"
+#: the scale series of issue 12: rows -> levels of each factor
+SCALE_SERIES = {10_000: 1_000, 50_000: 5_000, 200_000: 20_000, 1_000_000: 50_000}
 
 
 def make_crossed(

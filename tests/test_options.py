@@ -142,7 +142,8 @@ BAD = [
     ("laplace", {"maxiter": 5}, "did you mean 'max_iter'"),
     ("laplace", {"curvature": "hessian"}, "curvature"),
     ("laplace", {"threads": 0}, "threads"),
-    ("laplace", {"random_seed": 1}, "'random_seed'"),
+    ("laplace", {"random_seed": -1}, "random_seed"),  # seeds the iterative solver's probes
+    ("laplace", {"solver": "cg"}, "solver"),
     ("laplace", {"n_quad": 5}, "'n_quad'"),
     ("laplace", {"start": [1.0, 2.0]}, "start has 2 values; expected 3"),
     ("laplace", {"start": [np.nan, 0.0, 0.0]}, "start"),

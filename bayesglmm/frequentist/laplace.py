@@ -29,6 +29,7 @@ from ..options import resolve_options
 from ..result import FitResult
 from . import blas_threads
 from .assemble import likelihood_result
+from .crossed_solver import make_problem
 from .devfun import LaplaceDeviance, ProfiledDeviance
 from .optimize import minimize_deviance, optimizer_info
 from .pirls import PirlsProblem
@@ -163,18 +164,29 @@ def fit_laplace_design(
     hessian: bool = True,
     problem: PirlsProblem | None = None,
     curvature: str = "fisher",
+    solver: str = "auto",
+    random_seed=None,
 ) -> tuple[LaplaceDeviance, object]:
     """Build the Laplace deviance of ``design`` and minimize it (no result assembly).
 
     ``y`` replaces the response (bootstrap refits); ``problem`` reuses the precomputed
     layout of an earlier :class:`PirlsProblem` on the same design; ``hessian=False`` skips
-    the finite-difference Hessian (and the Newton polish that uses it).
+    the finite-difference Hessian (and the Newton polish that uses it); ``solver`` and
+    ``random_seed`` choose the linear algebra (:func:`.crossed_solver.choose_solver`).
+    The deviance function carries ``solver`` and ``solver_reason``.
     """
     if problem is None:
-        problem = PirlsProblem(design, y=y, curvature=curvature)
-    elif y is not None:
-        problem = problem.with_response(y)
+        problem, chosen, reason = make_problem(
+            design, y=y, curvature=curvature, solver=solver, random_seed=random_seed
+        )
+    else:
+        chosen, reason = getattr(problem, "solver", "direct"), "the problem given"
+        if y is not None:
+            problem = problem.with_response(y)
     devfun = LaplaceDeviance(problem)
+    devfun.solver, devfun.solver_reason = chosen, reason
+    if chosen == "iterative":
+        devfun.label = "Approximate Laplace (stochastic log-determinant)"
     x0 = start_vector(devfun, start)
     opt = minimize_deviance(
         devfun,
@@ -191,6 +203,8 @@ def fit_laplace(
     start=None,
     max_iter: int = 1000,
     curvature: str = "fisher",
+    solver: str = "auto",
+    random_seed=None,
     threads: int | None = None,
     progressbar: bool | None = None,
     **unknown,
@@ -210,6 +224,19 @@ def fit_laplace(
         lme4's ``glmer``/``glmer.nb``, or the observed information (the second derivative of
         the log-likelihood, as glmmTMB and the textbook Laplace approximation). They differ
         only for non-canonical links (probit, cloglog, the negative binomial's log link).
+    solver : {"auto", "direct", "iterative"}
+        Linear algebra of ``H = Lambda' Z' W Z Lambda + I``. ``"direct"``: the exact block
+        Cholesky factor (dense Schur complement of all but the largest term). ``"iterative"``
+        (two crossed scalar terms, canonical link): conjugate-gradient modes and
+        ``log det H`` exact but for a stochastic series, memory linear in rows and levels;
+        the log-likelihood is then an estimate with its standard error in
+        ``info["details"]["loglik_se"]`` (an approximate Laplace fit; the gradient is exact
+        for that estimate). ``"auto"``: iterative for crossed designs with more than
+        1,000 levels in the smaller term, else direct (nested designs always direct). The
+        choice and its reason are in ``convergence["details"]["solver"]``.
+    random_seed : int or None
+        Seed of the log-determinant probes of the iterative solver (held fixed over the
+        fit); None: a fixed default, so that a fit is reproducible.
     threads : int or None
         BLAS threads during the fit (see :func:`bayesglmm.frequentist.blas_threads`);
         None (default): one, the fastest for these small dense blocks on a shared machine.
@@ -230,9 +257,17 @@ def fit_laplace(
     design = model.design
     check_model(design, "laplace")
     with blas_threads(1 if threads is None else threads):
-        devfun, opt = fit_laplace_design(design, start=start, maxiter=max_iter, curvature=curvature)
+        devfun, opt = fit_laplace_design(
+            design,
+            start=start,
+            maxiter=max_iter,
+            curvature=curvature,
+            solver=solver,
+            random_seed=random_seed,
+        )
         t1 = time.perf_counter()
         timing = {"optimize": t1 - t0}
+        solver_info = solver_details(devfun, opt)
         result = likelihood_result(
             model,
             devfun,
@@ -240,8 +275,37 @@ def fit_laplace(
             "laplace",
             timing,
             options,
-            extra_info={"optimizer": optimizer_info(opt)},
+            extra_info={"optimizer": optimizer_info(opt), **solver_info},
         )
+        result.convergence["details"]["solver"] = solver_info["solver"]
     timing["total"] = time.perf_counter() - t0
     result._model = model  # for intervals in this session; not saved with the result
     return result
+
+
+def solver_details(devfun: LaplaceDeviance, opt) -> dict:
+    """What the fit's linear algebra was, for ``info["details"]`` (JSON-serialisable).
+
+    ``solver`` (``{"name", "reason"}`` and, on the iterative path, the probes, series terms
+    and conjugate-gradient iterations of the final state) and, on the iterative path,
+    ``loglik_se``: the standard error of the estimated log-likelihood (half that of
+    ``log det H``).
+    """
+    name = getattr(devfun, "solver", "direct")
+    out = {"name": name, "reason": getattr(devfun, "solver_reason", "")}
+    if name != "iterative":
+        return {"solver": out}
+    st = devfun.state_at(opt.x)
+    fac = st.factor
+    fac.logdet()
+    out.update(
+        {
+            "logdet": "estimated: diagonal, tr G and tr G^2 exact, Hutchinson series "
+            "from order 3 (common random numbers)",
+            "probes": int(fac.pattern.probes.shape[1]),
+            "series_terms": int(fac.series_terms),
+            "logdet_se": float(fac.logdet_se),
+            "cg_iterations_final_state": int(fac.cg_iterations),
+        }
+    )
+    return {"solver": out, "loglik_se": 0.5 * float(fac.logdet_se)}

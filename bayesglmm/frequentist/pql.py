@@ -40,21 +40,21 @@ method's own and is left visible.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .._warn import warn
-from ..errors import MethodError
+from ..errors import MethodError, OptionError
 from ..options import resolve_options, tqdm_progress
 from ..result import FitResult, build_result, parameter_rows, wald_table
 from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
+from .crossed_pql import crossed_pql_iterations
+from .crossed_solver import choose_solver
 from .lmm import (
     LMMProblem,
-    LMMSolution,
     blas_threads,
     check_random_terms,
     fit_lmm,
@@ -63,15 +63,21 @@ from .lmm import (
     random_effects_frames,
     variance_components,
 )
-
-#: linear predictors beyond this (logit/probit/cloglog scale) mean fitted probabilities
-#: numerically 0 or 1: the fixed effects are drifting to infinity (separation)
-ETA_SEPARATION = 30.0
-#: iterations of the GLM fit that starts PQL (R's glm.control maxit is 25)
-GLM_MAX_ITER = 25
-#: largest |theta| entry reused as the start of the next working fit
-WARM_START_MAX = 100.0
-GLM_TOL = 1e-10
+from .pql_working import (  # noqa: F401  (re-exported: the public working-model helpers)
+    ETA_SEPARATION,
+    GLM_MAX_ITER,
+    GLM_TOL,
+    WARM_START_MAX,
+    PQLState,
+    _mustart,
+    _relative_change,
+    _separated,
+    _separation_message,
+    _variance,
+    _working_parts,
+    glm_start,
+    working_response,
+)
 
 
 class PQLConvergenceWarning(UserWarning):
@@ -80,62 +86,6 @@ class PQLConvergenceWarning(UserWarning):
 
 class PQLWarning(UserWarning):
     """PQL was asked for something it redirects (a Gaussian LMM) or finds degenerate."""
-
-
-def _working_parts(design, alpha: float | None):
-    """Response on the fitting scale (proportions for binomial) and prior weights."""
-    fam = design.family
-    if fam.name == "binomial":
-        n = design.trials
-        return design.y / n, n.astype(float)
-    return design.y.astype(float), np.ones(design.n)
-
-
-def _variance(design, mu: np.ndarray, alpha: float | None) -> np.ndarray:
-    return design.family.variance(mu, alpha if alpha is not None else 1.0)
-
-
-def _mustart(design, y: np.ndarray, pw: np.ndarray) -> np.ndarray:
-    """R's ``family$initialize`` starting means."""
-    name = design.family.name
-    if name == "binomial":
-        return (pw * y + 0.5) / (pw + 1.0)
-    if name in ("poisson", "negative_binomial"):
-        return y + 0.1
-    floor = 0.1 * max(float(np.mean(np.abs(y))), 1e-8)
-    return np.where(y > 0, y, floor) if design.family.link.name == "log" else y
-
-
-def working_response(design, eta, y, pw, alpha=None) -> tuple[np.ndarray, np.ndarray]:
-    """Working response ``z`` (offset removed) and weights ``w`` at ``eta``."""
-    link = design.family.link
-    mu = link.linkinv(eta)
-    mu_eta = link.mu_eta(eta)
-    z = eta - design.offset + (y - mu) / mu_eta
-    w = pw * mu_eta**2 / _variance(design, mu, alpha)
-    return z, w
-
-
-def glm_start(design, y, pw, alpha=None) -> tuple[np.ndarray, dict]:
-    """Linear predictor of the GLM without random effects, fitted by IRLS (``glm``)."""
-    link = design.family.link
-    X = design.X
-    mu = _mustart(design, y, pw)
-    eta = link.linkfun(mu)
-    iterations, change = 0, np.inf
-    while iterations < GLM_MAX_ITER and change >= GLM_TOL:
-        z, w = working_response(design, eta, y, pw, alpha)
-        sw = np.sqrt(w)
-        beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-        eta_new = X @ beta + design.offset
-        change = _relative_change(eta_new, eta)
-        eta = eta_new
-        iterations += 1
-    return eta, {"iterations": iterations, "converged": bool(change < GLM_TOL)}
-
-
-def _relative_change(new: np.ndarray, old: np.ndarray) -> float:
-    return float(np.linalg.norm(new - old) / max(np.linalg.norm(new), 1e-300))
 
 
 def _check_options(model, reml, dispersion, max_iter, tol, alpha) -> None:
@@ -160,33 +110,6 @@ def _check_options(model, reml, dispersion, max_iter, tol, alpha) -> None:
         raise MethodError(
             "a Gaussian model has a free residual variance: use dispersion='estimated'"
         )
-
-
-@dataclass
-class PQLState:
-    """Where the PQL iteration stopped.
-
-    Attributes
-    ----------
-    solution : LMMSolution
-        The last working linear mixed model.
-    eta : ndarray
-        Its linear predictor, offset included.
-    history : list of float
-        Relative change of ``eta`` at each iteration.
-    converged : bool
-    separation : str or None
-        Why the iteration stopped early on fitted probabilities of 0 or 1.
-    glm_start : dict
-        Iterations, convergence and seconds of the GLM that started the iteration.
-    """
-
-    solution: LMMSolution
-    eta: np.ndarray
-    history: list
-    converged: bool
-    separation: str | None
-    glm_start: dict
 
 
 def pql_iterations(
@@ -251,6 +174,8 @@ def fit_pql(
     alpha: float | None = None,
     progressbar: bool | None = None,
     threads: int | None = None,
+    solver: str = "auto",
+    random_seed=None,
     **unknown,
 ) -> FitResult:
     """Fit a GLMM by penalized quasi-likelihood.
@@ -275,6 +200,15 @@ def fit_pql(
         a fit that takes a tenth of one); True: from the start; False: never.
     threads : int or None
         BLAS threads; None (default): one for small dense blocks, the BLAS default else.
+    solver : {"auto", "direct", "iterative"}
+        Linear algebra of the working model, as for ``method="laplace"``: ``"iterative"``
+        (two crossed scalar terms, canonical link, ``dispersion="fixed"``) fits the working
+        LMM with conjugate gradients and the stochastic log-determinant of
+        :mod:`.crossed_factor` (exact gradient of that estimate) in memory linear in rows
+        and levels; ``"auto"`` takes it for crossed designs above 1,000 levels in the
+        smaller term. The choice is in ``convergence["details"]["solver"]``.
+    random_seed : int or None
+        Seed of the iterative solver's log-determinant probes; None: a fixed default.
 
     Returns
     -------
@@ -302,10 +236,18 @@ def fit_pql(
         return fit_lmm(model, reml=reml, progressbar=progressbar, threads=threads)
     _check_options(model, reml, dispersion, max_iter, tol, alpha)
     check_random_terms(d, "pql")
+    chosen, reason = choose_solver(d, solver)
+    if chosen == "iterative" and dispersion != "fixed":
+        if solver == "iterative":
+            raise OptionError("solver='iterative' needs dispersion='fixed' (Breslow-Clayton)")
+        chosen, reason = "direct", "auto: dispersion='estimated' needs the direct path"
     t0 = time.perf_counter()
     cf = CovarianceFactor(d)
     with blas_threads(d) if threads is None else blas_limit(threads):
-        state = pql_iterations(d, cf, reml, dispersion, max_iter, tol, alpha, progressbar)
+        if chosen == "iterative":
+            state = crossed_pql_iterations(d, cf, reml, max_iter, tol, progressbar, random_seed)
+        else:
+            state = pql_iterations(d, cf, reml, dispersion, max_iter, tol, alpha, progressbar)
     sol = state.solution
     said: list[str] = []
     if state.separation:
@@ -367,6 +309,7 @@ def fit_pql(
             "glm_start": state.glm_start,
             "working_lmm": sol.optimizer,
             "separation": state.separation,
+            "solver": {"name": chosen, "reason": reason},
         },
         options=options,
         theta=sol.theta,
@@ -384,23 +327,3 @@ def fit_pql(
 def _correlation(cov: np.ndarray) -> np.ndarray:
     sd = np.sqrt(np.diag(cov))
     return cov / np.outer(sd, sd)
-
-
-def _separated(design, eta: np.ndarray) -> np.ndarray:
-    """Rows whose fitted probability is numerically 0 or 1 (binomial links)."""
-    if design.family.name != "binomial" or design.family.link.name == "log":
-        return np.zeros(eta.shape, dtype=bool)
-    return np.abs(eta) > ETA_SEPARATION
-
-
-def _separation_message(design, eta: np.ndarray) -> str | None:
-    bad = _separated(design, eta)
-    if not np.any(bad):
-        return None
-    rows = design.row_labels[np.flatnonzero(bad)]
-    shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
-    return (
-        f"PQL stopped: fitted probabilities numerically 0 or 1 at {int(bad.sum())} row(s) "
-        f"({shown}), |eta| > {ETA_SEPARATION:g}: complete separation by the fixed effects "
-        "(or a random effect); the estimates drift to infinity and are not meaningful"
-    )
