@@ -13,6 +13,11 @@ on its own or beside NUTS in ``pm.sample(step=[...])``:
 * :class:`ScaleMoveStep` -- a random term and its sd or variance rescaled together.
 
 All need the centered model (``GLMM.build_pymc(parameterization="centered")``).
+
+For large crossed logit designs, ``method="gibbs", scheme="collapsed"`` (chosen by
+``scheme="auto"`` from 10,000 rows) runs a NumPy sampler instead:
+:mod:`~bayesglmm.bayes.gibbs.crossed` (Polya-Gamma, fixed effects collapsed with each
+factor, slice + rescaling updates of the scales), cost per iteration linear in rows and levels.
 """
 
 from .albert_chib import AlbertChibStep

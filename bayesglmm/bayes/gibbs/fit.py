@@ -14,6 +14,7 @@ from ..nuts import _OWN_KEYWORDS, _check_pymc_keywords, check_priors, run_pm_sam
 from ..posterior import result_from_idata
 from .assign import STEP_KINDS, build_steps, plan_steps
 from .assign import conjugate_priors as conjugate_prior_set
+from .collapsed import choose_scheme, run_collapsed
 from .effects import single_threaded_blas
 
 _log = logging.getLogger("bayesglmm.gibbs")
@@ -35,6 +36,7 @@ def fit_gibbs(
     allow_improper: bool = False,
     start: dict | list | None = None,
     sampler_kwargs: dict | None = None,
+    scheme: str = "auto",
     **unknown,
 ) -> FitResult:
     """Sample the posterior with Gibbs-style updates (and NUTS where none applies).
@@ -84,6 +86,17 @@ def fit_gibbs(
     sampler_kwargs : dict, optional
         Further keywords for :func:`pymc.sample` (``target_accept`` reaches the NUTS part);
         checked before the model is built.
+    scheme : {"auto", "collapsed", "steps"}
+        ``"steps"``: the PyMC step methods above. ``"collapsed"``: for binomial logit models
+        with one-column random terms (crossed or not), a NumPy Polya-Gamma sampler that
+        draws the fixed effects jointly with each factor's effects (Papaspiliopoulos,
+        Roberts & Zanella 2020) and each scale by a slice update plus a rescaling move
+        (:mod:`~bayesglmm.bayes.gibbs.crossed`): cost per iteration linear in rows and
+        levels, chains in ``cores`` forked processes (``steps``, ``nuts_fallback``,
+        ``scale_moves`` and ``sampler_kwargs`` do not apply). ``"auto"``: collapsed for
+        crossed designs (two or more grouping factors) of at least
+        :data:`~bayesglmm.bayes.gibbs.collapsed.AUTO_MIN_ROWS` rows where it applies.
+        ``result.info["details"]["scheme"]`` says which ran.
 
     Raises
     ------
@@ -108,6 +121,9 @@ def fit_gibbs(
             "conjugate_priors=True: sampling conjugate priors in place of the defaults: %s",
             ", ".join(f"{k}: {v}" for k, v in replaced.items()),
         )
+    chosen = choose_scheme(model.design, priors, scheme)
+    if chosen == "collapsed":
+        return _fit_collapsed(model, priors, replaced, propriety, options, t0)
     pm_model = build_pymc_model(model.design, priors, parameterization="centered")
     plan = plan_steps(model.design, priors, pm_model, steps, nuts_fallback, scale_moves)
     step_methods = build_steps(plan, model.design, pm_model)
@@ -133,6 +149,7 @@ def fit_gibbs(
     for rv in pm_model.free_RVs:
         kinds.setdefault(rv.name, "nuts")
     info = {
+        "scheme": "steps",
         # the update each variable got (not the option "steps", which only overrides)
         "step_kinds": kinds,
         "step_notes": plan.notes,
@@ -173,3 +190,33 @@ def _check_options(options: dict) -> dict:
     if options.get("start") is not None:
         extra["initvals"] = options["start"]
     return extra
+
+
+def _fit_collapsed(model, priors, replaced, propriety, options, t0) -> FitResult:
+    """The ``scheme="collapsed"`` path of :func:`fit_gibbs` (options already checked)."""
+    for key in ("steps", "sampler_kwargs"):
+        if options.get(key):
+            raise OptionError(f"{key} applies to scheme='steps' only; got scheme='collapsed'")
+    idata, timing, details = run_collapsed(
+        model,
+        priors,
+        draws=options["draws"],
+        tune=options["tune"],
+        chains=options["chains"],
+        random_seed=options["random_seed"],
+        progressbar=options["progressbar"],
+        start=options.get("start"),
+        log_likelihood=options["log_likelihood"],
+        cores=options.get("cores"),
+    )
+    info = {
+        "scheme": "collapsed",
+        **details,
+        "prior_swap": replaced,
+        "priors": {k: p.describe() for k, p in priors.all()},
+    }
+    if propriety is not None:
+        info["propriety"] = propriety
+    result = result_from_idata(model, idata, "gibbs", timing, info, options=options)
+    result.timing["total"] = time.perf_counter() - t0
+    return result
