@@ -65,6 +65,14 @@ MODELS = {
         "groups": ["a", "b"],
         "bambi_fixed": ["Intercept", "x"],
     },
+    # the same data with the probit link: the general compiled density (issue 12)
+    "crossed_probit": {
+        "formula": "y ~ x + (1|a) + (1|b)",
+        "link": "probit",
+        "chains": 2,
+        "groups": ["a", "b"],
+        "bambi_fixed": ["Intercept", "x"],
+    },
 }
 
 #: figures quoted in issue 2 (measured by the issue's author on this kind of machine):
@@ -79,9 +87,12 @@ PEERS = {
         ("peer (issue)", "nutpie", 35.0, 10.2),
         ("peer (issue)", "numpyro", 39.0, 19.6),
     ],
+    "crossed_probit": [],
 }
-#: the issue's target: this many times the best peer's ESS per wall-second
+#: issue 2's target: this many times the best peer's ESS per wall-second
 TARGET_FACTOR = 2.0
+#: issue 12's target (crossed model): this many times bambi/numpyro measured in the same run
+SAME_RUN_FACTOR = 5.0
 
 _MARK = "@@BENCH@@"
 
@@ -98,7 +109,7 @@ BAYESGLMM_RUN = textwrap.dedent(
     else:
         import pandas as pd
         data = pd.read_csv(cfg["csv"])
-    model = GLMM(cfg["formula"], data, family="binomial")
+    model = GLMM(cfg["formula"], data, family="binomial", link=cfg["link"])
     fit = model.fit(method="nuts", draws=cfg["draws"], tune=cfg["tune"],
                     chains=cfg["chains"], random_seed=cfg["seed"],
                     nuts_sampler=cfg["sampler"], progressbar=False, **cfg["options"])
@@ -129,7 +140,7 @@ BAMBI_RUN = textwrap.dedent(
     data = pd.read_csv(cfg["csv"])
     for g in cfg["groups"]:
         data[g] = data[g].astype(str)
-    model = bmb.Model(cfg["formula"], data, family="bernoulli")
+    model = bmb.Model(cfg["formula"], data, family="bernoulli", link=cfg["link"] or "logit")
     idata = model.fit(draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"],
                       random_seed=cfg["seed"], inference_method=cfg["sampler"],
                       progressbar=False, **cfg["options"])
@@ -198,6 +209,7 @@ def bench_config(args, model: str, library: str, sampler: str, python: str) -> l
     cfg = {
         "model": model,
         "formula": spec["formula"],
+        "link": spec.get("link"),
         "chains": spec["chains"],
         "draws": args.draws,
         "tune": args.tune,
@@ -247,7 +259,7 @@ def summary(rows: list[dict], models: list[str]) -> str:
     out = []
     for model in models:
         peers = PEERS[model]
-        best_peer = max(p[3] for p in peers)
+        best_peer = max((p[3] for p in peers), default=float("nan"))
         target = TARGET_FACTOR * best_peer
         out.append(
             f"\n{model}: target >= {TARGET_FACTOR:g} x best peer ({best_peer:g} ESS/s) = "
@@ -274,6 +286,18 @@ def summary(rows: list[dict], models: list[str]) -> str:
                 f"  {label:<28} {cache:<6} {wall:7.1f} {cpu:7.1f} {ess:8.0f} {eps:7.1f} "
                 f"{eps / best_peer:10.2f}x {load:5.1f}{n}"
             )
+        same = [r for r in rows if r["model"] == model and "error" not in r
+                and r["library"] == "bambi" and r["sampler"] == "numpyro"]  # fmt: skip
+        if same:
+            ref = statistics.median(r["ess_per_s"] for r in same)
+            out.append(
+                f"  same run: bambi/numpyro {ref:.1f} ESS/s; issue 12's target "
+                f"{SAME_RUN_FACTOR:g} x = {SAME_RUN_FACTOR * ref:.1f} ESS/s"
+            )
+            for (lib, sampler, cache), rs in groups.items():
+                if lib == "bayesglmm":
+                    eps = statistics.median(r["ess_per_s"] for r in rs)
+                    out.append(f"    bayesglmm/{sampler} {cache}: {eps / ref:.2f} x bambi/numpyro")
         for lib, sampler, wall, eps in peers:
             out.append(
                 f"  {lib + '/' + sampler:<28} {'-':<6} {wall:7.1f} {'-':>7} {'-':>8} {eps:7.1f} "
@@ -328,11 +352,12 @@ def main(argv: list[str] | None = None) -> None:
         from bayesglmm import datasets
 
         args.csv["salamander"] = str(datasets.path("salamander"))
-    if "crossed" in models:
+    if "crossed" in models or "crossed_probit" in models:
         from crossed_data import make_crossed
 
-        args.csv["crossed"] = str(Path(tempfile.mkdtemp(prefix="bench_nuts_")) / "crossed.csv")
-        make_crossed().to_csv(args.csv["crossed"], index=False)
+        csv = str(Path(tempfile.mkdtemp(prefix="bench_nuts_")) / "crossed.csv")
+        make_crossed().to_csv(csv, index=False)
+        args.csv["crossed"] = args.csv["crossed_probit"] = csv
 
     print(
         f"bench_nuts: {platform.node()} {os.cpu_count()} cores, Python "

@@ -2,7 +2,10 @@
 
 Same model, same priors, same variable names and coords as the PyMC model of
 :mod:`bayesglmm.bayes.builder`, so the draws feed the same result assembly; what changes is
-that no PyTensor graph is compiled in the user's process.
+that no PyTensor graph is compiled in the user's process. Two densities: the specialised
+kernel (:mod:`bayesglmm.bayes.kernel`, the commonest models, fastest) and the general one
+(:mod:`bayesglmm.bayes.density`: every family, link, prior and term it covers, see
+:func:`bayesglmm.bayes.density_layout.unsupported_reason`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,20 @@ _FAMILIES = {
 
 
 def unsupported_reason(model, parameterization: str = "noncentered") -> str | None:
-    """Why the compiled density cannot represent this model (None when it can)."""
+    """Why no compiled density can represent this model (None when one can).
+
+    The specialised kernel (:mod:`bayesglmm.bayes.kernel`) takes the most common models;
+    the general density (:mod:`bayesglmm.bayes.density`) the rest of what it covers.
+    """
+    if specialised_reason(model, parameterization) is None:
+        return None
+    from .density_layout import unsupported_reason as general_reason
+
+    return general_reason(model, parameterization)
+
+
+def specialised_reason(model, parameterization: str = "noncentered") -> str | None:
+    """Why the specialised kernel cannot represent this model (None when it can)."""
     d, ps = model.design, model.priors
     key = (d.family.name, d.family.link.name)
     if key not in _FAMILIES:
@@ -42,10 +58,10 @@ def unsupported_reason(model, parameterization: str = "noncentered") -> str | No
         if t.correlated:
             return f"correlated term {t.name}"
         for prior in ps.random_sd[t.name]:
-            if prior.dist != "HalfNormal":
+            if prior.dist != "HalfNormal" or prior.scale != "sd":
                 return f"prior {prior.describe()} on {t.name} (compiled: HalfNormal sd)"
     for name, prior in ps.dispersion.items():
-        if prior.dist != "HalfNormal":
+        if prior.dist != "HalfNormal" or prior.scale != "sd":
             return f"prior {prior.describe()} on {name!r} (compiled: HalfNormal)"
     return None
 
@@ -162,6 +178,7 @@ def sample_compiled(
     target_accept: float,
     log_likelihood: bool,
     callback: str = "c",
+    parameterization: str = "noncentered",
     **nutpie_kwargs,
 ):
     """Draws as ArviZ InferenceData (posterior, sample_stats, observed_data, log_likelihood).
@@ -172,6 +189,11 @@ def sample_compiled(
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
+    if specialised_reason(model, parameterization) is not None:
+        return _sample_general(
+            model, draws, tune, chains, cores, random_seed, progressbar, target_accept,
+            log_likelihood, parameterization, nutpie_kwargs,
+        )  # fmt: skip
     design = model.design
     kd = kernel_data(model)
     args, logp_grad = kernel.columnar(kd.args), kernel.logp_grad_columns
@@ -225,6 +247,53 @@ def sample_compiled(
             **nutpie_kwargs,
         )
     _add_data_groups(idata, model, kd, log_likelihood)
+    return idata
+
+
+def _run_nutpie(compiled, draws, tune, chains, cores, random_seed, progressbar, target_accept,
+                nutpie_kwargs):  # fmt: skip
+    import nutpie
+
+    seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
+    # nutpie draws its bar only on a terminal: in a pipe, progress lines of our own
+    in_pipe = bool(progressbar) and not _is_terminal(sys.stderr)
+    label = f"NUTS (compiled, nutpie): {chains} chains x {tune}+{draws} iterations"
+    with _pipe_progress(label) if in_pipe else contextlib.nullcontext():
+        return nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=bool(progressbar) and not in_pipe,
+            target_accept=target_accept,
+            save_warmup=False,
+            **nutpie_kwargs,
+        )
+
+
+def _sample_general(model, draws, tune, chains, cores, random_seed, progressbar, target_accept,
+                    log_likelihood, parameterization, nutpie_kwargs):  # fmt: skip
+    """nutpie on the general density (:mod:`bayesglmm.bayes.density`)."""
+    import xarray as xr
+
+    from . import density_sampler
+
+    dd, compiled = density_sampler.prepare(model, parameterization)
+    idata = _run_nutpie(
+        compiled, draws, tune, chains, cores, random_seed, progressbar, target_accept,
+        nutpie_kwargs,
+    )  # fmt: skip
+    posterior = density_sampler.named_posterior(idata.posterior["__x"], dd, model)
+    d = model.design
+    name = d.spec.response.name
+    obs_dim = f"{name}_dim_0"
+    groups = {"observed_data": xr.Dataset({name: ((obs_dim,), d.y)})}
+    if log_likelihood:
+        groups["log_likelihood"] = density_sampler.log_likelihood_group(model, posterior, obs_dim)
+    del idata.posterior
+    idata.add_groups({"posterior": posterior, **groups})
     return idata
 
 

@@ -5,7 +5,10 @@ disk (``cache=True``), so a new process pays no model compilation. It covers the
 fits use: binomial/Bernoulli with logit link, Poisson with log link and Gaussian with
 identity link; Normal priors on fixed effects; uncorrelated random-effect columns in the
 noncentered parameterization with HalfNormal priors on their standard deviations; HalfNormal
-prior on the Gaussian residual sd. Everything else goes through the PyMC model.
+prior on the Gaussian residual sd. The other links, families, priors, correlated terms and
+the centered parameterization go through the general density of
+:mod:`bayesglmm.bayes.density` (same contract, somewhat slower per gradient); what neither
+covers goes through the PyMC model.
 
 The density equals the PyMC model's ``logp`` (normalizing constants and log-transform
 Jacobians included); tests check value and gradient against PyMC at random points.

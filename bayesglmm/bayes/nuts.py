@@ -90,10 +90,16 @@ def fit_nuts(
     random_seed : int, optional
         The same seed gives the same draws.
     nuts_sampler : {"auto", "compiled", "pymc", "nutpie", "numpyro", "blackjax"}
-        ``"compiled"`` runs nutpie's NUTS on bayesglmm's precompiled GLMM density
-        (:mod:`bayesglmm.bayes.kernel`: no PyTensor compilation; binomial-logit,
-        Poisson-log and Gaussian models with the default prior families and uncorrelated
-        random effects). ``"auto"`` (default) uses it when the model qualifies and PyMC's
+        ``"compiled"`` runs nutpie's NUTS on bayesglmm's precompiled GLMM density (no
+        PyTensor compilation): :mod:`bayesglmm.bayes.kernel` for binomial-logit,
+        Poisson-log and Gaussian models with Normal/HalfNormal priors and uncorrelated
+        noncentered effects, :mod:`bayesglmm.bayes.density` for the rest: probit and
+        cloglog links, negative binomial, correlated terms with an LKJ prior, the centered
+        parameterization, Normal/StudentT/Cauchy/Flat priors on fixed effects and
+        HalfNormal/HalfStudentT/HalfCauchy/Exponential/Gamma/InverseGamma/HalfFlat priors
+        on standard deviations or variances. ``"auto"`` (default) uses it when the model
+        qualifies (not: inverse-Wishart, Jeffreys, PowerVariance or Fixed priors, Poisson
+        or negative binomial with identity link, Gaussian with log link) and PyMC's
         sampler otherwise; the others are PyMC's choices and must be installed.
     target_accept : float
         Raise towards 0.95 if divergences are reported.
@@ -144,6 +150,7 @@ def fit_nuts(
             progressbar,
             target_accept,
             log_likelihood,
+            parameterization=parameterization,
             **sample_kwargs,
         )
         timing = {"sample": time.perf_counter() - t0}
