@@ -25,7 +25,11 @@ CELL_TIMEOUT = 600
 
 def test_every_notebook_is_found():
     names = {p.name for p in NOTEBOOKS}
-    assert {"salamander.ipynb", "improper_posterior.ipynb", "mouse_litters.ipynb"} <= names
+    expected = {"salamander.ipynb", "improper_posterior.ipynb", "mouse_litters.ipynb"}
+    expected |= {"prior_sensitivity.ipynb", "dask_study.ipynb"}
+    assert expected <= names
+    tested = {n.removeprefix("test_").removesuffix("_notebook") + ".ipynb" for n in globals()}
+    assert names <= tested, f"a notebook without its test: {sorted(names - tested)}"
 
 
 def _execute(path: Path, workdir: Path, monkeypatch) -> nbformat.NotebookNode:
