@@ -6,6 +6,7 @@ imported only when used (so frequentist fits never import PyMC).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 
 from .errors import MethodError
@@ -39,6 +40,10 @@ def available_methods() -> list[str]:
 def get_method(name: str):
     """The fitting function registered for ``name``."""
     if not isinstance(name, str) or name.lower() not in _REGISTRY:
-        raise MethodError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
+        close = difflib.get_close_matches(str(name).lower(), available_methods(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise MethodError(
+            f"unknown method {name!r}; {hint}available: {', '.join(available_methods())}"
+        )
     module, func = _REGISTRY[name.lower()].split(":")
     return getattr(importlib.import_module(module), func)

@@ -336,3 +336,10 @@ def test_a_new_method_declares_its_options(monkeypatch):
     }
     with pytest.raises(OptionError, match="n_draws must be an integer >= 10, got 5"):
         resolve_options("mcem", {"n_draws": 5})
+
+
+def test_a_misspelt_method_gets_a_suggestion():
+    from bayesglmm.errors import MethodError
+
+    with pytest.raises(MethodError, match="unknown method 'lapalce'; did you mean 'laplace'"):
+        get_method("lapalce")
