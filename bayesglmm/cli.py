@@ -183,31 +183,37 @@ def _parser() -> argparse.ArgumentParser:
 # commands
 
 
+def _build_model(args, data, data_hint: str):
+    """The model of ``fit`` and ``compare``: a formula with --data, or a spec by name or path.
+
+    Returns the model, the name its output files take, and the spec (None for a formula).
+    """
+    from .model import GLMM
+    from .specs import load_spec
+
+    if "~" in args.model:
+        if data is None:
+            raise CLIError(f"a formula needs --data {data_hint} (got formula {args.model!r})")
+        model = GLMM(args.model, data, family=args.family or "binomial", link=args.link)
+        return model, "model", None
+    spec = load_spec(args.model)
+    if args.family or args.link:
+        raise CLIError(
+            f"--family and --link apply to a formula; a spec sets its own (edit {spec.path})"
+        )
+    return spec.build(data=data), spec.name, spec
+
+
 def _cmd_fit(args) -> int:
     import pandas as pd
 
     from .methods import get_method
-    from .model import GLMM
-    from .specs import load_spec
 
     method = args.method.lower()
     get_method(method)  # an unknown method: one clear line before any data is read
     options = _method_options(args, method)
     data = _read_csv(args.data) if args.data else None
-    spec = None
-    if "~" in args.model:
-        if data is None:
-            raise CLIError(f"a formula needs --data CSV (got formula {args.model!r})")
-        model = GLMM(args.model, data, family=args.family or "binomial", link=args.link)
-        name = "model"
-    else:
-        spec = load_spec(args.model)
-        if args.family or args.link:
-            raise CLIError(
-                f"--family and --link apply to a formula; a spec sets its own (edit {spec.path})"
-            )
-        model = spec.build(data=data)
-        name = spec.name
+    model, name, spec = _build_model(args, data, "CSV")
     print(model)
     if "random_seed" in options:
         print(f"random seed: {options['random_seed']} (--seed to change)")
@@ -224,34 +230,19 @@ def _cmd_fit(args) -> int:
 def _cmd_compare(args) -> int:
     import pandas as pd
 
-    from .comparison import Comparison, plan_methods, references_of, run_plan
-    from .model import GLMM
-    from .specs import load_spec
+    from .comparison import fit_plan, plan_methods, references_of
 
     progressbar = False if args.no_progress else None
     plan = plan_methods(_compare_methods(args), progressbar=progressbar)  # before any data
     data = _data_arg(args.data) if args.data else None
-    if "~" in args.model:
-        if data is None:
-            raise CLIError(f"a formula needs --data CSV_OR_DATASET (got formula {args.model!r})")
-        model = GLMM(args.model, data, family=args.family or "binomial", link=args.link)
-        name = "model"
-    else:
-        spec = load_spec(args.model)
-        if args.family or args.link:
-            raise CLIError(
-                f"--family and --link apply to a formula; a spec sets its own (edit {spec.path})"
-            )
-        model = spec.build(data=data)
-        name = spec.name
+    model, name, _ = _build_model(args, data, "CSV_OR_DATASET")
     refs = references_of(model, None)
     print(model)
     seeds = {p.options["random_seed"] for p in plan if "random_seed" in p.options}
     if seeds:
         print(f"random seed: {', '.join(map(str, sorted(seeds)))} (--seed to change)")
     print("methods: " + ", ".join(p.label for p in plan))
-    fits, skipped, seconds = run_plan(model, plan, progressbar=progressbar)
-    result = Comparison(fits, skipped, seconds, refs, order=[p.label for p in plan])
+    result = fit_plan(model, plan, refs, progressbar=progressbar)
     print()
     with pd.option_context("display.width", 160):
         print(result)
@@ -260,7 +251,7 @@ def _cmd_compare(args) -> int:
     csv = out / f"{name}_compare.csv"
     result.tidy.to_csv(csv, index=False)
     written = [str(csv)]
-    if fits and not args.no_plots:
+    if result.fits and not args.no_plots:
         png = out / f"{name}_compare.png"
         fig = result.plot(png, title=f"{model.formula}")
         _pyplot_close(fig)

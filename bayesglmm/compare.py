@@ -91,9 +91,8 @@ def compare(
 
 
 def _compare_methods(model, methods, random_seed, progressbar, references):
-    from .comparison import Comparison, plan_methods, references_of, run_plan
+    from .comparison import fit_plan, plan_methods, references_of
 
     plan = plan_methods(methods, random_seed=random_seed, progressbar=progressbar)
     refs = references_of(model, references)  # checked before anything fits, too
-    fits, skipped, seconds = run_plan(model, plan, progressbar=progressbar)
-    return Comparison(fits, skipped, seconds, refs, order=[p.label for p in plan])
+    return fit_plan(model, plan, refs, progressbar=progressbar)

@@ -144,6 +144,12 @@ def plan_methods(methods, random_seed=None, progressbar=None) -> list[PlannedFit
 # 2. running it
 
 
+def fit_plan(model, plan: list[PlannedFit], references, progressbar=None) -> Comparison:
+    """Fit ``model`` by each planned method and assemble the :class:`Comparison`."""
+    fits, skipped, seconds = run_plan(model, plan, progressbar=progressbar)
+    return Comparison(fits, skipped, seconds, references, order=[p.label for p in plan])
+
+
 def run_plan(model, plan: list[PlannedFit], progressbar=None):
     """Fit ``model`` by each planned method, in order.
 

@@ -144,11 +144,10 @@ def crossed_pql_iterations(design, cf: CovarianceFactor, reml, max_iter, tol, pr
 
     from ..options import tqdm_progress
     from .pql_working import (
-        PQLState,
         _relative_change,
         _separated,
-        _separation_message,
         _working_parts,
+        final_state,
         glm_start,
         working_response,
     )
@@ -179,12 +178,4 @@ def crossed_pql_iterations(design, cf: CovarianceFactor, reml, max_iter, tol, pr
                 break
             if _separated(design, eta).any():
                 break
-    separation = _separation_message(design, eta)
-    return PQLState(
-        solution=sol,
-        eta=eta,
-        history=history,
-        converged=converged and separation is None,
-        separation=separation,
-        glm_start=glm_info,
-    )
+    return final_state(design, sol, eta, history, converged, glm_info)

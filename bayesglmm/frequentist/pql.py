@@ -75,6 +75,7 @@ from .pql_working import (  # noqa: F401  (re-exported: the public working-model
     _separation_message,
     _variance,
     _working_parts,
+    final_state,
     glm_start,
     working_response,
 )
@@ -154,15 +155,7 @@ def pql_iterations(
                 break
             if _separated(design, eta).any():
                 break  # the estimates drift to infinity: the caller says so
-    separation = _separation_message(design, eta)
-    return PQLState(
-        solution=sol,
-        eta=eta,
-        history=history,
-        converged=converged and separation is None,
-        separation=separation,
-        glm_start=glm_info,
-    )
+    return final_state(design, sol, eta, history, converged, glm_info)
 
 
 def fit_pql(

@@ -124,3 +124,16 @@ def _separation_message(design, eta: np.ndarray) -> str | None:
         f"({shown}), |eta| > {ETA_SEPARATION:g}: complete separation by the fixed effects "
         "(or a random effect); the estimates drift to infinity and are not meaningful"
     )
+
+
+def final_state(design, sol, eta, history, converged: bool, glm_info: dict) -> PQLState:
+    """The state the PQL iteration stopped in; fitted 0/1 probabilities void convergence."""
+    separation = _separation_message(design, eta)
+    return PQLState(
+        solution=sol,
+        eta=eta,
+        history=history,
+        converged=converged and separation is None,
+        separation=separation,
+        glm_start=glm_info,
+    )
