@@ -16,7 +16,8 @@ def test_exp_matches_numpy_over_its_range():
     np.testing.assert_allclose(out, np.exp(a), rtol=REL, atol=0)
     big = np.array([-800.0, 800.0])
     vmath.exp_into(big, out[:2], bits[:2])
-    assert out[0] == np.exp(-700.0) and out[1] == np.exp(700.0)  # clamped
+    # clamped to [-700, 700]
+    np.testing.assert_allclose(out[:2], np.exp([-700.0, 700.0]), rtol=REL, atol=0)
 
 
 def test_log1p_on_the_unit_interval():
@@ -24,3 +25,11 @@ def test_log1p_on_the_unit_interval():
     out = np.empty_like(e)
     vmath.log1p_unit_into(e, out)
     np.testing.assert_allclose(out, np.log1p(e), rtol=REL, atol=0)
+
+
+def test_exp_of_minus_abs():
+    rng = np.random.default_rng(1)
+    a = np.concatenate([rng.normal(0, 5, 20000), np.linspace(-700, 700, 14001), [0.0, -0.0]])
+    out, bits = np.empty_like(a), np.empty(a.shape, dtype=np.int64)
+    vmath.exp_negabs_into(a, out, bits)
+    np.testing.assert_allclose(out, np.exp(-np.abs(a)), rtol=REL, atol=0)

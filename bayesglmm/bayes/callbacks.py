@@ -23,8 +23,9 @@ from . import kernel
 #: header slots: 0 n, 1 p, 2 K, 3 T (terms), 4 family, 5 has dispersion, 6 has offset,
 #: 7 bernoulli, 8..16 addresses of XT, reXT, re_ones, zidxT, offset, y, trials, beta_mu,
 #: beta_sd, 17 sd_scale, 18 (dispersion scale, log-likelihood constant), 19 levels,
-#: 20 columns (the :func:`bayesglmm.bayes.kernel.columnar` layout)
-_HEADER = 21
+#: 20 columns, 21 address and 22 length of the column of each standardized effect (the
+#: :func:`bayesglmm.bayes.kernel.columnar` layout)
+_HEADER = 23
 
 _LOGP_SIG = types.int64(
     types.uint64,
@@ -69,6 +70,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     beta_sd = numba.carray(_pointer(h[16]), (p,), dtype=f8)
     sd_scale = numba.carray(_pointer(h[17]), (k,), dtype=f8)
     scalars = numba.carray(_pointer(h[18]), (2,), dtype=f8)
+    zcol = numba.carray(_pointer(h[21]), (h[22],), dtype=np.int32)
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     lp, g = kernel.logp_grad_columns(
@@ -88,6 +90,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
         scalars[0],
         h[4],
         scalars[1],
+        zcol,
     )
     logp_[0] = lp
     for i in range(dim):
@@ -150,6 +153,7 @@ def callback_model(model, kd):
         disp,
         family,
         lconst,
+        zcol,
     ) = kernel.columnar(kd.args)
     arrays = [
         np.ascontiguousarray(XT, dtype=np.float64),
@@ -161,6 +165,7 @@ def callback_model(model, kd):
             for a in (offset, y, trials, beta_mu, beta_sd, sd_scale)
         ),
     ]
+    zcol = np.ascontiguousarray(zcol, dtype=np.int32)
     scalars = np.array([disp, lconst], dtype=np.float64)
     levels = np.array([t.n_levels for t in d.random], dtype=np.int64)
     columns = np.array([t.n_columns for t in d.random], dtype=np.int64)
@@ -180,10 +185,11 @@ def callback_model(model, kd):
     header[18] = scalars.ctypes.data
     header[19] = levels.ctypes.data
     header[20] = columns.ctypes.data
+    header[21], header[22] = zcol.ctypes.data, zcol.shape[0]
     shapes = [tuple(s) for s in kd.shapes]
     n_expanded = int(sum(int(np.prod(s)) for s in shapes))
     # the arrays must outlive sampling: the model object keeps them
-    keep_alive = {f"array{i}": a for i, a in enumerate([*arrays, scalars, levels, columns])}
+    keep_alive = {f"array{i}": a for i, a in enumerate([*arrays, scalars, levels, columns, zcol])}
 
     def initial_point(seed):
         return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)

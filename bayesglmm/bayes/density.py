@@ -54,6 +54,9 @@ _LOG2 = math.log(2.0)
 _LOGPI = math.log(math.pi)
 _SQRT2 = math.sqrt(2.0)
 _OPTS = dict(cache=True, nogil=True)
+#: the density itself may reassociate its sums over rows and levels, so that they vectorize
+#: (the order-sensitive exp and log1p live in :mod:`vmath`, compiled without it)
+_FAST = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 
 
 @numba.njit(**_OPTS)
@@ -164,7 +167,7 @@ def _row(family, link, y, t, eta, disp, bern):
     return lp, r, da
 
 
-@numba.njit(**_OPTS)
+@numba.njit(**_FAST)
 def logp_grad(
     x,
     XT,
@@ -315,7 +318,7 @@ def logp_grad(
         # exp and log1p vectorized (SIMD), as the specialised kernel
         e = np.empty(n)
         l1 = np.empty(n)
-        vmath.exp_into(-np.abs(eta), e, np.empty(n, dtype=np.int64))
+        vmath.exp_negabs_into(eta, e, np.empty(n, dtype=np.int64))
         vmath.log1p_unit_into(e, l1)
         for i in range(n):
             t, et, ei = trials[i], eta[i], e[i]

@@ -32,14 +32,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG2 = math.log(2.0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _log1pexp(eta):
-    if eta > 0:
-        return eta + math.log1p(math.exp(-eta))
-    return math.log1p(math.exp(eta))
-
-
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def _prior_part(x, beta_mu, beta_sd, sd_scale, disp_scale, family, p, K, q, g):
     """Log prior (with log-transform Jacobians); writes its gradient into ``g``."""
     lp = 0.0
@@ -113,7 +106,12 @@ def logp_grad(
     return lp, g
 
 
-@numba.njit(cache=True, nogil=True)
+#: reductions (sums over rows) may be reassociated, so that they vectorize; nothing else in
+#: these functions depends on the order of floating-point operations
+_FAST = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
+
+
+@numba.njit(**_FAST)
 def _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
     """Linear predictor, column by column (arrays stored one column per row)."""
     p, n = XT.shape
@@ -134,21 +132,28 @@ def _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
     return eta
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_FAST)
 def _residuals(eta, e, l1, y, trials, bernoulli, family, sigma):
     """Log-likelihood and d/d eta per row, given exp(-|eta|) and log1p of it (binomial)
-    or exp(eta) (Poisson) from NumPy's vectorized functions."""
+    or exp(eta) (Poisson) from the vectorized functions of :mod:`vmath`. The residuals
+    are written over ``e``."""
     n = eta.shape[0]
-    r = np.empty(n)
+    r = e
     lp = 0.0
     gsig = 0.0
     if family == BINOMIAL_LOGIT:
-        for i in range(n):
-            t = 1.0 if bernoulli else trials[i]
-            et, ei = eta[i], e[i]
-            lp += y[i] * et - t * (max(et, 0.0) + l1[i])
-            mu = 1.0 / (1.0 + ei) if et > 0 else ei / (1.0 + ei)
-            r[i] = y[i] - t * mu
+        if bernoulli:
+            for i in range(n):
+                et, ei = eta[i], e[i]
+                lp += y[i] * et - (max(et, 0.0) + l1[i])
+                inv = 1.0 / (1.0 + ei)
+                r[i] = y[i] - (inv if et > 0 else ei * inv)
+        else:
+            for i in range(n):
+                t, et, ei = trials[i], eta[i], e[i]
+                lp += y[i] * et - t * (max(et, 0.0) + l1[i])
+                inv = 1.0 / (1.0 + ei)
+                r[i] = y[i] - t * (inv if et > 0 else ei * inv)
     elif family == POISSON_LOG:
         for i in range(n):
             lp += y[i] * eta[i] - e[i]
@@ -163,24 +168,39 @@ def _residuals(eta, e, l1, y, trials, bernoulli, family, sigma):
     return lp, r, gsig
 
 
-@numba.njit(cache=True, nogil=True)
-def _scatter_columns(r, x, XT, reXT, re_ones, zidxT, sd, z0, g):
+@numba.njit(**_FAST)
+def _scatter_columns(r, x, XT, reXT, re_ones, zidxT, zcol, sd, z0, g):
+    """Chain d logp / d eta to the fixed effects, log sds and standardized effects: the
+    residuals are summed per level first (one pass over rows per column), then scaled by
+    the column's sd (one pass over levels)."""
     p, n = XT.shape
     K = zidxT.shape[0]
+    q = zcol.shape[0]
     for j in range(p):
         s = 0.0
         for i in range(n):
             s += r[i] * XT[j, i]
         g[j] += s
+    G = np.zeros(q)
     for c in range(K):
-        s = 0.0
-        sdc = sd[c]
-        for i in range(n):
-            k = z0 + zidxT[c, i]
-            w = r[i] * sdc if re_ones[c] else r[i] * reXT[c, i] * sdc
-            s += w * x[k]
-            g[k] += w
-        g[p + c] += s
+        if re_ones[c]:
+            for i in range(n):
+                G[zidxT[c, i]] += r[i]
+        else:
+            for i in range(n):
+                G[zidxT[c, i]] += r[i] * reXT[c, i]
+    for k in range(q):
+        c = zcol[k]
+        g[p + c] += sd[c] * G[k] * x[z0 + k]
+        g[z0 + k] += sd[c] * G[k]
+
+
+def column_of_effects(re_zidx: np.ndarray, q: int) -> np.ndarray:
+    """The random-effect column of each standardized effect (``re_zidx`` (n, K))."""
+    zcol = np.zeros(q, dtype=np.int32)
+    for c in range(re_zidx.shape[1]):
+        zcol[re_zidx[:, c]] = c
+    return zcol
 
 
 def columnar(args: tuple) -> tuple:
@@ -203,6 +223,7 @@ def columnar(args: tuple) -> tuple:
         disp,
         family,
         lconst,
+        column_of_effects(re_zidx, int(re_zidx.max()) + 1 if re_zidx.size else 0),
     )
 
 
@@ -224,11 +245,14 @@ def logp_grad_columns(
     disp_scale,
     family,
     lconst,
+    zcol,
 ):
     """Same function as :func:`logp_grad` on the :func:`columnar` layout: column-wise loops,
-    indicator columns of random intercepts and unit trials skipped, and the transcendental
-    functions vectorized (:mod:`bayesglmm.bayes.vmath`). Several times faster for many rows;
-    runs without the GIL, so it serves as nutpie's C callback."""
+    indicator columns of random intercepts and unit trials skipped, the transcendental
+    functions and the sums over rows vectorized (:mod:`bayesglmm.bayes.vmath`). Several
+    times faster for many rows; runs without the GIL, so it serves as nutpie's C callback.
+    ``zcol``: the random-effect column of each standardized effect
+    (:func:`column_of_effects`)."""
     p = XT.shape[0]
     K = zidxT.shape[0]
     n = XT.shape[1]
@@ -245,8 +269,8 @@ def logp_grad_columns(
     l1 = e
     if family == BINOMIAL_LOGIT:
         bits = np.empty(n, dtype=np.int64)
-        vmath.exp_into(-np.abs(eta), e, bits)
-        l1 = np.empty(n)
+        vmath.exp_negabs_into(eta, e, bits)
+        l1 = bits.view(np.float64)  # the scratch is free again
         vmath.log1p_unit_into(e, l1)
     elif family == POISSON_LOG:
         bits = np.empty(n, dtype=np.int64)
@@ -254,7 +278,7 @@ def logp_grad_columns(
     else:
         sigma = math.exp(x[z0 + q])
     lpd, r, gsig = _residuals(eta, e, l1, y, trials, bernoulli, family, sigma)
-    _scatter_columns(r, x, XT, reXT, re_ones, zidxT, sd, z0, g)
+    _scatter_columns(r, x, XT, reXT, re_ones, zidxT, zcol[:q], sd, z0, g)
     if family == GAUSSIAN_IDENTITY:
         g[z0 + q] += gsig
     return lp + lpd, g
@@ -274,21 +298,38 @@ def pointwise_loglik(
     p, n = XT.shape
     K = zidxT.shape[0]
     out = np.empty((m, n))
-    for s in numba.prange(m):
-        for i in range(n):
-            e = offset[i]
-            for j in range(p):
-                e += XT[j, i] * beta[s, j]
-            for c in range(K):
-                b = effects[s, zidxT[c, i]]
-                e += b if re_ones[c] else reXT[c, i] * b
-            if family == BINOMIAL_LOGIT:
-                out[s, i] = row_const[i] + y[i] * e - trials[i] * _log1pexp(e)
-            elif family == POISSON_LOG:
-                out[s, i] = row_const[i] + y[i] * e - math.exp(e)
+    for s in numba.prange(m):  # one draw at a time, its rows through the vectorized exp
+        eta = offset.copy()
+        for j in range(p):
+            bj = beta[s, j]
+            for i in range(n):
+                eta[i] += XT[j, i] * bj
+        for c in range(K):
+            if re_ones[c]:
+                for i in range(n):
+                    eta[i] += effects[s, zidxT[c, i]]
             else:
-                d = (y[i] - e) / sigma[s]
-                out[s, i] = -0.5 * d * d - math.log(sigma[s]) - _HALF_LOG_2PI
+                for i in range(n):
+                    eta[i] += reXT[c, i] * effects[s, zidxT[c, i]]
+        if family == BINOMIAL_LOGIT:
+            e = np.empty(n)
+            bits = np.empty(n, dtype=np.int64)
+            vmath.exp_negabs_into(eta, e, bits)
+            l1 = bits.view(np.float64)
+            vmath.log1p_unit_into(e, l1)
+            for i in range(n):
+                et = eta[i]
+                out[s, i] = row_const[i] + y[i] * et - trials[i] * (max(et, 0.0) + l1[i])
+        elif family == POISSON_LOG:
+            e = np.empty(n)
+            vmath.exp_into(eta, e, np.empty(n, dtype=np.int64))
+            for i in range(n):
+                out[s, i] = row_const[i] + y[i] * eta[i] - e[i]
+        else:
+            ls = math.log(sigma[s]) + _HALF_LOG_2PI
+            for i in range(n):
+                d = (y[i] - eta[i]) / sigma[s]
+                out[s, i] = -0.5 * d * d - ls
     return out
 
 
