@@ -8,11 +8,11 @@ with NumPy).
 
 * :func:`exp_into`: Cody-Waite reduction ``x = k ln 2 + r`` with ``|r| <= ln2 / 2``, a
   degree-13 Taylor polynomial for ``exp(r)`` (evaluated by Estrin's scheme, whose shallow
-  dependency tree pipelines better than Horner's chain), and ``2^k`` assembled from its bits. ``k`` is
-  rounded with the ``1.5 * 2^52`` shift (the integer lands in the low bits of the sum), so
-  no float-to-int64 conversion (which AVX2 lacks) stops the loop from vectorizing; the
-  integer work is a second loop of 64-bit adds and shifts. Arguments are clamped to
-  [-700, 700].
+  dependency tree pipelines better than Horner's chain), and ``2^k`` assembled from its
+  bits. ``k`` is rounded with the ``1.5 * 2^52`` shift (the integer lands in the low bits
+  of the sum), so no float-to-int64 conversion (which AVX2 lacks) stops the loop from
+  vectorizing; the integer work is a second loop of 64-bit adds and shifts. Arguments are
+  clamped to [-700, 700].
 * :func:`exp_negabs_into`: ``exp(-|x|)``, the form the logistic log-likelihood needs, without
   a temporary array.
 * :func:`log1p_unit_into`: ``log1p(e) = 2 atanh(u)``, ``u = e / (2 + e)``, for ``e`` in
