@@ -5,9 +5,8 @@ fit them, and frequentist baselines (Laplace, AGQ, PQL, ...) share the same desi
 same result type.
 """
 
-from . import _blas, datasets, priors, study
+from . import _blas, priors
 from .compare import compare
-from .comparison import Comparison
 from .ebp import ebp
 from .errors import (
     BackendNotInstalledError,
@@ -23,12 +22,42 @@ from .errors import (
 )
 from .methods import available_methods
 from .model import GLMM
-from .ppc import posterior_predictive
-from .propriety import ProprietyReport, check_propriety
 from .result import FitResult
 from .sensitivity import powerscale, sensitivity
 from .simulate import simulate
-from .study import parametric_bootstrap, simulation_study
+
+#: imported on first use (``bayesglmm.<name>``), so ``import bayesglmm`` stays light: name ->
+#: (module, attribute or None for the module itself). Names that are also submodules of the
+#: package (compare, ebp, simulate, sensitivity) stay eager: importing the submodule would
+#: set the package attribute to the module.
+_LAZY = {
+    "datasets": ("datasets", None),
+    "study": ("study", None),
+    "parametric_bootstrap": ("study", "parametric_bootstrap"),
+    "simulation_study": ("study", "simulation_study"),
+    "Comparison": ("comparison", "Comparison"),
+    "posterior_predictive": ("ppc", "posterior_predictive"),
+    "ProprietyReport": ("propriety", "ProprietyReport"),
+    "check_propriety": ("propriety", "check_propriety"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = importlib.import_module(f".{module}", __name__)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 # PyTensor's C backend (the PyMC sampling path) links the OpenBLAS of the scipy-openblas32
 # dependency, before its first compile (see bayesglmm/_blas.py)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .errors import DataError, FamilyError
 
@@ -40,7 +40,15 @@ def _logit_mu_eta(eta):
     return np.maximum(p * (1.0 - p), _EPS)
 
 
+def _probit(mu):
+    from scipy import stats  # imported when used: scipy.stats takes a second to import
+
+    return stats.norm.ppf(mu)
+
+
 def _probit_mu_eta(eta):
+    from scipy import stats
+
     return np.maximum(stats.norm.pdf(eta), _EPS)
 
 
@@ -60,7 +68,7 @@ def _log_inv(eta):
 LINKS: dict[str, Link] = {
     "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta),
     "probit": Link(
-        "probit", stats.norm.ppf, lambda e: np.clip(special.ndtr(e), _EPS, 1 - _EPS), _probit_mu_eta
+        "probit", _probit, lambda e: np.clip(special.ndtr(e), _EPS, 1 - _EPS), _probit_mu_eta
     ),
     "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv, _cloglog_mu_eta),
     "log": Link("log", np.log, _log_inv, _log_inv),
@@ -107,6 +115,8 @@ class Family:
         dispersion: float | None = None,
     ) -> np.ndarray:
         """Pointwise log-likelihood, normalizing constants included (as R's ``logLik``)."""
+        from scipy import stats
+
         if self.name == "binomial":
             n = np.ones_like(y) if trials is None else trials
             return stats.binom.logpmf(y, n, np.clip(mu, _EPS, 1 - _EPS))

@@ -167,3 +167,22 @@ def test_prior_classes_carry_no_pymc_construction():
         f"{c.__name__}.{attr}" for c in classes for attr in vars(c) if attr.startswith("build")
     }
     assert builders == set()
+
+
+def test_import_loads_no_heavy_dependency():
+    """``import bayesglmm`` stays light (lazy imports, see ``bayesglmm.__init__``): scipy.stats,
+    the samplers' stack and the study runner load when a fit or a study needs them, and the
+    lazy names still resolve."""
+    code = (
+        "import sys\n"
+        "import bayesglmm as bg\n"
+        "heavy = ('scipy.stats', 'scipy.optimize', 'arviz', 'xarray', 'numba', 'pymc',\n"
+        "         'pytensor', 'nutpie', 'formulae', 'bayesglmm.study', 'bayesglmm.datasets')\n"
+        "loaded = sorted(m for m in heavy if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "assert all(getattr(bg, name) is not None for name in bg.__all__)\n"
+        "from bayesglmm import datasets, parametric_bootstrap, study\n"
+        "assert study.parametric_bootstrap is parametric_bootstrap and datasets.load\n"
+        "assert callable(bg.compare) and callable(bg.sensitivity) and callable(bg.ebp)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -6,8 +6,6 @@ the same diagnostics.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
@@ -15,6 +13,7 @@ from .._warn import warn
 from ..propriety.drift import check_drift
 from ..result import FitResult, build_result
 from ..sensitivity.log_prior import add_log_prior, sampled_priors
+from .diagnostics import ess_rhat_mcse
 from .draws import derived_draws
 from .draws import variable_draws as _draws
 
@@ -30,22 +29,9 @@ class SamplingWarning(UserWarning):
 
 def _ess_rhat(stacked: np.ndarray) -> tuple[np.ndarray, ...]:
     """R-hat, bulk and tail ESS and the Monte Carlo standard error of the mean of every
-    column of ``stacked`` (chain, draw, parameter)."""
-    import arviz as az
-    import xarray as xr
-
-    k = stacked.shape[-1]
-    nan = np.full(k, np.nan)
-    if stacked.shape[1] < 4:
-        return nan, nan, nan, nan
-    ds = xr.Dataset({"x": (("chain", "draw", "parameter"), stacked)})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rhat = az.rhat(ds)["x"].values if stacked.shape[0] > 1 else nan
-        bulk = az.ess(ds, method="bulk")["x"].values
-        tail = az.ess(ds, method="tail")["x"].values
-        mcse = az.mcse(ds, method="mean")["x"].values
-    return rhat, bulk, tail, mcse
+    column of ``stacked`` (chain, draw, parameter): ArviZ's estimators, computed in NumPy
+    (:mod:`bayesglmm.bayes.diagnostics`)."""
+    return ess_rhat_mcse(stacked)
 
 
 def summarize_draws(draws: dict[str, np.ndarray]) -> pd.DataFrame:

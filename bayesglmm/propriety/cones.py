@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 #: an LP slack t_i above this counts as "moved strictly" (t is 0 or 1 at the optimum; the
 #: HiGHS primal feasibility tolerance is 1e-7, so any cut in (1e-6, 1 - 1e-6) is equivalent)
@@ -180,6 +179,8 @@ def recession_cone(M, signs: np.ndarray) -> Cone:
             b_eq = np.zeros(eq.size)
         c = np.concatenate([np.zeros(k), -np.ones(n_ineq)])
         bounds = [(None, None)] * k + [(0.0, 1.0)] * n_ineq
+        from scipy.optimize import linprog  # imported when used (slow to import)
+
         res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
         if res.status != 0:
             raise RuntimeError(f"separation linear program failed: {res.message}")

@@ -27,7 +27,6 @@ priors are included). :class:`~bayesglmm.priors.PowerVariance` and
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ..priors import (
     Cauchy,
@@ -57,6 +56,8 @@ def _arr(v, x):
 
 def prior_logpdf(prior: Prior, x: np.ndarray) -> np.ndarray | None:
     """Log density of ``prior`` at ``x`` (its declared scale); None if not a density here."""
+    from scipy import stats  # imported when used: scipy.stats takes a second to import
+
     x = np.asarray(x, dtype=float)
     if isinstance(prior, Normal):
         return stats.norm.logpdf(x, _arr(prior.mu, x), _arr(prior.sigma, x))

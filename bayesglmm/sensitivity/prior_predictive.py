@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from ..priors import (
     Cauchy,
@@ -32,6 +32,8 @@ from ..priors import (
 
 def draw_prior(prior: Prior, size: tuple, rng) -> np.ndarray:
     """Draws of ``prior`` on its declared scale; raises ValueError when improper."""
+    from scipy import stats  # imported when used: scipy.stats takes a second to import
+
     if prior.improper:
         raise ValueError(f"{prior.describe()} is improper")
     if isinstance(prior, Fixed):
@@ -87,6 +89,8 @@ def _lkj_corr(k: int, eta: float, n: int, rng) -> np.ndarray:
 
 def _random_effects(term, priors, n: int, rng) -> np.ndarray:
     """(n, levels, k) random effects drawn from their prior."""
+    from scipy import stats
+
     k, L = term.n_columns, term.n_levels
     sd_priors = priors.random_sd[term.name]
     if term.correlated and isinstance(priors.correlation[term.name], InverseWishart):
