@@ -333,3 +333,34 @@ def test_general_path_fits_through_the_result_assembly():
     assert a.idata.log_likelihood["yb"].shape == (2, 40, model.design.n)
     for name in a.idata.posterior.data_vars:
         np.testing.assert_array_equal(a.idata.posterior[name], b.idata.posterior[name])
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("sampler_kwargs", "grad_based", "link"),
+    [(None, False, "logit"), ({"use_grad_based_mass_matrix": True}, True, "logit"),
+     (None, False, "probit")],
+)  # fmt: skip
+def test_compiled_path_adapts_the_mass_matrix_from_draw_variances(
+    monkeypatch, sampler_kwargs, grad_based, link
+):
+    """nutpie receives use_grad_based_mass_matrix=False (Stan's and PyMC's variance-based
+    estimate) on both compiled densities unless sampler_kwargs says otherwise."""
+    import nutpie
+
+    seen = {}
+
+    def fake_sample(compiled_model, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(nutpie, "sample", fake_sample)
+    df = _frame()
+    df["yb"] = (df.x > 0).astype(int)
+    model = GLMM("yb ~ x + (1|g)", df, link=link)
+    with pytest.raises(_Stop):
+        model.fit(method="nuts", draws=10, tune=10, chains=1, sampler_kwargs=sampler_kwargs)
+    assert seen["use_grad_based_mass_matrix"] is grad_based
