@@ -33,6 +33,9 @@ from .simulate import simulate
 _LAZY = {
     "datasets": ("datasets", None),
     "study": ("study", None),
+    "comparison": ("comparison", None),
+    "ppc": ("ppc", None),
+    "propriety": ("propriety", None),
     "parametric_bootstrap": ("study", "parametric_bootstrap"),
     "simulation_study": ("study", "simulation_study"),
     "Comparison": ("comparison", "Comparison"),

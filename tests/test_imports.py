@@ -184,5 +184,7 @@ def test_import_loads_no_heavy_dependency():
         "from bayesglmm import datasets, parametric_bootstrap, study\n"
         "assert study.parametric_bootstrap is parametric_bootstrap and datasets.load\n"
         "assert callable(bg.compare) and callable(bg.sensitivity) and callable(bg.ebp)\n"
+        "# the submodules that eager imports used to expose stay attributes of the package\n"
+        "assert bg.propriety.PosteriorProprietyWarning and bg.ppc and bg.comparison.Comparison\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
