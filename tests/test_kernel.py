@@ -349,15 +349,15 @@ def test_compiled_path_adapts_the_mass_matrix_from_draw_variances(
 ):
     """nutpie receives use_grad_based_mass_matrix=False (Stan's and PyMC's variance-based
     estimate) on both compiled densities unless sampler_kwargs says otherwise."""
-    import nutpie
+    from bayesglmm.bayes import nutpie_driver
 
     seen = {}
 
-    def fake_sample(compiled_model, **kwargs):
+    def fake_settings(seed, **kwargs):
         seen.update(kwargs)
         raise _Stop
 
-    monkeypatch.setattr(nutpie, "sample", fake_sample)
+    monkeypatch.setattr(nutpie_driver, "settings_for", fake_settings)
     df = _frame()
     df["yb"] = (df.x > 0).astype(int)
     model = GLMM("yb ~ x + (1|g)", df, link=link)

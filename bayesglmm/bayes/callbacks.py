@@ -6,7 +6,8 @@ the GIL; through C callbacks it does not. The callbacks here are module-level
 ``numba.cfunc``\\ s cached on disk, so a new process compiles nothing: the data reach them
 through ``user_data``, a header of array addresses and sizes.
 
-nutpie's C-callback model class (``nutpie.compile_pymc.CompiledPyMCModel``) is not its
+nutpie samples them through :mod:`bayesglmm.bayes.nutpie_driver`, which uses the classes
+behind nutpie's C-callback models (``nutpie.compile_pymc.CompiledPyMCModel``), not its
 documented entry point, hence the pinned nutpie minor version in ``pyproject.toml``.
 """
 
@@ -134,7 +135,7 @@ def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
 
 def callback_model(model, kd):
     """A nutpie model whose density and expansion are the cached C callbacks."""
-    from nutpie.compile_pymc import CompiledPyMCModel
+    from .nutpie_driver import CallbackModel
 
     d = model.design
     (
@@ -194,18 +195,16 @@ def callback_model(model, kd):
     def initial_point(seed):
         return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
 
-    return CompiledPyMCModel(
-        _n_dim=kd.ndim,
-        dims=dict(kd.dims),
-        _coords=kd.coords,
-        _shapes=dict(zip(kd.names, shapes, strict=True)),
-        compiled_logp_func=_logp_cfunc,
-        compiled_expand_func=_expand_cfunc,
-        initial_point_func=initial_point,
-        shared_data=keep_alive,
-        user_data=header,
+    return CallbackModel(
+        n_dim=kd.ndim,
         n_expanded=n_expanded,
-        shape_info=(kd.names, None, [list(s) for s in shapes]),
-        logp_func=None,
-        expand_func=None,
+        logp_func=_logp_cfunc,
+        expand_func=_expand_cfunc,
+        user_data=header,
+        names=list(kd.names),
+        shapes=shapes,
+        dims=dict(kd.dims),
+        coords=kd.coords,
+        initial_point=initial_point,
+        keep_alive=keep_alive,
     )

@@ -195,8 +195,6 @@ def sample_compiled(
     ``callback``: ``"c"`` (default) hands nutpie the density as cached C callbacks (no GIL,
     no Python per call), ``"python"`` as Python callables (same kernel; kept for checks).
     """
-    from nutpie.compiled_pyfunc import from_pyfunc
-
     nutpie_kwargs = {**NUTPIE_DEFAULTS, **nutpie_kwargs}
     if specialised_reason(model, parameterization) is not None:
         return _sample_general(
@@ -227,6 +225,8 @@ def sample_compiled(
 
         compiled = callback_model(model, kd)
     else:
+        from nutpie.compiled_pyfunc import from_pyfunc
+
         compiled = from_pyfunc(
             kd.ndim,
             make_logp,
@@ -248,21 +248,21 @@ def sample_compiled(
 
 def _run_nutpie(compiled, draws, tune, chains, cores, random_seed, progressbar, target_accept,
                 nutpie_kwargs):  # fmt: skip
-    import nutpie
+    from . import nutpie_driver
 
     seed = int(np.random.SeedSequence(random_seed).generate_state(1)[0])
     # nutpie draws its bar only on a terminal: in a pipe, progress lines of our own
     in_pipe = bool(progressbar) and not _is_terminal(sys.stderr)
     label = f"NUTS (compiled, nutpie): {chains} chains x {tune}+{draws} iterations"
     with _pipe_progress(label) if in_pipe else contextlib.nullcontext():
-        return nutpie.sample(
+        return nutpie_driver.sample(
             compiled,
             draws=draws,
             tune=tune,
             chains=chains,
             cores=cores,
             seed=seed,
-            progress_bar=bool(progressbar) and not in_pipe,
+            progressbar=bool(progressbar) and not in_pipe,
             target_accept=target_accept,
             save_warmup=False,
             **nutpie_kwargs,

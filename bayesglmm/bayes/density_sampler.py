@@ -71,7 +71,7 @@ def _identity_cfunc(dim, n_expanded, x_, out_, user_data):
 def callback_model(dd: DensityData):
     """A nutpie model whose density is :func:`_logp_cfunc` and whose draws are the raw
     unconstrained vectors."""
-    from nutpie.compile_pymc import CompiledPyMCModel
+    from .nutpie_driver import CallbackModel
 
     arrays = []
     for a in dd.args[:-1]:
@@ -86,20 +86,18 @@ def callback_model(dd: DensityData):
     def initial_point(seed):
         return np.random.default_rng(seed).uniform(-1.0, 1.0, dd.ndim)
 
-    return CompiledPyMCModel(
-        _n_dim=dd.ndim,
-        dims={_RAW: (f"{_RAW}_dim",)},
-        _coords={f"{_RAW}_dim": np.arange(dd.ndim)},
-        _shapes={_RAW: (dd.ndim,)},
-        compiled_logp_func=_logp_cfunc,
-        compiled_expand_func=_identity_cfunc,
-        initial_point_func=initial_point,
-        shared_data={f"array{i}": a for i, a in enumerate(arrays)},  # kept alive
-        user_data=header,
+    return CallbackModel(
+        n_dim=dd.ndim,
         n_expanded=dd.ndim,
-        shape_info=([_RAW], None, [[dd.ndim]]),
-        logp_func=None,
-        expand_func=None,
+        logp_func=_logp_cfunc,
+        expand_func=_identity_cfunc,
+        user_data=header,
+        names=[_RAW],
+        shapes=[(dd.ndim,)],
+        dims={_RAW: (f"{_RAW}_dim",)},
+        coords={f"{_RAW}_dim": np.arange(dd.ndim)},
+        initial_point=initial_point,
+        keep_alive={f"array{i}": a for i, a in enumerate(arrays)},
     )
 
 

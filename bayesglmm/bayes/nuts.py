@@ -244,13 +244,18 @@ def backend_options(backend: str, options: dict) -> dict:
 
 
 def _check_nutpie_settings(extra: dict) -> None:
+    if not extra:
+        return
     import inspect
 
-    import nutpie
-    from nutpie import _lib
+    from .nutpie_driver import lib, needs_nutpie_sample
 
-    named = set(inspect.signature(nutpie.sample).parameters) - {"compiled_model", "kwargs"}
-    settings = _lib.PyNutsSettings.Diag(0)
+    named = set()
+    if needs_nutpie_sample(extra):  # a keyword of nutpie.sample itself (imports ArviZ)
+        import nutpie
+
+        named = set(inspect.signature(nutpie.sample).parameters) - {"compiled_model", "kwargs"}
+    settings = lib().PyNutsSettings.Diag(0)
     for key, value in extra.items():
         if key in named:
             continue
