@@ -23,10 +23,10 @@ from . import kernel
 
 #: header slots: 0 n, 1 p, 2 K, 3 T (terms), 4 family, 5 has dispersion, 6 has offset,
 #: 7 bernoulli, 8..16 addresses of XT, reXT, re_ones, zidxT, offset, y, trials, beta_mu,
-#: beta_sd, 17 sd_scale, 18 (dispersion scale, log-likelihood constant), 19 levels,
-#: 20 columns, 21 address and 22 length of the column of each standardized effect (the
+#: beta_sd, 17 sd_scale, 18 (dispersion scale, log-likelihood constant), 19 address and
+#: 20 length of the column of each standardized effect (the
 #: :func:`bayesglmm.bayes.kernel.columnar` layout)
-_HEADER = 23
+_HEADER = 21
 
 _LOGP_SIG = types.int64(
     types.uint64,
@@ -71,7 +71,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     beta_sd = numba.carray(_pointer(h[16]), (p,), dtype=f8)
     sd_scale = numba.carray(_pointer(h[17]), (k,), dtype=f8)
     scalars = numba.carray(_pointer(h[18]), (2,), dtype=f8)
-    zcol = numba.carray(_pointer(h[21]), (h[22],), dtype=np.int32)
+    zcol = numba.carray(_pointer(h[19]), (h[20],), dtype=np.int32)
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     lp, g = kernel.logp_grad_columns(
@@ -104,37 +104,26 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     return 0
 
 
+#: nutpie's name for the unconstrained vector of each draw: the compiled paths store it as
+#: it is and compute the model's variables from all draws at once afterwards (vectorized,
+#: half the values per draw of storing them expanded)
+RAW = "__x"
+
+
 @numba.cfunc(_EXPAND_SIG, cache=True, nopython=True)
-def _expand_cfunc(dim, n_expanded, x_, out_, user_data):
-    """Same layout as :meth:`bayesglmm.bayes.compiled.KernelData.expand`."""
-    h = numba.carray(user_data, (_HEADER,), dtype=np.int64)
-    p, k, n_terms = h[1], h[2], h[3]
-    levels = numba.carray(_pointer(h[19]), (n_terms,), dtype=np.int64)
-    columns = numba.carray(_pointer(h[20]), (n_terms,), dtype=np.int64)
+def raw_expand_cfunc(dim, n_expanded, x_, out_, user_data):
+    """nutpie's expansion of a draw: the unconstrained vector itself."""
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (n_expanded,))
-    for j in range(p):
-        out[j] = x[j]
-    o, c, z = p, 0, p + k
-    for t in range(n_terms):
-        m, width = levels[t], columns[t]
-        for j in range(width):
-            out[o + j] = np.exp(x[p + c + j])
-        o += width
-        size = m * width
-        for r in range(size):
-            out[o + r] = x[z + r]
-            out[o + size + r] = x[z + r] * np.exp(x[p + c + r % width])
-        o += 2 * size
-        z += size
-        c += width
-    if h[5] == 1:
-        out[o] = np.exp(x[z])
+    for i in range(dim):
+        out[i] = x[i]
     return 0
 
 
 def callback_model(model, kd):
-    """A nutpie model whose density and expansion are the cached C callbacks."""
+    """A nutpie model whose density is the cached C callback :func:`_logp_cfunc` and whose
+    draws are the raw unconstrained vectors (:data:`RAW`; named by
+    :meth:`bayesglmm.bayes.compiled.KernelData.expand`)."""
     from .nutpie_driver import CallbackModel
 
     d = model.design
@@ -168,8 +157,6 @@ def callback_model(model, kd):
     ]
     zcol = np.ascontiguousarray(zcol, dtype=np.int32)
     scalars = np.array([disp, lconst], dtype=np.float64)
-    levels = np.array([t.n_levels for t in d.random], dtype=np.int64)
-    columns = np.array([t.n_columns for t in d.random], dtype=np.int64)
     header = np.zeros(_HEADER, dtype=np.int64)
     header[:8] = [
         d.n,
@@ -184,27 +171,23 @@ def callback_model(model, kd):
     for i, a in enumerate(arrays):
         header[8 + i] = a.ctypes.data
     header[18] = scalars.ctypes.data
-    header[19] = levels.ctypes.data
-    header[20] = columns.ctypes.data
-    header[21], header[22] = zcol.ctypes.data, zcol.shape[0]
-    shapes = [tuple(s) for s in kd.shapes]
-    n_expanded = int(sum(int(np.prod(s)) for s in shapes))
+    header[19], header[20] = zcol.ctypes.data, zcol.shape[0]
     # the arrays must outlive sampling: the model object keeps them
-    keep_alive = {f"array{i}": a for i, a in enumerate([*arrays, scalars, levels, columns, zcol])}
+    keep_alive = {f"array{i}": a for i, a in enumerate([*arrays, scalars, zcol])}
 
     def initial_point(seed):
         return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
 
     return CallbackModel(
         n_dim=kd.ndim,
-        n_expanded=n_expanded,
+        n_expanded=kd.ndim,
         logp_func=_logp_cfunc,
-        expand_func=_expand_cfunc,
+        expand_func=raw_expand_cfunc,
         user_data=header,
-        names=list(kd.names),
-        shapes=shapes,
-        dims=dict(kd.dims),
-        coords=kd.coords,
+        names=[RAW],
+        shapes=[(kd.ndim,)],
+        dims={RAW: (f"{RAW}_dim",)},
+        coords={f"{RAW}_dim": np.arange(kd.ndim)},
         initial_point=initial_point,
         keep_alive=keep_alive,
     )

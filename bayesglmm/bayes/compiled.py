@@ -82,31 +82,33 @@ class KernelData:
     coords: dict
 
     def expand(self, x: np.ndarray, design) -> dict:
-        """Named variables (as in the PyMC model) from one unconstrained vector."""
+        """Named variables (as in the PyMC model) from unconstrained vectors ``x``
+        (..., ndim): one draw or all of them at once."""
+        x = np.asarray(x)
+        lead = x.shape[:-1]
         out = {}
         p, K = self.p, self.K
         for term, sl in design.fixed_terms.items():
-            vals = x[sl]
-            out[term] = vals.copy() if sl.stop - sl.start > 1 else vals[:1].reshape(())
-        sd = np.exp(x[p : p + K])
+            out[term] = np.array(x[..., sl] if sl.stop - sl.start > 1 else x[..., sl.start])
+        sd = np.exp(x[..., p : p + K])
         c, z0 = 0, p + K
         for t in design.random:
             k, L = t.n_columns, t.n_levels
-            z = x[z0 : z0 + L * k].reshape(L, k)
-            s = sd[c : c + k]
+            z = x[..., z0 : z0 + L * k].reshape(*lead, L, k)
+            s = sd[..., c : c + k]
             if k == 1:
-                out[f"{t.name}_sigma"] = np.asarray(s[0])
-                out[f"{t.name}_offset"] = z[:, 0].copy()
-                out[t.name] = z[:, 0] * s[0]
+                out[f"{t.name}_sigma"] = np.array(s[..., 0])
+                out[f"{t.name}_offset"] = z[..., 0].copy()
+                out[t.name] = z[..., 0] * s
             else:
                 for j, col in enumerate(t.columns):
-                    out[f"{t.name}_sigma[{col}]"] = np.asarray(s[j])
+                    out[f"{t.name}_sigma[{col}]"] = np.array(s[..., j])
                 out[f"{t.name}_offset"] = z.copy()
-                out[t.name] = z * s[None, :]
+                out[t.name] = z * s[..., None, :]
             c += k
             z0 += L * k
         if self.family == kernel.GAUSSIAN_IDENTITY:
-            out["sigma"] = np.asarray(np.exp(x[z0]))
+            out["sigma"] = np.exp(x[..., z0])
         return out
 
 
@@ -201,6 +203,9 @@ def sample_compiled(
             model, draws, tune, chains, cores, random_seed, progressbar, target_accept,
             log_likelihood, parameterization, nutpie_kwargs,
         )  # fmt: skip
+    from . import nutpie_driver
+    from .callbacks import RAW, callback_model
+
     design = model.design
     kd = kernel_data(model)
     args, logp_grad = kernel.columnar(kd.args), kernel.logp_grad_columns
@@ -213,7 +218,7 @@ def sample_compiled(
 
     def make_expand(seed1, seed2, chain):
         def expand(x, **_):
-            return kd.expand(x, design)
+            return {RAW: x.copy()}
 
         return expand
 
@@ -221,8 +226,6 @@ def sample_compiled(
         return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
 
     if callback == "c":
-        from .callbacks import callback_model
-
         compiled = callback_model(model, kd)
     else:
         from nutpie.compiled_pyfunc import from_pyfunc
@@ -231,17 +234,23 @@ def sample_compiled(
             kd.ndim,
             make_logp,
             make_expand,
-            [np.dtype("float64")] * len(kd.names),
-            kd.shapes,
-            kd.names,
-            coords=kd.coords,
-            dims=kd.dims,
+            [np.dtype("float64")],
+            [(kd.ndim,)],
+            [RAW],
+            coords={f"{RAW}_dim": np.arange(kd.ndim)},
+            dims={RAW: (f"{RAW}_dim",)},
             make_initial_point_fn=init,
         )
     idata = _run_nutpie(
         compiled, draws, tune, chains, cores, random_seed, progressbar, target_accept,
         nutpie_kwargs,
     )  # fmt: skip
+    raw = idata.posterior[RAW]
+    posterior = nutpie_driver.named_posterior(
+        raw, kd.expand(raw.values, design), kd.dims, kd.coords
+    )
+    del idata.posterior
+    idata.add_groups({"posterior": posterior})
     _add_data_groups(idata, model, kd, log_likelihood)
     return idata
 

@@ -13,13 +13,12 @@ import numba
 import numpy as np
 
 from . import density
-from .callbacks import _EXPAND_SIG, _LOGP_SIG, _pointer
+from .callbacks import _LOGP_SIG, RAW, _pointer, raw_expand_cfunc
 from .density_layout import DensityData, density_data, pointwise_loglik
 
 #: header: 0 n, 1 p, 2 K, 3 T, then the addresses of the 17 arrays of ``DensityData.args``
 #: (``lconst`` as a one-element array)
 _HEADER = 4 + 17
-_RAW = "__x"
 
 
 @numba.cfunc(_LOGP_SIG, cache=True, nopython=True)
@@ -59,15 +58,6 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     return 0
 
 
-@numba.cfunc(_EXPAND_SIG, cache=True, nopython=True)
-def _identity_cfunc(dim, n_expanded, x_, out_, user_data):
-    x = numba.carray(x_, (dim,))
-    out = numba.carray(out_, (n_expanded,))
-    for i in range(dim):
-        out[i] = x[i]
-    return 0
-
-
 def callback_model(dd: DensityData):
     """A nutpie model whose density is :func:`_logp_cfunc` and whose draws are the raw
     unconstrained vectors."""
@@ -90,12 +80,12 @@ def callback_model(dd: DensityData):
         n_dim=dd.ndim,
         n_expanded=dd.ndim,
         logp_func=_logp_cfunc,
-        expand_func=_identity_cfunc,
+        expand_func=raw_expand_cfunc,
         user_data=header,
-        names=[_RAW],
+        names=[RAW],
         shapes=[(dd.ndim,)],
-        dims={_RAW: (f"{_RAW}_dim",)},
-        coords={f"{_RAW}_dim": np.arange(dd.ndim)},
+        dims={RAW: (f"{RAW}_dim",)},
+        coords={f"{RAW}_dim": np.arange(dd.ndim)},
         initial_point=initial_point,
         keep_alive={f"array{i}": a for i, a in enumerate(arrays)},
     )
@@ -104,17 +94,9 @@ def callback_model(dd: DensityData):
 def named_posterior(raw, dd: DensityData, model):
     """The posterior Dataset of the PyMC model's variables from the raw draws (a
     DataArray (chain, draw, ndim))."""
-    import xarray as xr
+    from .nutpie_driver import named_posterior as dataset
 
-    values = dd.expand(np.asarray(raw.values), model)
-    coords = {"chain": raw.chain.values, "draw": raw.draw.values}
-    data = {}
-    for name, arr in values.items():
-        dims = dd.dims.get(name, ())
-        for dim in dims:
-            coords.setdefault(dim, dd.coords[dim])
-        data[name] = (("chain", "draw", *dims), arr)
-    return xr.Dataset(data, coords=coords, attrs=dict(raw.attrs))
+    return dataset(raw, dd.expand(np.asarray(raw.values), model), dd.dims, dd.coords)
 
 
 def log_likelihood_group(model, posterior, obs_dim: str):

@@ -252,3 +252,18 @@ def _to_inference_data(results, settings, model: CallbackModel, save_warmup: boo
         coords={name: pd.Index(vals) for name, vals in model.coords.items()},
         save_warmup=save_warmup,
     )
+
+
+def named_posterior(raw, values: dict, dims: dict, coords: dict):
+    """A posterior Dataset from the raw draws ``raw`` (DataArray (chain, draw, ndim)) and
+    the named variables ``values`` computed from them (name -> (chain, draw, ...))."""
+    import xarray as xr
+
+    all_coords = {"chain": raw.chain.values, "draw": raw.draw.values}
+    data = {}
+    for name, arr in values.items():
+        var_dims = dims.get(name, ())
+        for dim in var_dims:
+            all_coords.setdefault(dim, coords[dim])
+        data[name] = (("chain", "draw", *var_dims), arr)
+    return xr.Dataset(data, coords=all_coords, attrs=dict(raw.attrs))
