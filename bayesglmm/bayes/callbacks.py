@@ -124,8 +124,6 @@ def callback_model(model, kd):
     """A nutpie model whose density is the cached C callback :func:`_logp_cfunc` and whose
     draws are the raw unconstrained vectors (:data:`RAW`; named by
     :meth:`bayesglmm.bayes.compiled.KernelData.expand`)."""
-    from .nutpie_driver import CallbackModel
-
     d = model.design
     (
         XT,
@@ -175,19 +173,27 @@ def callback_model(model, kd):
     # the arrays must outlive sampling: the model object keeps them
     keep_alive = {f"array{i}": a for i, a in enumerate([*arrays, scalars, zcol])}
 
+    return raw_model(kd.ndim, _logp_cfunc, header, keep_alive)
+
+
+def raw_model(ndim: int, logp_cfunc, header: np.ndarray, keep_alive: dict):
+    """A nutpie model of the C callback ``logp_cfunc`` reading ``header``, whose draws are
+    the raw unconstrained vectors (:data:`RAW`), each chain starting uniformly in (-1, 1)."""
+    from .nutpie_driver import CallbackModel
+
     def initial_point(seed):
-        return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
+        return np.random.default_rng(seed).uniform(-1.0, 1.0, ndim)
 
     return CallbackModel(
-        n_dim=kd.ndim,
-        n_expanded=kd.ndim,
-        logp_func=_logp_cfunc,
+        n_dim=ndim,
+        n_expanded=ndim,
+        logp_func=logp_cfunc,
         expand_func=raw_expand_cfunc,
         user_data=header,
         names=[RAW],
-        shapes=[(kd.ndim,)],
+        shapes=[(ndim,)],
         dims={RAW: (f"{RAW}_dim",)},
-        coords={f"{RAW}_dim": np.arange(kd.ndim)},
+        coords={f"{RAW}_dim": np.arange(ndim)},
         initial_point=initial_point,
         keep_alive=keep_alive,
     )

@@ -284,13 +284,14 @@ def _sample_general(model, draws, tune, chains, cores, random_seed, progressbar,
     import xarray as xr
 
     from . import density_sampler
+    from .callbacks import RAW
 
     dd, compiled = density_sampler.prepare(model, parameterization)
     idata = _run_nutpie(
         compiled, draws, tune, chains, cores, random_seed, progressbar, target_accept,
         nutpie_kwargs,
     )  # fmt: skip
-    posterior = density_sampler.named_posterior(idata.posterior["__x"], dd, model)
+    posterior = density_sampler.named_posterior(idata.posterior[RAW], dd, model)
     d = model.design
     name = d.spec.response.name
     obs_dim = f"{name}_dim_0"

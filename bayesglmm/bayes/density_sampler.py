@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from . import density
-from .callbacks import _LOGP_SIG, RAW, _pointer, raw_expand_cfunc
+from .callbacks import _LOGP_SIG, _pointer, raw_model
 from .density_layout import DensityData, density_data, pointwise_loglik
 
 #: header: 0 n, 1 p, 2 K, 3 T, then the addresses of the 17 arrays of ``DensityData.args``
@@ -61,8 +61,6 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
 def callback_model(dd: DensityData):
     """A nutpie model whose density is :func:`_logp_cfunc` and whose draws are the raw
     unconstrained vectors."""
-    from .nutpie_driver import CallbackModel
-
     arrays = []
     for a in dd.args[:-1]:
         arrays.append(np.ascontiguousarray(a))
@@ -73,22 +71,7 @@ def callback_model(dd: DensityData):
     for i, a in enumerate(arrays):
         header[4 + i] = a.ctypes.data
 
-    def initial_point(seed):
-        return np.random.default_rng(seed).uniform(-1.0, 1.0, dd.ndim)
-
-    return CallbackModel(
-        n_dim=dd.ndim,
-        n_expanded=dd.ndim,
-        logp_func=_logp_cfunc,
-        expand_func=raw_expand_cfunc,
-        user_data=header,
-        names=[RAW],
-        shapes=[(dd.ndim,)],
-        dims={RAW: (f"{RAW}_dim",)},
-        coords={f"{RAW}_dim": np.arange(dd.ndim)},
-        initial_point=initial_point,
-        keep_alive={f"array{i}": a for i, a in enumerate(arrays)},
-    )
+    return raw_model(dd.ndim, _logp_cfunc, header, {f"array{i}": a for i, a in enumerate(arrays)})
 
 
 def named_posterior(raw, dd: DensityData, model):
