@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from . import vmath
+from .kernel import _FAST, residual_sums
 
 BINOMIAL, POISSON, GAUSSIAN, NEGBIN = 0, 1, 2, 3
 LOGIT, PROBIT, CLOGLOG, LOG, IDENTITY = 0, 1, 2, 3, 4
@@ -54,9 +55,8 @@ _LOG2 = math.log(2.0)
 _LOGPI = math.log(math.pi)
 _SQRT2 = math.sqrt(2.0)
 _OPTS = dict(cache=True, nogil=True)
-#: the density itself may reassociate its sums over rows and levels, so that they vectorize
-#: (the order-sensitive exp and log1p live in :mod:`vmath`, compiled without it)
-_FAST = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
+# the density itself may reassociate its sums over rows and levels (kernel._FAST), so that
+# they vectorize; the order-sensitive exp and log1p live in :mod:`vmath`, compiled without it
 
 
 @numba.njit(**_OPTS)
@@ -338,19 +338,7 @@ def logp_grad(
             gdisp += di
     if dcode >= 0:
         g[dpos] = dlp_u + gdisp * ddisp
-    for j in range(p):
-        s = 0.0
-        for i in range(n):
-            s += r[i] * XT[j, i]
-        g[j] += s
-    gb = np.zeros(q)
-    for c in range(K):
-        if re_ones[c]:
-            for i in range(n):
-                gb[zidxT[c, i]] += r[i]
-        else:
-            for i in range(n):
-                gb[zidxT[c, i]] += r[i] * reXT[c, i]
+    gb = residual_sums(r, XT, reXT, re_ones, zidxT, q, g)
     # chain rule from b to what is sampled
     for t in range(T):
         k, L, boff, corr = terms[t, 0], terms[t, 1], terms[t, 2], terms[t, 3]

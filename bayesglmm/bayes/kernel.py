@@ -169,13 +169,12 @@ def _residuals(eta, e, l1, y, trials, bernoulli, family, sigma):
 
 
 @numba.njit(**_FAST)
-def _scatter_columns(r, x, XT, reXT, re_ones, zidxT, zcol, sd, z0, g):
-    """Chain d logp / d eta to the fixed effects, log sds and standardized effects: the
-    residuals are summed per level first (one pass over rows per column), then scaled by
-    the column's sd (one pass over levels)."""
+def residual_sums(r, XT, reXT, re_ones, zidxT, q, g):
+    """d logp / d eta (``r``) chained to the fixed effects, added to ``g[:p]``, and summed
+    per level of each random-effect column (returned, length ``q``): one pass over the rows
+    per column."""
     p, n = XT.shape
     K = zidxT.shape[0]
-    q = zcol.shape[0]
     for j in range(p):
         s = 0.0
         for i in range(n):
@@ -189,6 +188,17 @@ def _scatter_columns(r, x, XT, reXT, re_ones, zidxT, zcol, sd, z0, g):
         else:
             for i in range(n):
                 G[zidxT[c, i]] += r[i] * reXT[c, i]
+    return G
+
+
+@numba.njit(**_FAST)
+def _scatter_columns(r, x, XT, reXT, re_ones, zidxT, zcol, sd, z0, g):
+    """Chain d logp / d eta to the fixed effects, log sds and standardized effects: the
+    residuals are summed per level first (:func:`residual_sums`), then scaled by the
+    column's sd (one pass over levels)."""
+    p = XT.shape[0]
+    q = zcol.shape[0]
+    G = residual_sums(r, XT, reXT, re_ones, zidxT, q, g)
     for k in range(q):
         c = zcol[k]
         g[p + c] += sd[c] * G[k] * x[z0 + k]
