@@ -328,7 +328,7 @@ def sbc_sample(df, truth, rng, break_prior: bool = False):
     if break_prior:  # for the check that this test can fail: Exponential(2) read as (0.5)
         dd.args[11][0, 0] = 0.5
     idata = nutpie.sample(
-        density_sampler.callback_model(dd),
+        density_sampler.callback_model(dd, model.design),
         draws=SBC_DRAWS * SBC_THIN,
         tune=300,
         chains=1,

@@ -364,3 +364,60 @@ def test_compiled_path_adapts_the_mass_matrix_from_draw_variances(
     with pytest.raises(_Stop):
         model.fit(method="nuts", draws=10, tune=10, chains=1, sampler_kwargs=sampler_kwargs)
     assert seen["use_grad_based_mass_matrix"] is grad_based
+
+
+def test_chains_start_near_the_glm_fit_without_random_effects():
+    """The fixed effects start within two standard errors of the GLM without random
+    effects; the other coordinates in (-1, 1). Salamander, Mate ~ 0 + Cross: the GLM is
+    saturated in Cross, so R's ``glm(Mate ~ 0 + Cross, binomial(link))`` has closed forms:
+    estimate link(p_j) and standard error sqrt(p_j (1 - p_j) / n_j) / mu_eta, p_j the mating
+    proportion of cross j (n_j = 90)."""
+    from scipy import stats
+
+    from bayesglmm import datasets
+    from bayesglmm.bayes import density_sampler
+    from bayesglmm.bayes.callbacks import callback_model, start_box
+
+    sal = datasets.load("salamander")
+    grp = sal.groupby("Cross")["Mate"].agg(["mean", "count"])
+    p, n = grp["mean"].to_numpy(), grp["count"].to_numpy()
+    expected = {
+        "logit": (np.log(p / (1 - p)), np.sqrt(1 / (n * p * (1 - p)))),
+        "probit": (
+            stats.norm.ppf(p),
+            np.sqrt(p * (1 - p) / n) / stats.norm.pdf(stats.norm.ppf(p)),
+        ),
+    }
+    for link, (est, se) in expected.items():
+        model = GLMM("Mate ~ 0 + Cross + (1|Female) + (1|Male)", sal, link=link)
+        if link == "logit":  # the specialised kernel
+            kd = compiled.kernel_data(model)
+            cm, ndim = callback_model(model, kd), kd.ndim
+        else:  # the general density
+            dd, cm = density_sampler.prepare(model, "noncentered")
+            ndim = dd.ndim
+        centre, half = start_box(model.design, ndim)
+        np.testing.assert_allclose(centre[:4], est, rtol=1e-8)
+        np.testing.assert_allclose(half[:4], 2 * se, rtol=1e-6)
+        assert np.all(centre[4:] == 0.0) and np.all(half[4:] == 1.0)
+        for seed in range(5):
+            x0 = cm.initial_point(seed)
+            assert np.all(np.abs(x0 - centre) <= half)
+        # not all chains start at the same point
+        assert not np.allclose(cm.initial_point(0), cm.initial_point(1))
+
+    # Gaussian: ordinary least squares (numpy's polyfit, its own implementation)
+    df = _frame(3, 200)
+    df["y"] = 5.0 + 2.0 * df.x + np.random.default_rng(0).normal(size=200)
+    model = GLMM("y ~ x + (1|g)", df, family="gaussian")
+    coef, cov = np.polyfit(df.x, df.y, 1, cov="unscaled")
+    s2 = np.sum((df.y - np.polyval(coef, df.x)) ** 2) / (200 - 2)
+    centre, half = start_box(model.design, compiled.kernel_data(model).ndim)
+    np.testing.assert_allclose(centre[:2], coef[::-1], rtol=1e-8)
+    np.testing.assert_allclose(half[:2], 2 * np.sqrt(s2 * np.diag(cov))[::-1], rtol=1e-6)
+
+    # complete separation: no finite GLM estimate, the fixed effects start in (-1, 1)
+    df["yb"] = (df.x > 0).astype(int)
+    model = GLMM("yb ~ x + (1|g)", df)
+    centre, half = start_box(model.design, compiled.kernel_data(model).ndim)
+    assert np.all(centre == 0.0) and np.all(half == 1.0)

@@ -204,7 +204,7 @@ def sample_compiled(
             log_likelihood, parameterization, nutpie_kwargs,
         )  # fmt: skip
     from . import nutpie_driver
-    from .callbacks import RAW, callback_model
+    from .callbacks import RAW, callback_model, start_box
 
     design = model.design
     kd = kernel_data(model)
@@ -222,13 +222,15 @@ def sample_compiled(
 
         return expand
 
-    def init(seed):
-        return np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
-
     if callback == "c":
         compiled = callback_model(model, kd)
     else:
         from nutpie.compiled_pyfunc import from_pyfunc
+
+        centre, half = start_box(design, kd.ndim)
+
+        def init(seed):
+            return centre + half * np.random.default_rng(seed).uniform(-1.0, 1.0, kd.ndim)
 
         compiled = from_pyfunc(
             kd.ndim,

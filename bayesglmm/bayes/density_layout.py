@@ -197,7 +197,7 @@ def density_data(model, parameterization: str = "noncentered") -> DensityData:
     link = _LINKS.get(d.family.link.name, dens.IDENTITY)
     K = sum(t.n_columns for t in d.random)
     reXT = np.zeros((K, n))
-    zidxT = np.zeros((K, n), dtype=np.int32)
+    zidxT = np.zeros((K, n), dtype=np.uint32)
     scode = np.zeros(K, dtype=np.int64)
     spar = np.zeros((K, 3))
     sscale = np.zeros(K, dtype=np.int64)

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from . import density
-from .callbacks import _LOGP_SIG, _pointer, raw_model
+from .callbacks import _LOGP_SIG, _pointer, raw_model, start_box
 from .density_layout import DensityData, density_data, pointwise_loglik
 
 #: header: 0 n, 1 p, 2 K, 3 T, then the addresses of the 17 arrays of ``DensityData.args``
@@ -34,7 +34,7 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
         numba.carray(_pointer(h[7]), (n,), dtype=f8),
         numba.carray(_pointer(h[8]), (k, n), dtype=f8),
         numba.carray(_pointer(h[9]), (k,), dtype=np.bool_),
-        numba.carray(_pointer(h[10]), (k, n), dtype=np.int32),
+        numba.carray(_pointer(h[10]), (k, n), dtype=np.uint32),
         numba.carray(_pointer(h[11]), (13,), dtype=i8),
         numba.carray(_pointer(h[12]), (p,), dtype=i8),
         numba.carray(_pointer(h[13]), (p, 3), dtype=f8),
@@ -58,9 +58,9 @@ def _logp_cfunc(dim, x_, out_, logp_, user_data):
     return 0
 
 
-def callback_model(dd: DensityData):
+def callback_model(dd: DensityData, design):
     """A nutpie model whose density is :func:`_logp_cfunc` and whose draws are the raw
-    unconstrained vectors."""
+    unconstrained vectors, each chain started in :func:`~.callbacks.start_box`."""
     arrays = []
     for a in dd.args[:-1]:
         arrays.append(np.ascontiguousarray(a))
@@ -71,7 +71,8 @@ def callback_model(dd: DensityData):
     for i, a in enumerate(arrays):
         header[4 + i] = a.ctypes.data
 
-    return raw_model(dd.ndim, _logp_cfunc, header, {f"array{i}": a for i, a in enumerate(arrays)})
+    keep_alive = {f"array{i}": a for i, a in enumerate(arrays)}
+    return raw_model(dd.ndim, _logp_cfunc, header, keep_alive, start_box(design, dd.ndim))
 
 
 def named_posterior(raw, dd: DensityData, model):
@@ -99,4 +100,4 @@ def log_likelihood_group(model, posterior, obs_dim: str):
 def prepare(model, parameterization: str):
     """(DensityData, nutpie model) for ``model``."""
     dd = density_data(model, parameterization)
-    return dd, callback_model(dd)
+    return dd, callback_model(dd, model.design)

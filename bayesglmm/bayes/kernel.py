@@ -121,14 +121,16 @@ def _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
         b = x[j]
         for i in range(n):
             eta[i] += XT[j, i] * b
+    xz = x[z0:]  # indexed by unsigned integers: no negative-index wraparound per row
     for c in range(K):
         s = sd[c]
+        zc = zidxT[c]
         if re_ones[c]:
             for i in range(n):
-                eta[i] += s * x[z0 + zidxT[c, i]]
+                eta[i] += s * xz[zc[i]]
         else:
             for i in range(n):
-                eta[i] += reXT[c, i] * s * x[z0 + zidxT[c, i]]
+                eta[i] += reXT[c, i] * s * xz[zc[i]]
     return eta
 
 
@@ -182,12 +184,13 @@ def residual_sums(r, XT, reXT, re_ones, zidxT, q, g):
         g[j] += s
     G = np.zeros(q)
     for c in range(K):
+        zc = zidxT[c]
         if re_ones[c]:
             for i in range(n):
-                G[zidxT[c, i]] += r[i]
+                G[zc[i]] += r[i]
         else:
             for i in range(n):
-                G[zidxT[c, i]] += r[i] * reXT[c, i]
+                G[zc[i]] += r[i] * reXT[c, i]
     return G
 
 
@@ -221,7 +224,7 @@ def columnar(args: tuple) -> tuple:
         np.ascontiguousarray(X.T),
         np.ascontiguousarray(re_x.T),
         re_ones,
-        np.ascontiguousarray(re_zidx.T.astype(np.int32)),
+        np.ascontiguousarray(re_zidx.T.astype(np.uint32)),
         offset,
         bool(np.any(offset != 0.0)),
         y,

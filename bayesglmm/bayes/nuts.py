@@ -114,7 +114,8 @@ def fit_nuts(
     start : dict or list of dict, optional
         Initial values ``{variable: value}`` (one dict, or one per chain), as
         :func:`pymc.sample`'s ``initvals``; PyMC-model backends only (the compiled density
-        starts each chain uniformly in (-1, 1) on the unconstrained scale).
+        starts each chain uniformly in (-1, 1) on the unconstrained scale, the fixed effects
+        within two standard errors of the GLM fit without random effects).
     init : str, optional
         :func:`pymc.sample`'s initialization (``"jitter+adapt_diag"`` ...); with
         ``nuts_sampler="pymc"`` only (nutpie adapts its own mass matrix).
@@ -229,8 +230,8 @@ def backend_options(backend: str, options: dict) -> dict:
     if start is not None and backend == "compiled":
         raise OptionError(
             "start (initial values) needs a PyMC-model backend; the compiled density starts "
-            "each chain uniformly in (-1, 1) on the unconstrained scale: drop start or pass "
-            "nuts_sampler='pymc'"
+            "each chain at random near the GLM fit without random effects: drop start or "
+            "pass nuts_sampler='pymc'"
         )
     if backend == "compiled":
         _check_nutpie_settings(extra)
