@@ -421,3 +421,17 @@ def test_chains_start_near_the_glm_fit_without_random_effects():
     model = GLMM("yb ~ x + (1|g)", df)
     centre, half = start_box(model.design, compiled.kernel_data(model).ndim)
     assert np.all(centre == 0.0) and np.all(half == 1.0)
+
+
+def test_many_fixed_effect_columns_skip_the_glm_start(monkeypatch):
+    """Above the column limit (an IRLS iteration costs n p^2) the chains start in (-1, 1)."""
+    from bayesglmm.bayes import callbacks
+
+    df = _frame(3, 200)
+    df["y"] = 5.0 + 2.0 * df.x + np.random.default_rng(0).normal(size=200)
+    model = GLMM("y ~ x + (1|g)", df, family="gaussian")
+    ndim = compiled.kernel_data(model).ndim
+    assert not np.all(callbacks.start_box(model.design, ndim)[0] == 0.0)
+    monkeypatch.setattr(callbacks, "_GLM_START_MAX_COLUMNS", 1)
+    centre, half = callbacks.start_box(model.design, ndim)
+    assert np.all(centre == 0.0) and np.all(half == 1.0)

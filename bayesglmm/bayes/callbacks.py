@@ -176,6 +176,12 @@ def callback_model(model, kd):
     return raw_model(kd.ndim, _logp_cfunc, header, keep_alive, start_box(d, kd.ndim))
 
 
+#: above this many fixed-effect columns the chains start in (-1, 1): an IRLS iteration costs
+#: n p^2 against n p per gradient, so the GLM would cost more than a few percent of a default
+#: fit (100,000 rows and 100 columns: 3.6 s)
+_GLM_START_MAX_COLUMNS = 500
+
+
 def start_box(design, ndim: int) -> tuple[np.ndarray, np.ndarray]:
     """Centre and half-width of the box each chain's initial point is drawn from, uniformly,
     on the unconstrained scale.
@@ -187,7 +193,8 @@ def start_box(design, ndim: int) -> tuple[np.ndarray, np.ndarray]:
     started there spends its first warm-up iterations on trees hundreds of leapfrog steps
     deep. On the 10,000-row crossed benchmark this start took 10% fewer gradients over seeds
     1-5 (benchmarks/results/nuts_issue12.txt). Where the GLM does not converge, or its
-    fitted probabilities reach 0 or 1 (separation), the fixed effects start in (-1, 1).
+    fitted probabilities reach 0 or 1 (separation), or there are more than
+    :data:`_GLM_START_MAX_COLUMNS` fixed-effect columns, the fixed effects start in (-1, 1).
     """
     centre, half = np.zeros(ndim), np.ones(ndim)
     fit = _glm_estimate(design)
@@ -201,7 +208,7 @@ def _glm_estimate(design) -> tuple[np.ndarray, np.ndarray] | None:
     """(estimate, standard errors) of the GLM without random effects, or None."""
     from ..frequentist import pql_working as pw
 
-    if design.p == 0:
+    if design.p == 0 or design.p > _GLM_START_MAX_COLUMNS:
         return None
     y, weights = pw._working_parts(design, None)
     with np.errstate(all="ignore"):
