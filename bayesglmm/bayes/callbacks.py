@@ -211,18 +211,21 @@ def _glm_estimate(design) -> tuple[np.ndarray, np.ndarray] | None:
     if design.p == 0 or design.p > _GLM_START_MAX_COLUMNS:
         return None
     y, weights = pw._working_parts(design, None)
-    with np.errstate(all="ignore"):
-        eta, info = pw.glm_start(design, y, weights)
-        lin = eta - design.offset
-        binomial = design.family.name == "binomial"
-        if not info["converged"] or (binomial and np.abs(lin).max() > pw.ETA_SEPARATION):
-            return None
-        beta = np.linalg.lstsq(design.X, lin, rcond=None)[0]
-        z, w = pw.working_response(design, eta, y, weights)
-        phi = 1.0
-        if design.family.name == "gaussian":  # residual variance
-            phi = float(np.sum(w * (z - lin) ** 2) / max(design.n - design.p, 1))
-        cov = np.linalg.pinv(design.X.T @ (w[:, None] * design.X)) * phi
+    try:
+        with np.errstate(all="ignore"):
+            eta, info = pw.glm_start(design, y, weights)
+            lin = eta - design.offset
+            binomial = design.family.name == "binomial"
+            if not info["converged"] or (binomial and np.abs(lin).max() > pw.ETA_SEPARATION):
+                return None
+            beta = np.linalg.lstsq(design.X, lin, rcond=None)[0]
+            z, w = pw.working_response(design, eta, y, weights)
+            phi = 1.0
+            if design.family.name == "gaussian":  # residual variance
+                phi = float(np.sum(w * (z - lin) ** 2) / max(design.n - design.p, 1))
+            cov = np.linalg.pinv(design.X.T @ (w[:, None] * design.X)) * phi
+    except np.linalg.LinAlgError:  # a start point only: fall back to (-1, 1)
+        return None
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(se))):
         return None
