@@ -142,7 +142,7 @@ def callback_model(model, kd):
         family,
         lconst,
         zcol,
-    ) = kernel.columnar(kd.args)
+    ) = kd.columns
     arrays = [
         np.ascontiguousarray(XT, dtype=np.float64),
         np.ascontiguousarray(reXT, dtype=np.float64),

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -80,6 +81,12 @@ class KernelData:
     shapes: list
     dims: dict
     coords: dict
+
+    @cached_property
+    def columns(self) -> tuple:
+        """``args`` in the layout of :func:`~.kernel.logp_grad_columns`
+        (:func:`~.kernel.columnar`), built once for the sampler and the log-likelihood."""
+        return kernel.columnar(self.args)
 
     def expand(self, x: np.ndarray, design) -> dict:
         """Named variables (as in the PyMC model) from unconstrained vectors ``x``
@@ -208,7 +215,7 @@ def sample_compiled(
 
     design = model.design
     kd = kernel_data(model)
-    args, logp_grad = kernel.columnar(kd.args), kernel.logp_grad_columns
+    args, logp_grad = kd.columns, kernel.logp_grad_columns
 
     def make_logp():
         def logp(x, **_):
@@ -367,7 +374,7 @@ def _add_data_groups(idata, model, kd: KernelData, log_likelihood: bool) -> None
             else np.zeros((nc * nd, 0))
         )
         sigma = post["sigma"].values.reshape(-1) if "sigma" in post else np.ones(nc * nd)
-        XT, reXT, re_ones, zidxT, offset, _, y, trials, *_ = kernel.columnar(kd.args)
+        XT, reXT, re_ones, zidxT, offset, _, y, trials, *_ = kd.columns
         ll = kernel.pointwise_loglik(
             beta,
             effects,
