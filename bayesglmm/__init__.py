@@ -5,9 +5,9 @@ fit them, and frequentist baselines (Laplace, AGQ, PQL, ...) share the same desi
 same result type.
 """
 
-from . import _blas, priors
-from .compare import compare
-from .ebp import ebp
+from . import _blas, _compat
+from .analysis.compare import compare
+from .analysis.sensitivity import powerscale, sensitivity
 from .errors import (
     BackendNotInstalledError,
     BayesGLMMError,
@@ -20,29 +20,39 @@ from .errors import (
     OptionError,
     PriorError,
 )
+from .frequentist.ebp import ebp
+from .glmm import GLMM
 from .methods import available_methods
-from .model import GLMM
-from .result import FitResult
-from .sensitivity import powerscale, sensitivity
-from .simulate import simulate
+from .model import priors
+from .model.simulate import simulate
+from .results.result import FitResult
 
 #: imported on first use (``bayesglmm.<name>``), so ``import bayesglmm`` stays light: name ->
-#: (module, attribute or None for the module itself). Names that are also submodules of the
-#: package (compare, ebp, simulate, sensitivity) stay eager: importing the submodule would
-#: set the package attribute to the module.
+#: (module, attribute or None for the module itself)
 _LAZY = {
-    "datasets": ("datasets", None),
-    "study": ("study", None),
-    "comparison": ("comparison", None),
-    "ppc": ("ppc", None),
+    "datasets": ("model.datasets", None),
+    "specs": ("analysis.specs", None),
+    "study": ("analysis.study", None),
+    "comparison": ("analysis.comparison", None),
+    "ppc": ("analysis.ppc", None),
     "propriety": ("propriety", None),
-    "parametric_bootstrap": ("study", "parametric_bootstrap"),
-    "simulation_study": ("study", "simulation_study"),
-    "Comparison": ("comparison", "Comparison"),
-    "posterior_predictive": ("ppc", "posterior_predictive"),
+    "parametric_bootstrap": ("analysis.study", "parametric_bootstrap"),
+    "simulation_study": ("analysis.study", "simulation_study"),
+    "Comparison": ("analysis.comparison", "Comparison"),
+    "posterior_predictive": ("analysis.ppc", "posterior_predictive"),
     "ProprietyReport": ("propriety", "ProprietyReport"),
     "check_propriety": ("propriety", "check_propriety"),
 }
+
+# old module paths (bayesglmm.design, bayesglmm.study.runner, ...) import for one release.
+# The four whose names are also functions of the package are aliased here, so that importing
+# them never rebinds bayesglmm.compare (the function) to a module.
+_compat.install()
+for _name in ("compare", "ebp", "simulate", "sensitivity"):
+    _compat.sys.modules.setdefault(
+        f"{__name__}.{_name}", _compat.sys.modules[_compat.new_path(f"{__name__}.{_name}")]
+    )
+del _name
 
 
 def __getattr__(name: str):
@@ -77,6 +87,7 @@ __all__ = [
     "posterior_predictive",
     "simulate",
     "study",
+    "specs",
     "simulation_study",
     "parametric_bootstrap",
     "powerscale",

@@ -188,8 +188,8 @@ def _build_model(args, data, data_hint: str):
 
     Returns the model, the name its output files take, and the spec (None for a formula).
     """
-    from .model import GLMM
-    from .specs import load_spec
+    from .analysis.specs import load_spec
+    from .glmm import GLMM
 
     if "~" in args.model:
         if data is None:
@@ -230,7 +230,7 @@ def _cmd_fit(args) -> int:
 def _cmd_compare(args) -> int:
     import pandas as pd
 
-    from .comparison import fit_plan, plan_methods, references_of
+    from .analysis.comparison import fit_plan, plan_methods, references_of
 
     progressbar = False if args.no_progress else None
     plan = plan_methods(_compare_methods(args), progressbar=progressbar)  # before any data
@@ -330,7 +330,7 @@ def _compare_methods(args) -> dict:
 
 def _data_arg(text: str):
     """``--data``: a CSV file, or the name of a packaged data set."""
-    from . import datasets
+    from .model import datasets
 
     if not Path(text).exists() and text in datasets.available():
         return datasets.load(text)
@@ -346,8 +346,8 @@ def _pyplot_close(fig) -> None:
 def _cmd_demo(args) -> int:
     import pandas as pd
 
+    from .analysis.specs import load_spec
     from .demo import demo_data
-    from .specs import load_spec
 
     options = _method_options(args, "nuts")  # checked before the data are read
     demo = demo_data(args.data_dir)  # the packaged real data; a clear error if unreadable
@@ -379,7 +379,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_specs(args) -> int:
-    from .specs import available_specs, load_spec
+    from .analysis.specs import available_specs, load_spec
 
     for name in available_specs():
         s = load_spec(name)
@@ -388,7 +388,7 @@ def _cmd_specs(args) -> int:
 
 
 def _cmd_datasets(args) -> int:
-    from . import datasets
+    from .model import datasets
 
     for name in datasets.available():
         print(f"{name:<16} {datasets.describe(name)}")
@@ -458,7 +458,7 @@ def _write_outputs(result, out: Path, stem: str, no_plots: bool) -> None:
     result.summary().to_csv(out / f"{stem}_summary.csv")
     print(f"\nSaved {saved} (FitResult.load reads it) and {out / f'{stem}_summary.csv'}")
     if result.idata is not None and not no_plots:
-        from .plots import write_plots
+        from .analysis.plots import write_plots
 
         paths = write_plots(result, out, prefix=f"{stem}_")
         print("Plots: " + ", ".join(str(p) for p in paths.values()))

@@ -78,7 +78,7 @@ def simulated_salamander(random_seed: int | None = 0) -> pd.DataFrame:
     The true values are :data:`SIMULATION_FIXED` and :data:`SIMULATION_VARIANCES`; they and
     the drawn random effects are in ``.attrs["truth"]``.
     """
-    from .simulate import simulate
+    from .model.simulate import simulate
 
     return simulate(
         FORMULA,
@@ -106,7 +106,7 @@ def demo_data(data_dir=None, random_seed: int | None = 0) -> DemoData:
         The data cannot be read: no copy matches the pinned sha256 (the packaged one
         included) and the download failed. The message says where it looked and why.
     """
-    from . import datasets
+    from .model import datasets
 
     try:
         df = datasets.load("salamander", data_dir=data_dir)

@@ -278,7 +278,7 @@ def test_demo_runs_offline_on_the_packaged_real_data(tmp_path, monkeypatch, caps
 def test_compare_prints_the_table_and_writes_the_tidy_csv_and_the_plot(tmp_path, capsys):
     import matplotlib.image as mpimg
 
-    from bayesglmm.comparison import TIDY_COLUMNS
+    from bayesglmm.analysis.comparison import TIDY_COLUMNS
 
     argv = ["compare", "salamander", "--methods", "laplace,pql,gee", "--out", str(tmp_path)]
     assert main([*argv, "--no-progress"]) == 0

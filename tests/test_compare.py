@@ -13,9 +13,9 @@ import pytest
 
 import bayesglmm as bg
 from bayesglmm import GLMM, BayesGLMMError, MethodError, OptionError
-from bayesglmm.comparison import TIDY_COLUMNS, Comparison, plan_methods
+from bayesglmm.analysis.comparison import TIDY_COLUMNS, Comparison, plan_methods
+from bayesglmm.analysis.specs import load_spec, spec_of
 from bayesglmm.options import known_options
-from bayesglmm.specs import load_spec, spec_of
 
 #: few draws and small Monte Carlo sizes: these tests check the plumbing, not the estimates
 FAST = {

@@ -352,7 +352,7 @@ def test_sbc_through_the_general_density():
     read as Exponential(0.5) instead of Exponential(2) (``break_prior``) the sd's p-value
     is below 1e-6 (local run, same seeds); a milder error, Exponential(1), gives 0.013 and
     passes at 150 replications."""
-    from bayesglmm.sbc import run_sbc
+    from bayesglmm.analysis.sbc import run_sbc
 
     res = run_sbc(sbc_simulate, sbc_sample, 150, SBC_NAMES, 20261130, SBC_DRAWS, bins=10,
                   progressbar=False)  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 
 from bayesglmm import GLMM
 from bayesglmm.errors import DataError, FormulaError
-from bayesglmm.factors import restore, rewrite
+from bayesglmm.model.factors import restore, rewrite
 
 BACTERIA = Path(__file__).parent / "data" / "bacteria.csv"
 BACTERIA_SHA256 = "6efd6734f76679c27c72719ad254da2b4954d687a7a48b61d7459f479bdb7ee1"

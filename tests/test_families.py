@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bayesglmm.families import LINKS, get_family
+from bayesglmm.model.families import LINKS, get_family
 
 ETA = np.linspace(-4, 3, 15)  # cloglog saturates to 1 - eps above eta ~ 3.6
 

@@ -1,7 +1,7 @@
 import pytest
 
 from bayesglmm.errors import FormulaError
-from bayesglmm.formula import parse_formula
+from bayesglmm.model.formula import parse_formula
 
 
 def test_crossed_intercepts():

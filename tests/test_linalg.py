@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from bayesglmm import linalg
-from bayesglmm.linalg import BlockCholesky, NotPositiveDefiniteError
+from bayesglmm.model.linalg import BlockCholesky, NotPositiveDefiniteError
 
 TOL = 1e-9  # double precision on well-conditioned matrices of size < 300
 

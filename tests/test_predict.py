@@ -34,8 +34,8 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
+from bayesglmm.analysis.ppc import posterior_predictive
 from bayesglmm.errors import DataError, FormulaError, MethodError, OptionError
-from bayesglmm.ppc import posterior_predictive
 
 #: link-scale agreement with lme4 asked by issue 10 (our Laplace optimum agrees with the
 #: tightly optimized glmer to ~1e-7, so this is loose by three orders of magnitude)
@@ -272,7 +272,7 @@ def test_bayesian_prediction_per_draw(cbpp_nuts, cbpp_model):
 
 
 def _new_level_eta(fit, model, nd):
-    from bayesglmm.predict import linear_predictor_draws, prediction_rows
+    from bayesglmm.results.predict import linear_predictor_draws, prediction_rows
 
     _, rows = prediction_rows(fit, nd, None, True, model)
     return linear_predictor_draws(fit, model.design, rows, random_seed=5)

@@ -96,7 +96,7 @@ def small_fits():
 def test_every_method_has_the_same_schema(small_fits):
     import json
 
-    from bayesglmm.result import CONVERGENCE_KEYS, INFO_KEYS, KINDS, TABLE_COLUMNS
+    from bayesglmm.results.result import CONVERGENCE_KEYS, INFO_KEYS, KINDS, TABLE_COLUMNS
 
     for method, r in small_fits.items():
         assert tuple(r.convergence) == CONVERGENCE_KEYS, method
@@ -200,7 +200,7 @@ def test_compare_marks_fits_whose_priors_differ(small_fits):
 
 
 def test_builder_refuses_a_table_that_breaks_the_schema(small_fits):
-    from bayesglmm.result import standard_table
+    from bayesglmm.results.result import standard_table
 
     class D:
         fixed_names = ["Intercept", "x"]

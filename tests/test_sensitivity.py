@@ -13,11 +13,11 @@ import pytest
 
 import bayesglmm as bg
 from bayesglmm import priors as P
+from bayesglmm.analysis.sensitivity import UnreliablePredictionWarning, predict_refit
+from bayesglmm.analysis.sensitivity.powerscale import powerscaled_propriety
+from bayesglmm.analysis.sensitivity.prior_ops import scale_variance_priors
+from bayesglmm.analysis.sensitivity.prior_predictive import prior_predictive_check
 from bayesglmm.errors import MethodError, OptionError, PriorError
-from bayesglmm.sensitivity import UnreliablePredictionWarning, predict_refit
-from bayesglmm.sensitivity.powerscale import powerscaled_propriety
-from bayesglmm.sensitivity.prior_ops import scale_variance_priors
-from bayesglmm.sensitivity.prior_predictive import prior_predictive_check
 
 FORMULA = "Mate ~ 0 + Cross + (1|Female) + (1|Male)"
 VARS = ["var(Female)", "var(Male)"]

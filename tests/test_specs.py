@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from bayesglmm import priors
+from bayesglmm.analysis.specs import MODELS_DIR, available_specs, load_spec
 from bayesglmm.errors import SpecError
-from bayesglmm.specs import MODELS_DIR, available_specs, load_spec
 
 SHIPPED = ["cbpp", "mouse_litters", "salamander", "seeds"]
 
@@ -134,7 +134,7 @@ def test_number_is_a_fixed_prior_and_lkj_takes_an_sd_prior(tmp_path):
 
 
 def test_compare_puts_a_fit_beside_the_references():
-    from bayesglmm.result import FitResult
+    from bayesglmm.results.result import FitResult
 
     spec = load_spec("salamander")
     names = ["Cross[RR]", "Cross[RW]", "Cross[WR]", "Cross[WW]"]

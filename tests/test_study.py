@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
+from bayesglmm.analysis.study import Task, derive_seed, run_study
+from bayesglmm.analysis.study.simulation import parametric_bootstrap, simulation_study
+from bayesglmm.analysis.study.workers import ROOT_ENV
 from bayesglmm.errors import OptionError
-from bayesglmm.study import Task, derive_seed, run_study
-from bayesglmm.study.simulation import parametric_bootstrap, simulation_study
-from bayesglmm.study.workers import ROOT_ENV
 
 FORMULA = "y ~ x + (1|g)"
 TRUTH = {"fixed_effects": {"Intercept": 0.2, "x": 0.5}, "variance_components": {"g": 0.5}}
@@ -45,7 +45,7 @@ def seeded_draw(scale: float, seed: int, die_flag: str = "") -> dict:
         os.unlink(die_flag)
         os.kill(os.getpid(), signal.SIGKILL)
     value = scale * np.random.default_rng(seed).normal()
-    from bayesglmm.study import workers
+    from bayesglmm.analysis.study import workers
 
     compiledir = None
     if workers._SLOT_DIR is not None:  # a pool worker: the compile directory it was given
@@ -122,7 +122,7 @@ def test_results_repeat_whatever_the_workers_and_order(tmp_path, monkeypatch):
 
 
 def test_compile_slots_are_exclusive_while_held_and_reused_after(tmp_path):
-    from bayesglmm.study.workers import claim_slot
+    from bayesglmm.analysis.study.workers import claim_slot
 
     first, second = claim_slot(tmp_path), claim_slot(tmp_path)  # two open locks: two slots
     assert first[1] != second[1] and first[1].parent == second[1].parent == tmp_path
@@ -334,7 +334,7 @@ def _sbc_sample(data, truth, rng):
 
 
 def test_sbc_replications_run_on_the_runner_with_the_same_ranks():
-    from bayesglmm.sbc import run_sbc
+    from bayesglmm.analysis.sbc import run_sbc
 
     here = run_sbc(_sbc_simulate, _sbc_sample, 40, ["theta"], 9, 19, bins=5, progressbar=False)
     with ThreadPoolExecutor(2) as pool:

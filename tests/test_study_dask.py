@@ -23,7 +23,7 @@ import pandas as pd
 
 import bayesglmm as bg
 from bayesglmm import priors as P
-from bayesglmm.study.simulation import simulation_study
+from bayesglmm.analysis.study.simulation import simulation_study
 
 N_FITS = 40
 SEED = 2026
@@ -76,7 +76,7 @@ def run_on_cluster(store: str, kill_worker_at: int | None = None):
 
 
 def _claimed() -> str:
-    from bayesglmm.study import workers
+    from bayesglmm.analysis.study import workers
 
     return workers._SLOT_DIR
 

@@ -15,10 +15,10 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..design import Design, RandomTerm
 from ..errors import MethodError, PriorError
-from ..prior_set import PriorSet
-from ..priors import Prior
+from ..model.design import Design, RandomTerm
+from ..model.prior_set import PriorSet
+from ..model.priors import Prior
 from .prior_dists import build_cholesky, build_prior
 
 PARAMETERIZATIONS = ("noncentered", "centered")

@@ -8,7 +8,7 @@ import time
 
 from ..errors import BackendNotInstalledError, MethodError, OptionError
 from ..options import resolve_options, show_progress
-from ..result import FitResult
+from ..results.result import FitResult
 from .posterior import result_from_idata
 
 #: nuts_sampler value -> module that must be importable, and the extra that installs it

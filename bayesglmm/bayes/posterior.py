@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .._warn import warn
+from ..analysis.sensitivity.log_prior import add_log_prior, sampled_priors
 from ..propriety.drift import check_drift
-from ..result import FitResult, build_result
-from ..sensitivity.log_prior import add_log_prior, sampled_priors
+from ..results.result import FitResult, build_result
 from .diagnostics import ess_rhat_mcse
 from .draws import derived_draws
 from .draws import variable_draws as _draws

@@ -19,7 +19,7 @@ import numpy as np
 import pymc as pm
 
 from ..errors import PriorError
-from ..priors import Fixed, InverseWishart, Jeffreys, PowerVariance, Prior
+from ..model.priors import Fixed, InverseWishart, Jeffreys, PowerVariance, Prior
 
 
 def _power_variance(name: str, exponent: float, dims=None, shape=None):

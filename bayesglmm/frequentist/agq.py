@@ -44,7 +44,7 @@ from scipy.special import logsumexp
 
 from ..errors import MethodError, OptionError
 from ..options import resolve_options
-from ..result import FitResult
+from ..results.result import FitResult
 from . import blas_threads
 from .assemble import likelihood_result
 from .devfun import LaplaceDeviance

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._warn import warn
-from ..result import FitResult, build_result, parameter_rows, wald_table
+from ..results.result import FitResult, build_result, parameter_rows, wald_table
 from .covariance import SINGULAR_TOL
 from .devfun import LaplaceDeviance
 from .optimize import Optimum

@@ -134,7 +134,7 @@ class CrossedProblem(PirlsProblem):
 
     def _setup_pattern(self) -> None:
         # only the pieces of the base layout this class uses (memory linear in rows)
-        from .. import linalg
+        from ..model import linalg
 
         first, _ = linalg.term_blocks(self.design)
         self.first, self.k1 = first, 1

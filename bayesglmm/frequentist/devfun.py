@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 
-from ..linalg import NotPositiveDefiniteError
+from ..model.linalg import NotPositiveDefiniteError
 from .pirls import U_TOL, PirlsProblem, PirlsState
 
 #: PIRLS states kept for reuse (each holds the factor of H)

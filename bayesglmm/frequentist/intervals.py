@@ -23,7 +23,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from ..errors import MethodError
-from ..result import FitResult
+from ..results.result import FitResult
 from . import blas_threads
 from .devfun import LaplaceDeviance
 from .laplace import check_model, fit_laplace, fit_laplace_design, start_vector
@@ -41,7 +41,7 @@ PROFILE_XTOL = 1e-6
 def _model_and_result(result_or_model) -> tuple[object, FitResult]:
     if isinstance(result_or_model, FitResult):
         model = getattr(result_or_model, "_model", None)
-        from ..predict import ModelLink  # GLMM.fit holds its model in a ModelLink
+        from ..results.predict import ModelLink  # GLMM.fit holds its model in a ModelLink
 
         if isinstance(model, ModelLink):
             model = model.model

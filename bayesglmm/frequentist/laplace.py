@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DataError, MethodError, OptionError
 from ..options import resolve_options
-from ..result import FitResult
+from ..results.result import FitResult
 from . import blas_threads
 from .assemble import likelihood_result
 from .crossed_solver import make_problem

@@ -46,9 +46,9 @@ import scipy.sparse as sp
 
 from .._warn import warn
 from ..errors import MethodError
-from ..linalg import DENSE_LIMIT, BlockCholesky, NotPositiveDefiniteError, term_blocks
+from ..model.linalg import DENSE_LIMIT, BlockCholesky, NotPositiveDefiniteError, term_blocks
 from ..options import resolve_options
-from ..result import FitResult, build_result, parameter_rows, wald_table
+from ..results.result import FitResult, build_result, parameter_rows, wald_table
 from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
 

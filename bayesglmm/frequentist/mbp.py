@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..options import resolve_options
-from ..result import FitResult
+from ..results.result import FitResult
 from . import blas_threads
 from .agq import AGQDeviance, quadrature_structure
 from .assemble import likelihood_result

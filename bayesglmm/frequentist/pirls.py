@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .. import linalg
-from ..linalg import BlockCholesky
+from ..model import linalg
+from ..model.linalg import BlockCholesky
 from .covariance import CovarianceFactor
 from .response import Response, ResponseTerms
 

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from .._warn import warn
 from ..errors import MethodError, OptionError
 from ..options import resolve_options, tqdm_progress
-from ..result import FitResult, build_result, parameter_rows, wald_table
+from ..results.result import FitResult, build_result, parameter_rows, wald_table
 from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
 from .crossed_pql import crossed_pql_iterations

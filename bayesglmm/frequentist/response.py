@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from ..families import Family
+from ..model.families import Family
 
 _EPS = np.finfo(float).eps
 

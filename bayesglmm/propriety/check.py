@@ -20,7 +20,7 @@ import numpy as np
 
 from .._warn import warn
 from ..errors import ImproperPosteriorError, PriorError
-from ..priors import LKJ, Cauchy, Flat
+from ..model.priors import LKJ, Cauchy, Flat
 from .fixed import BINOMIAL_LINKS, check_fixed, flat_columns, row_signs
 from .lmm import check_lmm
 from .report import ProprietyEntry, ProprietyReport

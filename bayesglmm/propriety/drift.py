@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._warn import warn as warn_user
-from ..priors import Flat
+from ..model.priors import Flat
 
 #: a variance below this multiple of the response scale is numerically zero (sd 1e-6)
 TINY = 1e-12

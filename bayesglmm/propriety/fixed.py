@@ -49,9 +49,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..design import Design
-from ..prior_set import PriorSet
-from ..priors import Flat
+from ..model.design import Design
+from ..model.prior_set import PriorSet
+from ..model.priors import Flat
 from .cones import recession_cone
 from .report import ProprietyEntry
 

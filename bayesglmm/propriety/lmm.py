@@ -57,8 +57,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
 
-from ..design import Design
-from ..prior_set import PriorSet
+from ..model.design import Design
+from ..model.prior_set import PriorSet
 from .cones import DENSE_ENTRIES, TooLargeError, matrix_rank
 from .report import ProprietyEntry
 from .tails import variance_tails

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..priors import (
+from ..model.priors import (
     Cauchy,
     Exponential,
     Fixed,

@@ -57,9 +57,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..design import Design, RandomTerm
-from ..prior_set import PriorSet
-from ..priors import Prior
+from ..model.design import Design, RandomTerm
+from ..model.prior_set import PriorSet
+from ..model.priors import Prior
 from .cones import TooLargeError, matrix_rank, recession_cone
 from .report import ProprietyEntry
 from .tails import Tails, coefficient_moments, variance_tails

@@ -28,7 +28,7 @@ def csv_sha256(df: pd.DataFrame) -> str:
 
 
 def _binary_data():
-    """bayesglmm.simulate: y ~ x + (1|g) (var 0.5) with a pure-noise factor h; written to
+    """bayesglmm.model.simulate: y ~ x + (1|g) (var 0.5) with a pure-noise factor h; written to
     CSV (x rounded to 4 digits) for the R reference."""
     rng = np.random.default_rng(1)
     n = 400

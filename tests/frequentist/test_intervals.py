@@ -10,7 +10,7 @@ from bayesglmm.frequentist.devfun import LaplaceDeviance
 from bayesglmm.frequentist.intervals import _Profile, bootstrap_intervals, profile_intervals
 from bayesglmm.frequentist.optimize import minimize_deviance
 from bayesglmm.frequentist.pirls import PirlsProblem
-from bayesglmm.predict import model_of
+from bayesglmm.results.predict import model_of
 
 #: lme4's confint(method = "profile") interpolates the profile with splines; at its limits
 #: our exact profile gives zeta = 1.9583 instead of 1.9600 (salamander, upper limit of

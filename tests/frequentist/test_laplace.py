@@ -169,7 +169,7 @@ def test_correlated_random_slope_matches_glmer():
 
 
 def _nb_gauss_data(family):
-    """bayesglmm.simulate on 400 rows, 25 groups (seeds 21/22/23); written to CSV for R."""
+    """bayesglmm.model.simulate on 400 rows, 25 groups (seeds 21/22/23); written to CSV for R."""
     rng = np.random.default_rng(21)
     n = 400
     df = pd.DataFrame(

@@ -390,7 +390,7 @@ def test_sparse_schur_complement_gives_the_same_fit(monkeypatch):
     """Above DENSE_LIMIT the Schur complement is factored sparsely (finite-difference
     gradients then); the fit must not change."""
     import bayesglmm.frequentist.lmm as lmm
-    import bayesglmm.linalg as linalg
+    import bayesglmm.model.linalg as linalg
 
     model = GLMM("y ~ x + (1 + x | g) + (1 | h)", _simulated(1), family="gaussian")
     dense = model.fit(method="lmm")

@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 
 from bayesglmm import GLMM, simulate
-from bayesglmm.families import get_family
 from bayesglmm.frequentist.pirls import PirlsProblem
 from bayesglmm.frequentist.response import Response
+from bayesglmm.model.families import get_family
 
 FAMILY_LINKS = [
     ("binomial", "logit"),

@@ -22,6 +22,7 @@ import scipy.stats as st
 from polyagamma import random_polyagamma
 
 from bayesglmm import GLMM, priors
+from bayesglmm.analysis.sbc import run_sbc
 from bayesglmm.bayes.gibbs import crossed
 from bayesglmm.bayes.gibbs.collapsed import (
     AUTO_MIN_ROWS,
@@ -30,7 +31,6 @@ from bayesglmm.bayes.gibbs.collapsed import (
     scale_logp,
 )
 from bayesglmm.errors import MethodError, OptionError
-from bayesglmm.sbc import run_sbc
 
 # ------------------------------------------------------------------------------------------
 # SBC

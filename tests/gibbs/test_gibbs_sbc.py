@@ -18,6 +18,7 @@ import pymc as pm
 import pytest
 
 from bayesglmm import GLMM, priors
+from bayesglmm.analysis.sbc import StepMethodSBC
 from bayesglmm.bayes.gibbs import (
     AlbertChibStep,
     CoordinateMetropolisStep,
@@ -29,7 +30,6 @@ from bayesglmm.bayes.gibbs import (
     SliceScaleStep,
 )
 from bayesglmm.bayes.gibbs.effects import compile_point_fn
-from bayesglmm.sbc import StepMethodSBC
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from bayesglmm import GLMM, priors
+from bayesglmm.analysis.sbc import StepMethodSBC, run_sbc, uniformity_test
 from bayesglmm.bayes.gibbs import InverseGammaStep, PolyaGammaStep
-from bayesglmm.sbc import StepMethodSBC, run_sbc, uniformity_test
 
 #: a rejection rate checked over this many null replications, with a binomial bound at
 #: false-failure rate 1e-4

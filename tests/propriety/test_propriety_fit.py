@@ -13,10 +13,10 @@ import pytest
 
 from bayesglmm import GLMM, ImproperPosteriorError, PriorError, check_propriety
 from bayesglmm import priors as P
+from bayesglmm.analysis.specs import available_specs, load_spec
 from bayesglmm.bayes.nuts import check_priors
 from bayesglmm.bayes.posterior import SamplingWarning
 from bayesglmm.propriety import ImproperDriftWarning, PosteriorProprietyWarning, ensure_proper
-from bayesglmm.specs import available_specs, load_spec
 
 JEFFREYS_ONE_WAY = {"Intercept": P.Flat(), "g": P.Jeffreys(), "sigma": P.Jeffreys()}
 

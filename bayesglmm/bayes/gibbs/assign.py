@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pytensor.tensor.random.basic import InvGammaRV
 
 from ...errors import MethodError
-from ...prior_set import PriorSet, response_scale
-from ...priors import InverseGamma, InverseWishart
+from ...model.prior_set import PriorSet, response_scale
+from ...model.priors import InverseGamma, InverseWishart
 from .inverse_wishart import InverseWishartCholeskyRV
 
 #: step kinds a user can request per variable in ``steps=``

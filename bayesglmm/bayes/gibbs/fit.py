@@ -9,7 +9,7 @@ import time
 
 from ...errors import OptionError
 from ...options import resolve_options, show_progress
-from ...result import FitResult
+from ...results.result import FitResult
 from ..nuts import _OWN_KEYWORDS, _check_pymc_keywords, check_priors, run_pm_sample
 from ..posterior import result_from_idata
 from .assign import STEP_KINDS, build_steps, plan_steps

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from ...linalg import BlockCholesky
+from ...model.linalg import BlockCholesky
 from .effects import EffectsLayout, FixedBlock
 
 #: blocks of at most this many coefficients are factored densely (at a few hundred

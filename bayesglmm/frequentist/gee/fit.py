@@ -17,7 +17,7 @@ import pandas as pd
 
 from ...errors import DataError, MethodError
 from ...options import resolve_options
-from ...result import FitResult, build_result, wald_table
+from ...results.result import FitResult, build_result, wald_table
 from .clusters import make_clusters, repeated_times
 from .correlation import CORSTRS, make_correlation
 from .engine import MAX_ITER, TOL, GEEData, _scale, qic, solve_gee

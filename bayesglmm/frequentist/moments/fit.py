@@ -29,7 +29,7 @@ import scipy.optimize
 
 from ...errors import MethodError
 from ...options import resolve_options
-from ...result import FitResult, build_result, wald_table
+from ...results.result import FitResult, build_result, wald_table
 from ..gee.engine import GEEData, glm_start
 from .gauss_seidel import gauss_seidel
 from .statistics import MomentProblem, monte_carlo_draws, quadrature_draws

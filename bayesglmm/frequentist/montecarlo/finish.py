@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import MethodError
-from ...result import FitResult, build_result, parameter_rows, wald_table
+from ...results.result import FitResult, build_result, parameter_rows, wald_table
 from ..devfun import LaplaceDeviance
 from ..laplace import check_model, fit_laplace_design, start_vector
 from .complete import CompleteData, Sample

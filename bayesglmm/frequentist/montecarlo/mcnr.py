@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...options import resolve_options, tqdm_progress
-from ...result import FitResult
+from ...results.result import FitResult
 from .. import blas_threads
 from .complete import CompleteData, sandwich
 from .estep import make_sampler

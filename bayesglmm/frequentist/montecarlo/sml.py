@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ...errors import MethodError
 from ...options import resolve_options, tqdm_progress
-from ...result import FitResult
+from ...results.result import FitResult
 from .. import blas_threads
 from .complete import CompleteData, Sample, sandwich
 from .estep import ImportanceSampler, MetropolisSampler

@@ -1,0 +1,98 @@
+"""Side-by-side estimates of several fits: a join of their result tables.
+
+``compare`` reads only the result schema (:mod:`bayesglmm.result`), never the method name:
+one column per fit, one row per parameter, rows ordered fixed effects, variances,
+correlations, dispersion, log-likelihood. Columns are labelled uniquely, and a fit whose
+priors differ from the other Bayesian fits', or whose estimates are marginal
+(population-averaged) rather than conditional on the random effects, is marked so that
+unlike numbers are not read as like.
+
+``compare(model, methods=[...])`` first fits the model by each method
+(:mod:`bayesglmm.comparison`) and returns a :class:`~bayesglmm.comparison.Comparison`,
+whose ``table`` is this join.
+"""
+
+from __future__ import annotations
+
+from ..errors import BayesGLMMError
+from ..results.tables import MARGINAL, PRIORS_DIFFER, join_fits, unique_labels
+
+#: ``methods="all"``: every registered method
+ALL = "all"
+
+__all__ = ["compare", "unique_labels", "MARGINAL", "PRIORS_DIFFER", "ALL"]
+
+
+def compare(
+    results,
+    methods=None,
+    *,
+    random_seed: int | None = None,
+    progressbar: bool | None = None,
+    references=None,
+):
+    """Side-by-side estimates of several fits, or of one model fitted by several methods.
+
+    ``compare({label: fit, ...})`` joins finished fits into one table (as before).
+    ``compare(model, methods=[...])`` fits the model by each method and returns a
+    :class:`~bayesglmm.comparison.Comparison`: the tidy table (``.tidy``), this wide table
+    (``.table``), the fits (``.fits``), one row per method (``.overview``) and a forest plot
+    with the reference values (``.plot()``).
+
+    Parameters
+    ----------
+    results : dict of label -> FitResult, list of FitResult, or GLMM
+        A list is labelled by method, with ``" (2)"`` ... added to repeated methods.
+    methods : "all", str, list or dict, optional
+        With a model only (default ``"all"``): method names, ``(name, {options})`` pairs, or
+        ``{label: name or (name, {options})}``. Every name and option is checked before
+        anything fits. A method that does not apply to the design (GEE or quadrature on
+        crossed factors, ``lmm`` on a binomial model) is kept as a note with its reason,
+        unless it is the only method asked for.
+    random_seed, progressbar : optional
+        With a model: given to every method that takes them. A bar runs across the methods.
+    references : optional
+        With a model: values to draw beside the fits. None: those of the spec the model was
+        built from (``models/*.toml``), if any; False: none; or a spec, a list of
+        :class:`~bayesglmm.specs.Reference`, or ``{label: {parameter: value}}``.
+
+    Returns
+    -------
+    pandas.DataFrame or Comparison
+        For fits: one column per fit and one row per parameter (fixed effects, ``var(...)``,
+        ``cor(...)``, dispersion, ``logLik``); NaN where a fit lacks the parameter. A column
+        whose fit used other priors than the other Bayesian fits, or estimates marginal
+        effects, has its label marked ``"label [priors differ]"`` / ``"label [marginal]"``;
+        ``table.attrs["notes"]`` says why. For a model: a ``Comparison``.
+
+    Examples
+    --------
+    >>> from bayesglmm.specs import load_spec
+    >>> model = load_spec("salamander").build()                       # doctest: +SKIP
+    >>> cmp = bg.compare(model, ["laplace", "pql", ("nuts", {"draws": 500})],
+    ...                  random_seed=1)                                # doctest: +SKIP
+    >>> cmp.tidy; cmp.plot("forest.png")                              # doctest: +SKIP
+    """
+    from ..glmm import GLMM
+
+    if isinstance(results, GLMM):
+        return _compare_methods(
+            results, ALL if methods is None else methods, random_seed, progressbar, references
+        )
+    given = {"methods": methods, "random_seed": random_seed, "progressbar": progressbar}
+    given["references"] = references
+    extra = [k for k, v in given.items() if v is not None]
+    if extra:
+        raise BayesGLMMError(
+            f"compare: {extra[0]}= applies when comparing a model (compare(model, "
+            f"methods=[...])), not finished fits; got a {type(results).__name__}"
+        )
+    return join_fits(results)
+
+
+def _compare_methods(model, methods, random_seed, progressbar, references):
+    from .comparison import fit_plan, plan_methods, references_of
+
+    plan = plan_methods(methods, random_seed=random_seed, progressbar=progressbar)
+    refs = references_of(model, references)  # checked before anything fits, too
+    return fit_plan(model, plan, refs, progressbar=progressbar)

@@ -1,0 +1,96 @@
+"""The user-facing :class:`GLMM`: holds a spec, its design and priors; fits by method name."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .methods import get_method
+from .model.design import Design, build_design
+from .model.formula import parse_formula
+from .model.prior_set import PriorSet, resolve_priors
+from .results.result import FitResult
+
+
+class GLMM:
+    """A generalized linear mixed model written as an lme4 formula.
+
+    .. math::
+
+        g(E[y_i \\mid b]) = x_i^\\top \\beta + z_i^\\top b + \\text{offset}_i,
+        \\qquad b \\sim N(0, \\Sigma(\\theta))
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax, e.g. ``"Mate ~ 0 + Cross + (1|Female) + (1|Male)"``, with ``cbind(s, f)``
+        for binomial counts, ``offset(...)``, nested ``(1|a/b)``, correlated ``(x|g)`` and
+        uncorrelated ``(x||g)`` terms.
+    data : pandas.DataFrame
+    family : str
+        ``"binomial"`` (0/1 or ``cbind``), ``"poisson"``, ``"gaussian"`` or
+        ``"negative_binomial"``.
+    link : str, optional
+        Defaults as in R: logit, log, identity, log.
+    priors : dict, optional
+        Priors by term, grouping factor or parameter name (see
+        :func:`bayesglmm.prior_set.resolve_priors`); defaults are documented in
+        :mod:`bayesglmm.priors`.
+    dropna : bool
+        Drop rows with missing values instead of raising an error.
+
+    Examples
+    --------
+    >>> from bayesglmm import GLMM, datasets
+    >>> m = GLMM("Mate ~ 0 + Cross + (1|Female) + (1|Male)", datasets.load("salamander"))
+    >>> fit = m.fit(method="nuts", random_seed=1)        # doctest: +SKIP
+    >>> fit.fixed_effects                                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        family: str = "binomial",
+        link: str | None = None,
+        priors: dict | None = None,
+        dropna: bool = False,
+    ) -> None:
+        self.spec = parse_formula(formula, family, link)
+        self.design: Design = build_design(self.spec, data, dropna=dropna)
+        self.priors: PriorSet = resolve_priors(self.design, priors)
+        self.data = data
+
+    @property
+    def formula(self) -> str:
+        return self.spec.formula
+
+    @property
+    def family(self):
+        return self.design.family
+
+    def build_pymc(self, parameterization: str = "noncentered"):
+        """The PyMC model, with coords named after the levels of each grouping factor."""
+        from .bayes.builder import build_pymc_model
+
+        return build_pymc_model(self.design, self.priors, parameterization=parameterization)
+
+    def fit(self, method: str = "nuts", **options) -> FitResult:
+        """Fit by ``method`` (see :func:`bayesglmm.methods.available_methods`).
+
+        ``options`` use one vocabulary across methods (``max_iter``, ``progressbar``,
+        ``random_seed``, ``threads``, ``start``; :mod:`bayesglmm.options`) and are checked
+        before anything is built or sampled: an unknown option or a bad value raises
+        :class:`~bayesglmm.errors.OptionError` naming it.
+        ``bayesglmm.options.describe_options(method)`` lists a method's options.
+        """
+        from .results.predict import attach_model  # FitResult.predict reaches the design through it
+
+        return attach_model(get_method(method)(self, **options), self)
+
+    def __repr__(self) -> str:
+        d = self.design
+        terms = ", ".join(f"{t.name} ({t.n_levels} levels)" for t in d.random) or "none"
+        return (
+            f"GLMM({self.formula!r}, family={d.family.name}/{d.family.link.name}, "
+            f"n={d.n}, fixed={d.p}, random: {terms})"
+        )

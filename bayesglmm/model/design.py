@@ -1,0 +1,522 @@
+"""From a :class:`~bayesglmm.spec.Spec` and a DataFrame to model arrays.
+
+The :class:`Design` holds everything an estimator needs: the response, binomial trials,
+offset, a dense fixed-effect matrix ``X`` and one sparse block of ``Z`` per random-effect
+term, with level names. Nothing here imports PyMC or any estimator.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError
+from . import factors
+from .families import Family, get_family
+from .spec import RandomTermSpec, Spec
+
+#: Functions usable inside formulas besides formulae's own (C, I, scale, center, ...).
+NAMESPACE: dict = {
+    "np": np,
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+_FORMULA_FUNCTIONS = {
+    "C",
+    "I",
+    "scale",
+    "center",
+    "standardize",
+    "offset",
+    "cbind",
+    "Q",
+    "poly",
+    *factors.NAMESPACE,
+    *factors.CONTRAST_NAMES,
+}
+
+
+@dataclass
+class RandomTerm:
+    """One random-effect term with its grouping factor, on the rows of the design.
+
+    Attributes
+    ----------
+    spec : RandomTermSpec
+    group : str
+        Grouping factor, e.g. ``"Female"`` or ``"a:b"``.
+    columns : list of str
+        Names of the term's columns (``"Intercept"``, ``"x"``).
+    levels : list of str
+        Levels of the grouping factor, in the order of ``Z``'s columns.
+    index : ndarray of int, shape (n,)
+        Level of each row.
+    X : ndarray, shape (n, k)
+        The term's own model matrix (ones for a random intercept).
+    """
+
+    spec: RandomTermSpec
+    group: str
+    columns: list[str]
+    levels: list[str]
+    index: np.ndarray
+    X: np.ndarray
+    #: formulae's design of the term's own columns (None for ``1``), for new data
+    matrix_design: object = field(default=None, repr=False)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.columns)
+
+    @property
+    def correlated(self) -> bool:
+        return self.spec.correlated and self.n_columns > 1
+
+    @property
+    def is_intercept_only(self) -> bool:
+        return self.columns == ["Intercept"]
+
+    @property
+    def name(self) -> str:
+        """Term name as in bambi: ``"1|Female"``, ``"x|g"``, ``"1+x|g"``."""
+        cols = "+".join("1" if c == "Intercept" else c for c in self.columns)
+        return f"{cols}|{self.group}"
+
+    @property
+    def component_names(self) -> list[str]:
+        """Names of the term's variances in results: ``"Female"`` or ``"g|x"``."""
+        if self.is_intercept_only:
+            return [self.group]
+        return [f"{self.group}|{c}" for c in self.columns]
+
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """Sparse block of Z, shape (n, n_levels * n_columns), level-major as in lme4."""
+        n, k = self.X.shape
+        rows = np.repeat(np.arange(n), k)
+        cols = (self.index[:, None] * k + np.arange(k)[None, :]).ravel()
+        return sp.csc_matrix((self.X.ravel(), (rows, cols)), shape=(n, self.n_levels * k))
+
+
+@dataclass
+class Design:
+    """Arrays of a GLMM built from a spec and a data frame.
+
+    Attributes
+    ----------
+    y : ndarray (n,)
+        Response: 0/1, success counts, counts or real values.
+    trials : ndarray (n,) or None
+        Binomial trials (ones for a 0/1 response); None for other families.
+    offset : ndarray (n,)
+    X : ndarray (n, p)
+    fixed_names : list of str
+        Column names of X such as ``"Cross[RR]"``.
+    fixed_terms : dict of str to slice
+        Columns of X belonging to each formula term (``"Cross"``, ``"Intercept"``).
+    random : list of RandomTerm
+    row_labels : Index
+        Labels of the data rows used (after any dropping of missing values).
+    response_levels : dict or None
+        For a binomial response given as two levels (strings, a Categorical, booleans),
+        ``{"failure": level, "success": level}`` (R's rule: the second level is success);
+        None for a numeric response.
+    """
+
+    spec: Spec
+    family: Family
+    y: np.ndarray
+    trials: np.ndarray | None
+    offset: np.ndarray
+    X: np.ndarray
+    fixed_names: list[str]
+    fixed_terms: dict[str, slice]
+    random: list[RandomTerm]
+    row_labels: pd.Index
+    dropped_rows: list = field(default_factory=list)
+    fixed_design: object = field(default=None, repr=False)
+    response_levels: dict | None = None
+
+    @property
+    def n(self) -> int:
+        return self.y.shape[0]
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def q(self) -> int:
+        return sum(t.n_levels * t.n_columns for t in self.random)
+
+    @property
+    def is_bernoulli(self) -> bool:
+        return self.family.name == "binomial" and self.spec.response.kind == "column"
+
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """All random-effect columns, sparse, shape (n, q)."""
+        if not self.random:
+            return sp.csc_matrix((self.n, 0))
+        return sp.hstack([t.Z for t in self.random], format="csc")
+
+    @property
+    def component_names(self) -> list[str]:
+        return [c for t in self.random for c in t.component_names]
+
+    def fixed_coords(self, term: str) -> list[str]:
+        """Coordinate labels of a multi-column fixed term, as bambi names them: the levels
+        (``"RR"`` for ``"Cross[RR]"``) when every column is ``term[level]``, else the
+        column names."""
+        names = self.fixed_names[self.fixed_terms[term]]
+        prefix = f"{term}["
+        if all(n.startswith(prefix) and n.endswith("]") for n in names):
+            stripped = [n[len(prefix) : -1] for n in names]
+            if len(set(stripped)) == len(stripped):
+                return stripped
+        return list(names)
+
+    @property
+    def groups(self) -> dict[str, RandomTerm]:
+        return {t.group: t for t in self.random}
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+
+
+def _names_in(expr: str) -> set[str]:
+    """Data names used by a formula expression (function and module names excluded)."""
+    text = expr.replace(":", "*").replace("|", "+")
+    try:
+        tree = ast.parse(text.strip() or "1", mode="eval")
+    except SyntaxError as err:
+        raise FormulaError(f"cannot read the formula expression {expr!r}: {err.msg}") from None
+    called, attr_bases, names = set(), set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called.add(node.func.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            attr_bases.add(node.value.id)
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+    return names - called - attr_bases
+
+
+def _check_columns(expr: str, data: pd.DataFrame, where: str) -> list[str]:
+    used = []
+    for name in sorted(_names_in(expr)):
+        if name in data.columns:
+            used.append(name)
+        elif name not in NAMESPACE and name not in _FORMULA_FUNCTIONS:
+            close = [c for c in data.columns if str(c).lower() == name.lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FormulaError(
+                f"unknown column {name!r} in {where} {expr!r}{hint}; "
+                f"the data have columns {', '.join(map(str, data.columns))}"
+            )
+    return used
+
+
+def _evaluate(expr: str, data: pd.DataFrame) -> np.ndarray:
+    """Evaluate a response, cbind or offset expression over the data's columns."""
+    if expr in data.columns:
+        return data[expr].to_numpy()
+    env = dict(NAMESPACE)
+    env.update({c: data[c].to_numpy() for c in data.columns if isinstance(c, str)})
+    try:
+        value = eval(compile(expr, "<formula>", "eval"), {"__builtins__": {}}, env)  # noqa: S307
+    except Exception as err:  # the user's expression failed: say which
+        raise FormulaError(f"cannot evaluate {expr!r}: {err}") from None
+    return np.broadcast_to(np.asarray(value), (len(data),)).copy()
+
+
+def _positions(mask: np.ndarray, labels: pd.Index) -> str:
+    rows = labels[np.flatnonzero(mask)]
+    shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+    return shown
+
+
+def _response(spec: Spec, family: Family, data: pd.DataFrame):
+    """(y, trials, levels): levels as in :attr:`Design.response_levels`."""
+    r = spec.response
+    raw = _evaluate(r.expr, data)
+    if r.kind == "cbind":
+        if family.name != "binomial":
+            raise DataError(f"cbind(...) is a binomial response; the family is {family.name}")
+        succ = _as_float(raw, r.expr, data.index)
+        fail = _as_float(_evaluate(r.failures_expr, data), r.failures_expr, data.index)
+        if np.any(fail < 0):
+            raise DataError(
+                f"failures {r.failures_expr!r} are negative at rows "
+                f"{_positions(fail < 0, data.index)} (more successes than trials?)"
+            )
+        return succ, succ + fail, None
+    if family.name == "binomial":
+        if r.expr in data.columns and isinstance(data[r.expr].dtype, pd.CategoricalDtype):
+            raw = data[r.expr].array  # keep the category order: it says which is success
+        y, levels = _binary(raw, r.expr, data.index)
+        return y, np.ones_like(y), levels
+    return _as_float(raw, r.expr, data.index), None, None
+
+
+def _as_float(values, name: str, labels: pd.Index) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b":
+        return arr.astype(float)
+    if arr.dtype.kind not in "iuf":
+        try:
+            return arr.astype(float)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"response {name!r} is not numeric (dtype {arr.dtype}); "
+                f"first value {arr[0]!r} at row {labels[0]}"
+            ) from None
+    return arr.astype(float)
+
+
+def _binary(values, name: str, labels: pd.Index) -> tuple[np.ndarray, dict | None]:
+    try:
+        coded = factors.binary_levels(values, name)  # R: first level failure, second success
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    if coded is not None:
+        return coded
+    return _as_float(values, name, labels), None
+
+
+def _group_factor(group: str, data: pd.DataFrame, term: str) -> tuple[np.ndarray, list[str]]:
+    cols = group.split(":")
+    for c in cols:
+        if c not in data.columns:
+            raise FormulaError(
+                f"unknown grouping column {c!r} in term {term}; "
+                f"the data have columns {', '.join(map(str, data.columns))}"
+            )
+    codes, labels = [], []
+    for c in cols:
+        cat = pd.Categorical(data[c])  # any dtype: integers become levels
+        codes.append(cat.codes)
+        labels.append(np.asarray(cat.categories.astype(str)))
+    if len(cols) == 1:
+        idx = codes[0]
+        used = np.unique(idx)
+        remap = np.full(len(labels[0]), -1)
+        remap[used] = np.arange(used.size)
+        return remap[idx], [str(labels[0][u]) for u in used]
+    stacked = np.stack(codes, axis=1)
+    uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+    names = [":".join(labels[j][u[j]] for j in range(len(cols))) for u in uniq]
+    return inv.ravel(), names
+
+
+def _formulae_matrix(rhs: str, data: pd.DataFrame, where: str):
+    import formulae
+
+    try:
+        dm = formulae.design_matrices(
+            factors.rewrite(rhs),
+            data,
+            na_action="error",
+            extra_namespace={**NAMESPACE, **factors.NAMESPACE},
+        )
+    except Exception as err:
+        raise FormulaError(f"cannot build the {where} from {rhs!r}: {err}") from None
+    return dm.common
+
+
+def _model_matrix(rhs: str, data: pd.DataFrame, where: str):
+    """(X, column names, term slices, formulae's design) of a formula right-hand side.
+
+    Terms come in R's order (by degree: intercept, main effects, interactions), and names
+    as the user wrote them. ``data`` should have passed through ``factors.factor_frame``.
+    """
+    common = _formulae_matrix(rhs, data, where)
+    if common is None:  # no columns at all, e.g. y ~ 0 + (1|g)
+        return np.zeros((len(data), 0)), [], {}, None
+    X, names, slices = ordered_columns(common)
+    return X, names, slices, common
+
+
+def ordered_columns(common) -> tuple[np.ndarray, list[str], dict[str, slice]]:
+    """(X, names, term slices) of a formulae matrix with terms in R's order; also for the
+    matrix that ``common.evaluate_new_data(...)`` returns on new data."""
+    X = np.asarray(common.design_matrix, dtype=float)
+    terms = sorted(common.terms, key=lambda t: factors.term_degree(common.terms[t]))
+    blocks, names, slices, start = [], [], {}, 0
+    for term in terms:
+        sl = common.slices[term]
+        blocks.append(X[:, sl])
+        names.extend(factors.restore(n) for n in _term_labels(term, common.terms[term]))
+        width = sl.stop - sl.start
+        slices[factors.restore(term)] = slice(start, start + width)
+        start += width
+    X = np.hstack(blocks) if blocks else X
+    return X, names, slices
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    if X.shape[1] == 0:
+        return
+    if not np.all(np.isfinite(X)):
+        bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+        raise DataError(f"fixed-effect columns {bad} have infinite or NaN values")
+    has_intercept = "Intercept" in names
+    for j, name in enumerate(names):
+        if name != "Intercept" and np.ptp(X[:, j]) == 0 and (has_intercept or X.shape[1] > 1):
+            raise DataError(
+                f"fixed-effect column {name!r} is constant (all {X[0, j]:g}); "
+                "drop it from the formula"
+            )
+    scale = np.sqrt((X**2).sum(axis=0))
+    scale[scale == 0] = 1.0
+    _, r, piv = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    tol = diag.max() * max(X.shape) * np.finfo(float).eps * 10
+    rank = int((diag > tol).sum())
+    if rank < X.shape[1]:
+        aliased = [names[j] for j in sorted(piv[rank:])]
+        raise DataError(
+            f"the fixed-effect design is rank deficient (rank {rank} of {X.shape[1]} columns): "
+            f"{aliased} are linear combinations of the other columns"
+        )
+
+
+def _random_term(t: RandomTermSpec, data: pd.DataFrame) -> RandomTerm:
+    index, levels = _group_factor(t.group, data, t.label)
+    if len(levels) < 2:
+        raise DataError(
+            f"grouping factor {t.group!r} in term {t.label} has only one level "
+            f"({levels[0]!r}); a random effect needs at least two groups"
+        )
+    common = None
+    if t.expr.strip() == "1":
+        Xt, cols = np.ones((len(data), 1)), ["Intercept"]
+    else:
+        Xt, cols, _, common = _model_matrix(t.expr, data, f"random-effect term {t.label}")
+        if Xt.shape[1] == 0:
+            raise FormulaError(f"random-effect term {t.label} has no columns")
+    return RandomTerm(t, t.group, cols, levels, index.astype(np.int64), Xt, common)
+
+
+def _term_labels(name: str, term) -> list[str]:
+    labs = getattr(term, "labels", None)
+    return list(labs) if labs else [name]
+
+
+def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design:
+    """Build the :class:`Design` of ``spec`` on ``data``.
+
+    Parameters
+    ----------
+    spec : Spec
+    data : pandas.DataFrame
+    dropna : bool
+        Rows with missing values in the columns the model uses raise a :class:`DataError`
+        unless this is True, in which case they are dropped (and listed in
+        ``Design.dropped_rows``), as lme4 does with ``na.action = na.omit``.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    family = get_family(spec.family, spec.link)
+
+    used: list[str] = []
+    r = spec.response
+    used += _check_columns(r.expr, data, "the response")
+    if r.failures_expr:
+        used += _check_columns(r.failures_expr, data, "the response")
+    used += _check_columns(spec.fixed, data, "the fixed-effect formula")
+    for off in spec.offsets:
+        used += _check_columns(off, data, "offset")
+    for t in spec.random:
+        used += _check_columns(t.expr, data, f"random-effect term {t.label}")
+        used += _check_columns(t.group, data, f"random-effect term {t.label}")
+    used = list(dict.fromkeys(used))
+
+    dropped: list = []
+    missing = data[used].isna()
+    if missing.to_numpy().any():
+        counts = missing.sum()
+        counts = counts[counts > 0]
+        rows = missing.any(axis=1)
+        detail = "; ".join(
+            f"{c!r}: {n} (rows {_positions(missing[c].to_numpy(), data.index)})"
+            for c, n in counts.items()
+        )
+        if not dropna:
+            raise DataError(
+                f"{int(rows.sum())} row(s) have missing values in the model's columns: "
+                f"{detail}. Pass dropna=True to drop them."
+            )
+        dropped = list(data.index[rows.to_numpy()])
+        warnings.warn(f"dropped {len(dropped)} row(s) with missing values: {detail}", stacklevel=3)
+        data = data.loc[~rows.to_numpy()]
+        if len(data) == 0:
+            raise DataError("no rows are left after dropping missing values")
+
+    data = factors.factor_frame(data)  # Categorical levels in category order, as in R
+    y, trials, response_levels = _response(spec, family, data)
+    family.check_support(y, trials if r.kind == "cbind" else None, r.expr, labels=data.index)
+    if response_levels is not None:
+        warnings.warn(factors.success_message(r.expr, response_levels), stacklevel=3)
+
+    X, names, fixed_terms, common = _model_matrix(spec.fixed, data, "fixed-effect design")
+    _check_rank(X, names)
+
+    offset = np.zeros(len(data))
+    for off in spec.offsets:
+        val = _as_float(_evaluate(off, data), f"offset({off})", data.index)
+        if not np.all(np.isfinite(val)):
+            raise DataError(
+                f"offset({off}) is not finite at rows {_positions(~np.isfinite(val), data.index)}"
+            )
+        offset = offset + val
+
+    random = [_random_term(t, data) for t in spec.random]
+    names_seen: dict[str, str] = {}
+    for t in random:
+        for c in t.component_names:
+            if c in names_seen:
+                raise FormulaError(
+                    f"variance component {c!r} is defined twice ({names_seen[c]} and "
+                    f"{t.spec.label}); merge the terms"
+                )
+            names_seen[c] = t.spec.label
+        if family.name == "gaussian" and t.n_levels * t.n_columns >= len(data):
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.n_levels} levels for {len(data)} rows: "
+                "a Gaussian model cannot separate it from the residual"
+            )
+
+    return Design(
+        spec=spec,
+        family=family,
+        y=y,
+        trials=trials,
+        offset=offset,
+        X=X,
+        fixed_names=names,
+        fixed_terms=fixed_terms,
+        random=random,
+        row_labels=data.index,
+        dropped_rows=dropped,
+        fixed_design=common,
+        response_levels=response_levels,
+    )

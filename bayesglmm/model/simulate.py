@@ -1,0 +1,153 @@
+"""Simulate responses from a GLMM with given parameters on a given design."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FormulaError
+from .design import build_design
+from .families import get_family
+from .formula import parse_formula
+
+
+def _as_vector(values, names: list[str], what: str) -> np.ndarray:
+    if isinstance(values, Mapping | pd.Series):
+        values = dict(values)
+        missing = [n for n in names if n not in values]
+        extra = [k for k in values if k not in names]
+        if missing or extra:
+            raise DataError(f"{what}: missing {missing}, unknown {extra}; expected keys {names}")
+        return np.array([float(values[n]) for n in names])
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if arr.shape != (len(names),):
+        raise DataError(f"{what}: expected {len(names)} values for {names}, got {arr.shape}")
+    return arr
+
+
+def simulate(
+    formula: str,
+    data: pd.DataFrame,
+    fixed_effects,
+    variance_components=None,
+    correlations: Mapping | None = None,
+    family: str = "binomial",
+    link: str | None = None,
+    dispersion: float | None = None,
+    trials=None,
+    random_seed: int | None = None,
+) -> pd.DataFrame:
+    """Draw a response from a GLMM on the design given by ``formula`` and ``data``.
+
+    Parameters
+    ----------
+    formula : str
+        Any formula :class:`~bayesglmm.GLMM` accepts. The response column(s) need not exist
+        in ``data``; they are (re)written.
+    data : DataFrame
+        Predictors and grouping factors.
+    fixed_effects : dict or array
+        By fixed-effect column name (``"Cross[RR]"``, ``"Intercept"``, ``"x"``).
+    variance_components : dict
+        Variances by component name (``"Female"``, ``"g|x"``).
+    correlations : dict, optional
+        Correlations within correlated terms, by ``"group|a,b"``; zero when absent.
+    family, link : str
+    dispersion : float
+        Gaussian residual sd or negative-binomial shape alpha.
+    trials : int, array or column name
+        Binomial trials for ``cbind`` responses (defaults to the current successes +
+        failures if those columns exist).
+    random_seed : int
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``data`` with the simulated response; ``.attrs["truth"]`` holds the
+        parameters and the drawn random effects.
+    """
+    rng = np.random.default_rng(random_seed)
+    spec = parse_formula(formula, family, link)
+    fam = get_family(family, link)
+    df = data.copy()
+    resp = spec.response
+    n = len(df)
+    if resp.kind == "cbind":
+        if resp.expr not in df.columns and not resp.expr.isidentifier():
+            raise FormulaError(f"cannot simulate into the expression {resp.expr!r}")
+        if trials is None:
+            if resp.expr in df.columns:
+                succ = df[resp.expr].to_numpy(dtype=float)
+                fail = pd.eval(
+                    resp.failures_expr,
+                    local_dict={c: df[c] for c in df.columns if isinstance(c, str)},
+                )
+                n_trials = succ + np.asarray(fail, dtype=float)
+            else:
+                raise DataError("simulating a cbind(...) response needs trials=")
+        elif isinstance(trials, str):
+            n_trials = df[trials].to_numpy(dtype=float)
+        else:
+            n_trials = np.broadcast_to(np.asarray(trials, dtype=float), (n,)).copy()
+        df[resp.expr] = 0
+        if resp.failures_expr.isidentifier():
+            df[resp.failures_expr] = n_trials.astype(np.int64)
+    else:
+        if not resp.expr.isidentifier():
+            raise FormulaError(f"cannot simulate into the expression {resp.expr!r}")
+        df[resp.expr] = 0
+        n_trials = np.ones(n)
+    design = build_design(spec, df)
+
+    beta = _as_vector(fixed_effects, design.fixed_names, "fixed_effects")
+    eta = design.X @ beta + design.offset
+    variance_components = dict(variance_components or {})
+    correlations = dict(correlations or {})
+    truth_b = {}
+    for t in design.random:
+        var = _as_vector(
+            {k: variance_components[k] for k in t.component_names if k in variance_components},
+            t.component_names,
+            f"variance_components of {t.spec.label}",
+        )
+        sd = np.sqrt(var)
+        corr = np.eye(t.n_columns)
+        for a in range(t.n_columns):
+            for b in range(a + 1, t.n_columns):
+                key = f"{t.group}|{t.columns[a]},{t.columns[b]}"
+                corr[a, b] = corr[b, a] = correlations.pop(key, 0.0)
+        cov = corr * np.outer(sd, sd)
+        if t.n_columns == 1:  # also handles a variance of exactly zero
+            b = rng.normal(0.0, sd[0], size=(t.n_levels, 1))
+        else:
+            b = rng.multivariate_normal(np.zeros(t.n_columns), cov, size=t.n_levels, method="eigh")
+        truth_b[t.name] = pd.DataFrame(b, index=t.levels, columns=t.columns)
+        eta = eta + (t.X * b[t.index]).sum(axis=1)
+    if correlations:
+        raise DataError(f"correlations given for unknown pairs: {list(correlations)}")
+
+    mu = fam.link.linkinv(eta)
+    if fam.name == "binomial":
+        y = rng.binomial(n_trials.astype(np.int64), np.clip(mu, 0.0, 1.0))
+    elif fam.name == "poisson":
+        y = rng.poisson(mu)
+    elif fam.name == "gaussian":
+        if dispersion is None:
+            raise DataError("a Gaussian simulation needs dispersion= (the residual sd)")
+        y = rng.normal(mu, dispersion)
+    else:
+        if dispersion is None:
+            raise DataError("a negative-binomial simulation needs dispersion= (alpha)")
+        y = rng.negative_binomial(dispersion, dispersion / (dispersion + mu))
+    df[resp.expr] = y
+    if resp.kind == "cbind" and resp.failures_expr.isidentifier():
+        df[resp.failures_expr] = (n_trials - y).astype(np.int64)
+    df.attrs["truth"] = {
+        "fixed_effects": dict(zip(design.fixed_names, beta.tolist(), strict=True)),
+        "variance_components": variance_components,
+        "random_effects": truth_b,
+        "dispersion": dispersion,
+    }
+    return df
