@@ -5,7 +5,7 @@ fit them, and frequentist baselines (Laplace, AGQ, PQL, ...) share the same desi
 same result type.
 """
 
-from . import _blas, _compat
+from . import _compat
 from .analysis.compare import compare
 from .analysis.sensitivity import powerscale, sensitivity
 from .errors import (
@@ -71,10 +71,6 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
-
-# PyTensor's C backend (the PyMC sampling path) links the OpenBLAS of the scipy-openblas32
-# dependency, before its first compile (see bayesglmm/_blas.py)
-_blas.configure()
 
 __version__ = "0.1.0"
 

@@ -36,6 +36,7 @@ MOVED = {
     "bayesglmm.ppc": "bayesglmm.analysis.ppc",
     "bayesglmm.sbc": "bayesglmm.analysis.sbc",
     "bayesglmm.specs": "bayesglmm.analysis.specs",
+    "bayesglmm.sensitivity.log_prior": "bayesglmm.bayes.log_prior",  # before its parent
     "bayesglmm.sensitivity": "bayesglmm.analysis.sensitivity",
     "bayesglmm.study": "bayesglmm.analysis.study",
     "bayesglmm.ebp": "bayesglmm.frequentist.ebp",
@@ -77,8 +78,26 @@ class MovedFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _Alias(module))
 
 
+def _model_getattr(name: str):
+    """``from bayesglmm.model import GLMM``: the class lived in the module ``bayesglmm.model``
+    before that name became the model layer's package (set on it by :func:`install`, so the
+    model layer itself never imports the face)."""
+    if name == "GLMM":
+        warnings.warn(
+            MOVED_WARNING.format(old="bayesglmm.model.GLMM", new="bayesglmm.GLMM"),
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .glmm import GLMM
+
+        return GLMM
+    raise AttributeError(f"module 'bayesglmm.model' has no attribute {name!r}")
+
+
 def install() -> None:
     """Put the finder first on ``sys.meta_path`` (once): before the path finder, which would
-    otherwise load a second copy of a moved package's submodule under its old name."""
+    otherwise load a second copy of a moved package's submodule under its old name. Give
+    ``bayesglmm.model`` the old ``GLMM`` attribute."""
     if not any(isinstance(f, MovedFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, MovedFinder())
+    importlib.import_module("bayesglmm.model").__getattr__ = _model_getattr

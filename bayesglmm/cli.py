@@ -44,6 +44,19 @@ NUTS_SAMPLER_HELP = (
 )
 
 
+def methods_help() -> str:
+    """The methods and their options, from the method records (the ``fit --help`` epilog)."""
+    from .methods import available_methods, get_record
+
+    lines = ["methods:"]
+    for name in available_methods():
+        r = get_record(name)
+        lines.append(f"  {name:<8} {r.summary}")
+        lines.append(f"  {'':<8} applies to: {r.applies_to}")
+        lines.append(f"  {'':<8} options: {', '.join(r.options)}")
+    return "\n".join(lines)
+
+
 class CLIError(BayesGLMMError):
     """A command-line argument is wrong (e.g. a formula without ``--data``)."""
 
@@ -95,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
         help="fit a model from models/ or a formula plus a CSV file",
         description="Fit SPEC (a name from `bayesglmm specs` or a .toml file) "
         "or FORMULA (lme4 syntax, with --data).",
+        epilog=methods_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     f.add_argument("model", metavar="SPEC_OR_FORMULA")
     f.add_argument("--data", metavar="CSV", help="data for a formula (or to replace a spec's)")
@@ -112,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="any other option of the method, e.g. -o target_accept=0.95 or -o max_iter=500 "
-        "(values as Python literals; see bayesglmm.options for each method's options)",
+        "(values as Python literals; each method's options are listed below)",
     )
     f.add_argument(
         "--out",

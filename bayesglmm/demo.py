@@ -34,8 +34,8 @@ _PER_TYPE, _EXPERIMENTS, _MATES = 10, 3, 3
 class DemoData:
     """The data the demo runs on, and a line saying which they are.
 
-    ``simulated`` is always False since the data ship with the package; it is kept so that
-    callers written for the earlier offline fallback still read it.
+    ``simulated`` is always False since the data ship with the package; the field stays
+    for callers that read it.
     """
 
     data: pd.DataFrame
@@ -98,7 +98,7 @@ def demo_data(data_dir=None, random_seed: int | None = 0) -> DemoData:
     data_dir : path, optional
         A folder laid out like the data addresses, looked in before the packaged copy.
     random_seed : int, optional
-        Unused; kept for the signature of the earlier simulated fallback.
+        Unused (the data ship with the package); accepted so that calls passing it work.
 
     Raises
     ------

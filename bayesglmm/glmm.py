@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 
-from .methods import get_method
+from .errors import MethodError
+from .methods import get_record
 from .model.design import Design, build_design
 from .model.formula import parse_formula
 from .model.prior_set import PriorSet, resolve_priors
+from .options import option_defaults, resolve_options
 from .results.result import FitResult
 
 
@@ -82,10 +86,34 @@ class GLMM:
         before anything is built or sampled: an unknown option or a bad value raises
         :class:`~bayesglmm.errors.OptionError` naming it.
         ``bayesglmm.options.describe_options(method)`` lists a method's options.
-        """
-        from .results.predict import attach_model  # FitResult.predict reaches the design through it
 
-        return attach_model(get_method(method)(self, **options), self)
+        The one fit pipeline: the method's record (:mod:`bayesglmm.methods`), its options
+        checked and completed with their defaults, the record's check that the method
+        applies to this model (:class:`~bayesglmm.errors.MethodError` with the reason),
+        then the fitting function, timed, whose estimates become the result
+        (:func:`bayesglmm.results.assemble.assemble_result`) with ``timing["total"]`` and
+        ``model`` set.
+        """
+        from .results.assemble import Delegate, assemble_result
+
+        record = get_record(method)
+        given = resolve_options(record.name, options)
+        reason = record.applies(self.design)
+        if reason:
+            raise MethodError(reason)
+        resolved = {**option_defaults(record.name), **given}
+        start = time.perf_counter()
+        estimates = record.fit(self, **resolved)
+        if isinstance(estimates, Delegate):
+            return self.fit(estimates.method, **estimates.options)
+        return assemble_result(
+            method=record.name,
+            design=self.design,
+            estimates=estimates,
+            options=resolved,
+            total=time.perf_counter() - start,
+            model=self,
+        )
 
     def __repr__(self) -> str:
         d = self.design

@@ -1,7 +1,8 @@
 """One option vocabulary for every estimation method, checked before anything runs.
 
-Every ``fit_*`` function starts with :func:`resolve_options`, which checks each option's
-type and range against the table below and refuses unknown ones, all with one error type,
+:meth:`bayesglmm.GLMM.fit` starts with :func:`resolve_options`, which checks each option's
+type and range against the method's table (declared in its record,
+:mod:`bayesglmm.methods`) and refuses unknown ones, all with one error type,
 :class:`~bayesglmm.errors.OptionError`, and a one-line message that names the option (and,
 for a misspelt one, the closest known name). Nothing is built, compiled or sampled before.
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,11 +70,16 @@ ALIASES = {
 
 @dataclass(frozen=True)
 class Option:
-    """One option: ``check(name, value)`` returns the value (normalized) or raises."""
+    """One option: ``check(name, value)`` returns the value (normalized) or raises.
+
+    ``default`` is the value a fit uses when the option is not given (never checked: a
+    test checks every default against its validator).
+    """
 
     name: str
     check: Callable[[str, Any], Any]
     meaning: str
+    default: Any = None
 
 
 # ------------------------------------------------------------------------------------------
@@ -218,7 +224,7 @@ def laplace_start(name, v):
 
 
 # ------------------------------------------------------------------------------------------
-# the table
+# the shared options and the index of every method's table
 
 SHARED: dict[str, Option] = {
     o.name: o
@@ -243,157 +249,30 @@ SHARED: dict[str, Option] = {
     )
 }
 
-_SAMPLING = (
-    Option("draws", integer(1), "draws kept per chain"),
-    Option("tune", integer(0), "tuning (warm-up) iterations per chain, discarded"),
-    Option("chains", integer(1), "independent chains"),
-    Option("cores", integer(1, none=True), "chains run in parallel; None: min(chains, CPUs)"),
-    Option("log_likelihood", flag(), "store the pointwise log-likelihood (LOO/WAIC)"),
-    Option("allow_improper", flag(), "sample even when the posterior is found improper"),
-    Option(
-        "sampler_kwargs",
-        mapping,
-        "further keywords for the sampler (pymc.sample or nutpie.sample), checked there",
-    ),
-)
 
+def option_table(
+    shared: tuple[str, ...] | dict[str, Any], *own: Option, **overrides: Option
+) -> dict[str, Option]:
+    """A method's option table: the :data:`SHARED` options it takes and its own.
 
-def _table(shared: tuple[str, ...], *own: Option, **overrides: Option) -> dict[str, Option]:
-    out = {name: overrides.get(name, SHARED[name]) for name in shared}
+    ``shared`` names the shared options, or maps each name to its default for this method
+    (``{"max_iter": 200, "progressbar": None}``); ``overrides`` replace a shared option
+    outright (a method's own spelling of ``start``). The table is sorted by name.
+    """
+    defaults = dict(shared) if isinstance(shared, Mapping) else {}
+    out = {}
+    for name in shared:
+        option = overrides.get(name, SHARED[name])
+        if name in defaults:
+            option = replace(option, default=defaults[name])
+        out[name] = option
     out.update({o.name: o for o in own})
     return dict(sorted(out.items()))
 
 
-_MC_COMMON = (
-    Option("mc_size", integer(10), "(starting) Monte Carlo sample size"),
-    Option("loglik_draws", integer(100), "importance draws for the log-likelihood estimate"),
-)
-_MONTE_CARLO = {
-    "mcem": _MC_COMMON
-    + (
-        Option("e_step", choice("importance", "rejection", "mh"), "E-step sampler"),
-        Option("mc_rule", choice("booth_hobert", "ascent"), "Monte Carlo size/stopping rule"),
-        Option("mc_max", integer(10), "largest Monte Carlo sample size"),
-        Option("tol", real(0, none=True), "stopping tolerance (see the rule)"),
-    ),
-    "mcnr": _MC_COMMON
-    + (
-        Option("e_step", choice("importance", "rejection", "mh"), "E-step sampler"),
-        Option("mc_max", integer(10), "largest Monte Carlo sample size"),
-        Option("tol", real(0, none=True), "relative change that stops (3 in a row)"),
-    ),
-    "sml": _MC_COMMON,
-}
-
-METHODS: dict[str, dict[str, Option]] = {
-    "nuts": _table(
-        ("progressbar", "random_seed", "start"),
-        *_SAMPLING,
-        Option("nuts_sampler", choice(*NUTS_SAMPLERS), "NUTS backend (auto: compiled or pymc)"),
-        Option("target_accept", real(0, 1), "target acceptance rate of NUTS, in (0, 1)"),
-        Option(
-            "parameterization",
-            choice("noncentered", "centered"),
-            "random effects as sd * N(0, 1) offsets or drawn directly",
-        ),
-        Option("init", choice(*PYMC_INITS, none=True), "PyMC's initialization (pymc only)"),
-    ),
-    "gibbs": _table(
-        ("progressbar", "random_seed", "start"),
-        *_SAMPLING,
-        Option("steps", mapping, "{variable: step kind} overriding the automatic choice"),
-        Option("nuts_fallback", flag(), "NUTS (True) or Metropolis for variables without Gibbs"),
-        Option("scale_moves", flag(), "Liu-Sabatti rescaling moves after variance updates"),
-        Option("conjugate_priors", flag(), "conjugate priors in place of the default ones"),
-        Option(
-            "scheme",
-            choice("auto", "collapsed", "steps"),
-            "collapsed crossed-design sampler or PyMC steps (auto: collapsed when large)",
-        ),
-    ),
-    "laplace": _table(
-        ("max_iter", "progressbar", "random_seed", "threads", "start"),
-        Option("curvature", choice("fisher", "observed"), "weights of the Laplace log-det"),
-        Option(
-            "solver",
-            choice("auto", "direct", "iterative"),
-            "linear algebra: exact factor, or iterative with memory linear in rows and levels",
-        ),
-        start=Option("start", laplace_start, "vector (theta, beta[, log dispersion]) or dict"),
-    ),
-    "agq": _table(
-        ("max_iter", "progressbar", "threads", "start"),
-        Option("n_quad", integer(1), "quadrature nodes per dimension (lme4's nAGQ)"),
-        start=Option("start", laplace_start, "vector (theta, beta[, log dispersion]) or dict"),
-    ),
-    "mbp": _table(
-        ("max_iter", "progressbar", "threads"),
-        Option("n_quad", integer(1), "quadrature nodes per dimension of the full likelihood"),
-        Option("tol", real(0, none=True), "largest relative parameter step that stops"),
-    ),
-    "pql": _table(
-        ("max_iter", "progressbar", "random_seed", "threads"),
-        Option(
-            "solver",
-            choice("auto", "direct", "iterative"),
-            "linear algebra: exact factor, or iterative with memory linear in rows and levels",
-        ),
-        Option("reml", flag(), "REML (True) or ML for the working linear mixed model"),
-        Option("dispersion", choice("fixed", "estimated"), "working residual variance"),
-        Option("tol", real(0), "relative change of the linear predictor that stops"),
-        Option("alpha", real(0, none=True), "negative binomial shape (required there)"),
-    ),
-    "lmm": _table(
-        ("max_iter", "progressbar", "threads"),
-        Option("reml", flag(), "REML (True, as lmer) or maximum likelihood"),
-    ),
-    **{
-        m: _table(
-            ("max_iter", "progressbar", "random_seed", "threads", "start"),
-            *_MONTE_CARLO[m],
-            start=Option("start", laplace_start, "vector (theta, beta) or dict; default Laplace"),
-        )
-        for m in ("mcem", "mcnr", "sml")
-    },
-    "gee": _table(
-        ("max_iter", "start"),
-        Option(
-            "corstr",
-            choice("independence", "exchangeable", "ar1", "unstructured"),
-            "working correlation (geepack's names)",
-        ),
-        Option("se", choice("robust", "model", "bias_reduced"), "standard errors of the table"),
-        Option("groups", column_name, "column of the clusters (default: the (1|g) term)"),
-        Option("time", column_name, "column ordering rows within a cluster (AR(1), unstructured)"),
-        Option("tol", real(0), "largest relative step of beta that stops"),
-        Option(
-            "moments",
-            choice("geepack", "statsmodels"),
-            "moment estimators of scale and correlation: R geepack's or statsmodels'",
-        ),
-    ),
-    **{
-        m: _table(
-            ("max_iter", "random_seed", "start"),
-            Option("n_sim", integer(2), "Monte Carlo draws of the random effects for E(S)"),
-            Option(
-                "expectation",
-                choice("auto", "simulation", "quadrature"),
-                "E(S) by simulation or (one factor) Gauss-Hermite quadrature",
-            ),
-            Option("n_quad", integer(1), "quadrature nodes for expectation='quadrature'"),
-            Option("weights", weight_vector, "weights of the base statistics (first step B)"),
-            Option("tol", real(0), "tolerance of the equation solver"),
-        )
-        for m in ("ee", "ee2")
-    },
-}
-
-
-def register_options(method: str, shared: tuple[str, ...], *own: Option) -> None:
-    """Declare the options of a new method (beside :func:`bayesglmm.methods.register_method`):
-    the names of the :data:`SHARED` options it takes and its own :class:`Option` entries."""
-    METHODS[method] = _table(shared, *own)
+#: method name -> option table; filled by :func:`bayesglmm.methods.register_method` from
+#: the method records (:mod:`bayesglmm.methods`), where each table is declared
+METHODS: dict[str, dict[str, Option]] = {}
 
 
 # ------------------------------------------------------------------------------------------
@@ -406,8 +285,21 @@ def known_options(method: str) -> list[str]:
 
 
 def describe_options(method: str) -> str:
-    """One line per option of ``method``: name and meaning (for help texts)."""
-    return "\n".join(f"{o.name}: {o.meaning}" for o in _method_table(method).values())
+    """One line per option of ``method``: name, meaning and default (for help texts)."""
+    return "\n".join(
+        f"{o.name}: {o.meaning} (default {o.default!r})" for o in _method_table(method).values()
+    )
+
+
+def option_defaults(method: str) -> dict[str, Any]:
+    """The default of every option of ``method``, by name."""
+    return {name: o.default for name, o in _method_table(method).items()}
+
+
+def complete_options(method: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`resolve_options` with the defaults of the options not given filled in: every
+    option of ``method``, by name (what a fit function is called with)."""
+    return {**option_defaults(method), **resolve_options(method, given)}
 
 
 def resolve_options(method: str, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def model(salamander):
 
 @pytest.mark.slow
 def test_every_method_on_salamander_one_row_each_and_the_plot_renders(model, tmp_path):
-    """The issue's check: every registered method, one row per method and parameter."""
+    """Every registered method, one row per method and parameter, and the plot renders."""
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
 

@@ -40,3 +40,28 @@ def test_logliks_are_the_normalized_densities():
     np.testing.assert_allclose(nb, stats.nbinom.logpmf(y, a, a / (a + m)))
     fam = get_family("negative_binomial")
     assert fam.variance(np.array([2.0]), 2.0)[0] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("name", ["logit", "probit", "cloglog", "log", "identity"])
+def test_second_derivative_and_exact_log_means(name):
+    link = LINKS[name]
+    eta = np.linspace(-3, 1, 9)
+    h = 1e-5
+    mu, mu_eta = link.linkinv(eta), link.mu_eta(eta)
+    numeric = (link.mu_eta(eta + h) - link.mu_eta(eta - h)) / (2 * h)
+    np.testing.assert_allclose(link.mu_eta2(eta, mu, mu_eta), numeric, rtol=1e-6, atol=1e-9)
+    if link.log_inv is not None:
+        np.testing.assert_allclose(link.log_inv(eta), np.log(mu), rtol=1e-12)
+    if link.log1m_inv is not None:
+        np.testing.assert_allclose(link.log1m_inv(eta), np.log1p(-mu), rtol=1e-12)
+        # in the far tail, where mu rounds to 1, log(1 - mu) stays finite and exact
+        assert np.isfinite(link.log1m_inv(np.array([40.0]))[0])
+
+
+def test_family_objects_pickle_and_compare():
+    import pickle
+
+    fam = get_family("binomial", "probit")
+    assert pickle.loads(pickle.dumps(fam)) == fam
+    assert fam != get_family("binomial") and fam.canonical is False
+    assert get_family("poisson").canonical and get_family("gaussian").scale(2.0) == 4.0

@@ -1,12 +1,18 @@
-"""The package's import structure: no import cycles between its modules, and the plain-data
-layers (priors, prior sets, spec, design, the propriety check) import no PyMC."""
+"""The package's import structure: no import cycles between its modules, the plain-data
+layers (priors, prior sets, spec, design, the propriety check) import no PyMC, a one-factor
+Laplace or GEE fit loads none of the samplers' stack, importing the package leaves the
+environment alone, and the old module paths still import. The direction of imports between
+the layers is checked in tests/test_layers.py."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import bayesglmm
 
@@ -148,7 +154,8 @@ def test_plain_data_layers_import_no_pymc():
     """priors.py is plain data: PyMC is built from it in bayes/prior_dists.py."""
     code = (
         "import sys\n"
-        "import bayesglmm.priors, bayesglmm.prior_set, bayesglmm.spec, bayesglmm.design\n"
+        "import bayesglmm.model.priors, bayesglmm.model.prior_set, bayesglmm.model.spec\n"
+        "import bayesglmm.model.design\n"
         "import bayesglmm.propriety\n"
         "loaded = sorted(m for m in ('pymc', 'pytensor') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
@@ -157,7 +164,7 @@ def test_plain_data_layers_import_no_pymc():
 
 
 def test_prior_classes_carry_no_pymc_construction():
-    from bayesglmm import priors
+    from bayesglmm.model import priors
 
     classes = [
         c for c in vars(priors).values() if isinstance(c, type) and issubclass(c, priors.Prior)
@@ -181,7 +188,7 @@ def test_import_loads_no_heavy_dependency():
         "         'bayesglmm.model.datasets')\n"
         "loaded = sorted(m for m in heavy if m in sys.modules)\n"
         "assert not loaded, loaded\n"
-        "# submodules that eager imports used to expose stay attributes of the package (checked\n"
+        "# submodules reachable as attributes of the package without importing them (checked\n"
         "# first: importing any submodule later would set the attribute as a side effect)\n"
         "assert bg.propriety.PosteriorProprietyWarning and bg.ppc and bg.comparison.Comparison\n"
         "assert all(getattr(bg, name) is not None for name in bg.__all__)\n"
@@ -190,3 +197,101 @@ def test_import_loads_no_heavy_dependency():
         "assert callable(bg.compare) and callable(bg.sensitivity) and callable(bg.ebp)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+#: the samplers' stack and the compilers, none of which a one-factor Laplace or GEE fit needs
+SAMPLER_STACK = ("pymc", "pytensor", "arviz", "numba", "nutpie")
+
+
+def test_one_factor_laplace_and_gee_fits_load_no_sampler_stack():
+    """Both fits on cbpp in a fresh interpreter leave PyMC, PyTensor, ArviZ, Numba and nutpie
+    unloaded; the iterative solver of large crossed designs, which does use Numba, loads it
+    (so the check sees an import when there is one)."""
+    code = (
+        "import sys\n"
+        "import bayesglmm as bg\n"
+        "model = bg.GLMM('cbind(incidence, size - incidence) ~ period + (1|herd)',\n"
+        "                bg.datasets.load('cbpp'))\n"
+        "laplace, gee = model.fit(method='laplace'), model.fit(method='gee')\n"
+        "assert abs(laplace.loglik - -92.02628) < 1e-3, laplace.loglik  # lme4::glmer, cbpp\n"
+        "assert gee.fixed_effects.shape[0] == 4\n"
+        f"stack = {SAMPLER_STACK!r}\n"
+        "loaded = sorted(m for m in stack if m in sys.modules)\n"
+        "assert not loaded, f'a one-factor fit loaded {loaded}'\n"
+        "import bayesglmm.frequentist.crossed_kernels\n"
+        "assert 'numba' in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def _clean_env() -> dict[str, str]:
+    """The test process's environment without PyTensor settings (and no readable
+    .pytensorrc), as a user who never configured PyTensor has it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTENSOR")}
+    env["PYTENSORRC"] = os.devnull
+    return env
+
+
+def test_import_changes_no_environment_variable():
+    """``import bayesglmm`` (and resolving its lazy names) leaves ``os.environ`` as it was:
+    subprocesses the user starts inherit nothing from the package."""
+    code = (
+        "import os, sys\n"
+        "before = dict(os.environ)\n"
+        "import bayesglmm as bg\n"
+        "assert all(getattr(bg, name) is not None for name in bg.__all__)\n"
+        "changed = sorted(set(before.items()) ^ set(os.environ.items()))\n"
+        "assert not changed, changed\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_an_in_process_dask_worker_changes_no_environment_variable():
+    """A study's Dask plugin gives each worker *process* its own PyTensor compile directory
+    through ``PYTENSOR_FLAGS``; a worker that runs inside the user's own process (a cluster
+    with ``processes=False``) is left alone, so the user's environment does not change."""
+    code = (
+        "import os, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from distributed import Client, LocalCluster\n"
+        "from bayesglmm.analysis.study import workers\n"
+        "from bayesglmm.analysis.study._dask import CompiledirPlugin\n"
+        "before = dict(os.environ)\n"
+        "with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:\n"
+        "    with Client(cluster) as client:\n"
+        "        client.register_plugin(CompiledirPlugin(os.environ['ROOT']), name='cd')\n"
+        "        assert client.run(lambda: 1)  # the worker is up and ran the plugin\n"
+        "changed = sorted(set(before.items()) ^ set(os.environ.items()))\n"
+        "assert not changed and workers._SLOT_DIR is None, (changed, workers._SLOT_DIR)\n"
+        "print('ok')\n"
+    )
+    env = {**_clean_env(), "ROOT": os.devnull}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_old_module_paths_still_import():
+    """Paths from before the package was grouped into layers import (for one release), with a
+    DeprecationWarning naming the new path; the model layer never imports the face itself."""
+    import importlib
+
+    import bayesglmm as bg
+    from bayesglmm.bayes import log_prior
+
+    with pytest.warns(DeprecationWarning, match="bayesglmm.bayes.log_prior"):
+        old = importlib.import_module("bayesglmm.sensitivity.log_prior")
+    assert old is log_prior
+    with pytest.warns(DeprecationWarning, match=r"bayesglmm\.model\.GLMM has moved"):
+        from bayesglmm.model import GLMM
+    assert GLMM is bg.GLMM
+    with pytest.raises(AttributeError):
+        bg.model.NoSuchName  # noqa: B018

@@ -1,4 +1,4 @@
-"""NUTS fits: the salamander check of the foundation issue, an exact Gaussian posterior,
+"""NUTS fits: the salamander acceptance check, an exact Gaussian posterior,
 parameter recovery on simulated crossed and nested designs, and reproducibility."""
 
 import numpy as np
@@ -16,7 +16,7 @@ SALAMANDER_LAPLACE = {
     "Cross[WR]": -1.895956,
     "Cross[WW]": 0.990402,
 }
-# The issue's acceptance window: posterior means within 0.35 of Laplace (the posterior mean
+# The acceptance window: posterior means within 0.35 of Laplace (the posterior mean
 # and the Laplace mode differ by design; 0.35 is about 0.8 posterior sd), variance medians
 # in [0.5, 2.5].
 CROSS_WINDOW = 0.35
@@ -32,7 +32,7 @@ MAX_DIVERGENT = 10
 
 
 @pytest.mark.slow
-def test_salamander_nuts_matches_issue_targets(salamander):
+def test_salamander_nuts_within_the_acceptance_window_of_laplace(salamander):
     m = GLMM("Mate ~ 0 + Cross + (1|Female) + (1|Male)", salamander)
     fit = m.fit(
         method="nuts", draws=1000, tune=1000, chains=4, random_seed=20261121, progressbar=False

@@ -16,8 +16,14 @@ import pandas as pd
 import pytest
 
 from bayesglmm import GLMM, OptionError, simulate
-from bayesglmm.methods import get_method
-from bayesglmm.options import METHODS, NUTS_SAMPLERS, known_options, resolve_options
+from bayesglmm.methods import available_methods, get_method
+from bayesglmm.options import (
+    METHODS,
+    NUTS_SAMPLERS,
+    known_options,
+    option_defaults,
+    resolve_options,
+)
 
 
 class Ran(Exception):
@@ -237,15 +243,33 @@ def test_lmm_valid_options_reach_the_work(gaussian, no_work):
         gaussian.fit(method="lmm", reml=False, max_iter=10, threads=1)
 
 
-@pytest.mark.parametrize("method", ["nuts", "gibbs", "laplace", "agq", "pql", "lmm"])
-def test_the_table_matches_each_fit_function(method):
-    """Every parameter of a fit function is in its option table and the reverse, and
-    nothing public is named ``maxiter``."""
+@pytest.mark.parametrize("method", available_methods())
+def test_the_record_matches_its_fit_function(method):
+    """The fit function takes the model and, as keywords without defaults, exactly the
+    options its record declares (their defaults are the record's); nothing public is named
+    ``maxiter``."""
     params = inspect.signature(get_method(method)).parameters
-    named = {k for k, p in params.items() if k != "model" and p.kind is not p.VAR_KEYWORD}
-    assert not named or named == set(known_options(method))  # or all through **options
+    named = {k for k in params if k != "model"}
+    assert named == set(known_options(method))
+    for name in named:
+        p = params[name]
+        assert p.kind is p.KEYWORD_ONLY and p.default is p.empty, name
+    assert not any(p.kind is p.VAR_KEYWORD for p in params.values())
     assert "maxiter" not in set(known_options(method))
-    assert any(p.kind is p.VAR_KEYWORD for p in params.values())  # unknown -> OptionError
+
+
+@pytest.mark.parametrize("method", available_methods())
+def test_every_default_passes_its_own_check(method):
+    """A default is never checked when a fit runs; here each one is."""
+    for name, option in METHODS[method].items():
+        assert option.check(name, option.default) == option.default, name
+
+
+def test_an_option_the_fit_function_does_not_take_is_refused_by_the_record(binary):
+    """The record's table is the one list: an option outside it is an OptionError, one
+    inside it reaches the function (checked above for every method)."""
+    with pytest.raises(OptionError, match="unknown option 'n_quad' for method 'laplace'"):
+        binary.fit(method="laplace", n_quad=3)
 
 
 def test_every_registered_method_has_an_option_table():
@@ -275,8 +299,8 @@ def test_warnings_point_at_the_users_line(gaussian):
     with pytest.warns(PQLWarning, match="linear mixed model itself") as caught:
         gaussian.fit(method="pql", progressbar=False)
     assert caught[0].filename == __file__
-    with pytest.warns(PQLWarning) as caught:
-        fit_pql(gaussian)  # one frame less between the user and the warning
+    with pytest.warns(PQLWarning) as caught:  # one frame less between the user and it
+        fit_pql(gaussian, **option_defaults("pql"))
     assert caught[0].filename == __file__
 
 
@@ -322,20 +346,32 @@ def test_sampling_progress_in_a_pipe(capsys, monkeypatch):
     assert err[0].startswith("NUTS: running") and err[-1].startswith("NUTS: done in")
 
 
-def test_a_new_method_declares_its_options(monkeypatch):
-    from bayesglmm import options
+def test_a_new_method_is_one_record(monkeypatch, binary):
+    """register_method with one record: the method fits, checks its options and its
+    applicability, and is listed (here the Laplace fit under another name, Gaussian only)."""
+    from bayesglmm import methods, options
+    from bayesglmm.errors import MethodError
 
     monkeypatch.setattr(options, "METHODS", dict(options.METHODS))
-    options.register_options(
-        "mcem", ("max_iter", "random_seed"), options.Option("n_draws", options.integer(10), "")
+    monkeypatch.setattr(methods, "_RECORDS", dict(methods._RECORDS))
+    laplace = methods.get_record("laplace")
+    methods.register_method(
+        methods.MethodRecord(
+            "laplace_copy",
+            laplace.target,
+            "likelihood",
+            "the Laplace fit again",
+            laplace.options,
+            (methods.GAUSSIAN,),
+        )
     )
-    assert options.known_options("mcem") == ["max_iter", "n_draws", "random_seed"]
-    assert resolve_options("mcem", {"n_draws": 50, "random_seed": 2}) == {
-        "n_draws": 50,
-        "random_seed": 2,
-    }
-    with pytest.raises(OptionError, match="n_draws must be an integer >= 10, got 5"):
-        resolve_options("mcem", {"n_draws": 5})
+    assert "laplace_copy" in methods.available_methods()
+    assert "laplace_copy" in set(methods.method_table()["method"])
+    assert options.known_options("laplace_copy") == options.known_options("laplace")
+    with pytest.raises(OptionError, match="max_iter must be a positive integer"):
+        binary.fit(method="laplace_copy", max_iter=0)
+    with pytest.raises(MethodError, match="method 'laplace_copy' fits Gaussian models"):
+        binary.fit(method="laplace_copy")
 
 
 def test_a_misspelt_method_gets_a_suggestion():

@@ -1,4 +1,4 @@
-"""FitResult.predict and posterior_predictive (issue 10), checked against lme4.
+"""FitResult.predict and posterior_predictive, checked against lme4.
 
 R reference values (R 4.2.2, lme4 1.1-31), with tight optimizer settings so that R's
 optimum is the exact Laplace optimum (our fit agrees with it to ~1e-7)::
@@ -37,7 +37,7 @@ import bayesglmm as bg
 from bayesglmm.analysis.ppc import posterior_predictive
 from bayesglmm.errors import DataError, FormulaError, MethodError, OptionError
 
-#: link-scale agreement with lme4 asked by issue 10 (our Laplace optimum agrees with the
+#: link-scale agreement required with lme4's predict (our Laplace optimum agrees with the
 #: tightly optimized glmer to ~1e-7, so this is loose by three orders of magnitude)
 LME4_TOL = 2e-4
 
@@ -312,3 +312,26 @@ def _laplace_like(fit):
     out = copy.copy(fit)
     out.info = dict(fit.info, kind="likelihood")
     return out
+
+
+def test_gee_confidence_intervals_use_the_robust_covariance(cbpp_model):
+    """GEE's intervals: ``Var(eta) = x' V x`` with ``V`` the sandwich (robust) covariance of
+    the coefficients, which also gives the table's standard errors; the population-level
+    prediction of a marginal model."""
+    from scipy import stats
+
+    gee = cbpp_model.fit(method="gee")
+    assert gee.vcov.kind == "robust" and set(gee.vcov.others) == {"model", "bias_reduced"}
+    V = gee.vcov.block(cbpp_model.design.fixed_names)
+    np.testing.assert_allclose(np.sqrt(np.diag(V)), gee.fixed_effects_se, rtol=1e-12)
+    out = gee.predict(interval="confidence", type="link")
+    X = cbpp_model.design.X
+    eta = X @ gee.fixed_effects.to_numpy()
+    se = np.sqrt(np.einsum("ij,jk,ik->i", X, V, X))
+    np.testing.assert_allclose(out["estimate"], eta, rtol=1e-12)
+    np.testing.assert_allclose(out["std_error"], se, rtol=1e-12)
+    np.testing.assert_allclose(out["upper"], eta + stats.norm.ppf(0.975) * se, rtol=1e-12)
+    model_based = cbpp_model.fit(method="gee", se="model")
+    assert model_based.vcov.kind == "model"
+    se_model = model_based.predict(interval="confidence", type="link")["std_error"]
+    assert not np.allclose(se_model, se)  # the kind asked for is the one used

@@ -50,3 +50,21 @@ def test_correlated_term_shows_corr_column_and_agq_title():
     row = lines[lines.index(head) + 2].split()
     cor = r.re_correlations["g|Intercept,x"]
     assert row[0] == "x" and float(row[-1]) == round(cor, 2)
+
+
+def test_gibbs_report_lists_its_step_kinds():
+    """The sampler line names every kind of update the Gibbs fit used (Polya-Gamma for the
+    effects, slice for the standard deviation here), read from its typed details."""
+    import warnings
+
+    from bayesglmm import GLMM, datasets
+
+    data = datasets.load("cbpp")
+    m = GLMM("cbind(incidence, size - incidence) ~ period + (1|herd)", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit(method="gibbs", draws=30, tune=30, chains=1, random_seed=1, progressbar=False)
+    kinds = sorted(set(fit.details.step_kinds.values()))
+    assert kinds == ["polya_gamma", "slice"]
+    line = next(x for x in fit.report().splitlines() if x.startswith("Sampler:"))
+    assert line.startswith("Sampler: gibbs (polya_gamma, slice)"), line

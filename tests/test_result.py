@@ -155,6 +155,7 @@ def test_reports_read_as_their_kind(small_fits):
     assert "z value" not in nuts and "optimizer" not in nuts
     # the numbers shown are the table's
     row = next(s for s in nuts.splitlines() if s.startswith("x ")).split()
+    # printed with 2 decimals (brms's layout): equal to half the last digit
     assert float(row[1]) == pytest.approx(small_fits["nuts"].table.loc["x", "estimate"], abs=0.005)
     assert "maximizes no likelihood" in small_fits["pql"].report()
     assert ml.loglik is not None
@@ -213,3 +214,152 @@ def test_builder_refuses_a_table_that_breaks_the_schema(small_fits):
         standard_table(D, good.assign(extra=1.0))
     with pytest.raises(ValueError, match="not parameters"):
         standard_table(D, pd.concat([good, good.loc[["x"]].rename(index={"x": "y"})]))
+
+
+# ------------------------------------------------------------------------------------------
+# the one fit pipeline
+
+
+#: small sizes, so that every method that applies to cbpp runs in seconds
+SMALL = {
+    "nuts": {"draws": 30, "tune": 30, "chains": 1, "random_seed": 1, "progressbar": False},
+    "gibbs": {"draws": 30, "tune": 30, "chains": 1, "random_seed": 1, "progressbar": False},
+    "mcem": {"mc_size": 50, "mc_max": 200, "max_iter": 5, "random_seed": 1},
+    "mcnr": {"mc_size": 50, "mc_max": 200, "max_iter": 5, "random_seed": 1},
+    "sml": {"mc_size": 200, "random_seed": 1},
+    "ee": {"n_sim": 50, "random_seed": 1},
+    "ee2": {"n_sim": 50, "random_seed": 1},
+}
+CBPP = "cbind(incidence, size - incidence) ~ period + (1|herd)"
+
+
+def _cbpp_model(gaussian=False):
+    from bayesglmm import GLMM, datasets
+
+    data = datasets.load("cbpp")
+    if gaussian:
+        data = data.assign(p=data["incidence"] / data["size"])
+        return GLMM("p ~ period + (1|herd)", data, family="gaussian")
+    return GLMM(CBPP, data)
+
+
+def _applies_to_cbpp():
+    from bayesglmm.methods import available_methods, get_record
+
+    design = _cbpp_model().design
+    return [m for m in available_methods() if get_record(m).applies(design) is None]
+
+
+@pytest.mark.parametrize("method", _applies_to_cbpp() + ["lmm"])
+def test_elapsed_is_the_wall_time_of_every_fit(method):
+    """``elapsed`` (``timing["total"]``) is set once by ``GLMM.fit`` for every method: finite,
+    positive, at least each stage the method timed and at most the caller's clock."""
+    import time
+    import warnings
+
+    model = _cbpp_model(gaussian=method == "lmm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        fit = model.fit(method=method, **SMALL.get(method, {}))
+        wall = time.perf_counter() - start
+    assert np.isfinite(fit.elapsed) and 0 < fit.elapsed <= wall
+    stages = [v for k, v in fit.timing.items() if k != "total"]
+    assert all(v <= fit.elapsed for v in stages)
+    assert fit.model is model  # the declared link to the model
+    assert fit.method == method and fit.info["options"] is not None
+
+
+def test_the_model_link_is_not_pickled_or_saved(tmp_path):
+    import pickle
+
+    model = _cbpp_model()
+    fit = model.fit(method="laplace")
+    assert fit.model is model and "model" not in repr(fit)
+    assert pickle.loads(pickle.dumps(fit)).model is None
+    loaded = FitResult.load(fit.save(tmp_path / "fit.zip"))
+    assert loaded.model is None
+    assert loaded.vcov.kind == "model" and loaded.vcov.names == fit.vcov.names
+    np.testing.assert_array_equal(loaded.vcov.matrix, fit.vcov.matrix)
+    assert loaded.details == fit.details  # the typed details read back from the file
+
+
+#: (method, formula, family, words of the reason): a design each record refuses
+REFUSED = [
+    ("lmm", CBPP, "binomial", "Gaussian models with the identity link"),
+    ("laplace", "cbind(incidence, size - incidence) ~ period", "binomial", "random-effect term"),
+    ("pql", "cbind(incidence, size - incidence) ~ period", "binomial", "random-effect term"),
+    ("agq", CBPP.replace("(1|herd)", "(1|herd) + (1|period)"), "binomial", "crossed"),
+    ("mbp", CBPP.replace("(1|herd)", "(1|herd) + (1|period)"), "binomial", "crossed"),
+    ("mcem", "size ~ period + (1|herd)", "gaussian", "families binomial, poisson"),
+    ("mcnr", "size ~ period + (1|herd)", "gaussian", "families binomial, poisson"),
+    ("sml", "size ~ period + (1|herd)", "gaussian", "families binomial, poisson"),
+    ("gee", CBPP.replace("(1|herd)", "(1|herd) + (1|period)"), "binomial", "one clustering"),
+    ("gee", "size ~ period + (1|herd)", "negative_binomial", "got 'negative_binomial'"),
+    ("ee", CBPP.replace("(1|herd)", "(period|herd)"), "binomial", "random intercepts only"),
+    ("ee2", "size ~ period + (1|herd)", "gaussian", "binomial and Poisson"),
+]
+
+
+@pytest.mark.parametrize(("method", "formula", "family", "words"), REFUSED)
+def test_each_record_refuses_what_its_method_cannot_fit(method, formula, family, words):
+    """The record's reason comes before any work: GLMM.fit raises it (a MethodError) and
+    compare keeps it as the method's note."""
+    from bayesglmm import GLMM, MethodError, datasets
+    from bayesglmm.methods import get_record
+
+    model = GLMM(formula, datasets.load("cbpp"), family=family)
+    reason = get_record(method).applies(model.design)
+    assert reason is not None and words in reason
+    with pytest.raises(MethodError) as caught:
+        model.fit(method=method)
+    assert str(caught.value) == reason
+    from bayesglmm.analysis.comparison import plan_methods, run_plan
+
+    fits, notes, _ = run_plan(model, plan_methods([method, method]), progressbar=False)
+    assert not fits and set(notes.values()) == {" ".join(reason.split())}
+
+
+def test_every_record_declares_what_it_applies_to():
+    """Bayesian samplers take every model; every other method names its requirements."""
+    from bayesglmm.methods import available_methods, get_record, method_table
+
+    table = method_table()
+    assert list(table.columns) == ["method", "kind", "summary", "applies to", "options"]
+    assert sorted(table["method"]) == available_methods() and len(table) == 13
+    for m in available_methods():
+        r = get_record(m)
+        assert (r.kind == "bayesian") == (not r.requires), m
+
+
+def test_a_file_saved_before_the_typed_details_still_loads(tmp_path):
+    """Files without ``details_type``/``vcov_kind`` (GEE's covariances as a dict by kind):
+    the typed details and the covariance are read from the keys those files have."""
+    import json
+    import zipfile
+
+    model = _cbpp_model()
+    gee = model.fit(method="gee")
+    path = gee.save(tmp_path / "new.zip")
+    with zipfile.ZipFile(path) as zf:
+        payload = json.loads(zf.read("result.json"))
+    det = payload["info"]["details"]
+    for key in ("details_type", "vcov_kind", "vcov_others", "vcov_names"):
+        det.pop(key, None)
+    det["vcov_names"] = list(gee.vcov.names)
+    det["vcov"] = {"robust": gee.vcov.matrix.tolist()} | {
+        k: v.tolist() for k, v in gee.vcov.others.items()
+    }
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("result.json", json.dumps(payload))
+    back = FitResult.load(old)
+    assert back.vcov.kind == "robust" and set(back.vcov.others) == {"model", "bias_reduced"}
+    np.testing.assert_array_equal(back.vcov.matrix, gee.vcov.matrix)
+    assert back.details.corstr == "exchangeable" and back.details.n_clusters == 15
+    assert back.report() == gee.report()
+    np.testing.assert_allclose(
+        back.predict(model=model, interval="confidence")["std_error"],
+        gee.predict(interval="confidence")["std_error"],
+        rtol=1e-12,
+    )

@@ -1,4 +1,4 @@
-"""Prior sensitivity: power-scaling one fit, predicting refits, refitting (issue 11).
+"""Prior sensitivity: power-scaling one fit, predicting refits, refitting.
 
 Fits use the compiled NUTS path on the salamander data (McCullagh & Nelder 1989), 4 chains
 x 1000 draws. Tolerances and their false-failure rates are stated beside each check.

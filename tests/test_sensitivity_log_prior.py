@@ -16,7 +16,7 @@ import pytest
 import bayesglmm as bg
 from bayesglmm import priors as P
 from bayesglmm.analysis.sensitivity import log_prior_dataset, prior_logpdf
-from bayesglmm.analysis.sensitivity.log_prior import sampled_priors
+from bayesglmm.bayes.log_prior import sampled_priors
 
 #: floating point only: both sides evaluate the same closed-form densities (PyMC's
 #: Student-t normalizing constant differs from SciPy's in the 8th digit)

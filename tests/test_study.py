@@ -1,7 +1,7 @@
 """The study runner (bayesglmm.study): derived seeds, the result store, resuming, failures,
 argument checks, per-worker PyTensor compile directories, and the studies built on it.
 
-The Dask cluster and the killed-and-restarted study of issue 11 are in test_study_dask.py.
+The Dask cluster and the killed-and-restarted study are in test_study_dask.py.
 Most tests here run in-process (``max_workers=1``); one starts a two-process local pool.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 11's check of the study runner on a Dask cluster.
+"""The study runner on a Dask cluster, killed halfway and restarted.
 
 "A study of 40 fits on a dask.distributed.LocalCluster that is killed halfway (the process
 or a worker) and restarted finishes with all 40 results, no duplicates, and results
@@ -69,7 +69,7 @@ def run_on_cluster(store: str, kill_worker_at: int | None = None):
             random_seed=SEED, progressbar=False,
         )  # fmt: skip
         claimed = client.run(_claimed)
-        # PyTensor, imported now on one worker (~3 s), compiles in the directory it claimed
+        # PyTensor, imported here on one worker (~3 s), compiles in the directory it claimed
         first = sorted(claimed)[0]
         used = client.run(_pytensor_compiledir, workers=[first])[first]
     return study, killed.get("at"), (claimed, claimed[first], used)

@@ -33,7 +33,7 @@ def compare(
 ):
     """Side-by-side estimates of several fits, or of one model fitted by several methods.
 
-    ``compare({label: fit, ...})`` joins finished fits into one table (as before).
+    ``compare({label: fit, ...})`` joins finished fits into one table.
     ``compare(model, methods=[...])`` fits the model by each method and returns a
     :class:`~bayesglmm.comparison.Comparison`: the tidy table (``.tidy``), this wide table
     (``.table``), the fits (``.fits``), one row per method (``.overview``) and a forest plot

@@ -8,9 +8,10 @@
    naming the method at fault, before anything fits;
 2. :func:`run_plan` fits the methods in turn with a progress bar across them; a method that
    does not apply to the design (GEE or quadrature on crossed factors, ``lmm`` on a
-   binomial model) raises a :class:`~bayesglmm.errors.MethodError` at its start, which is
-   kept as that method's note instead of stopping the comparison (unless it was the only
-   method asked for);
+   binomial model: :meth:`bayesglmm.methods.MethodRecord.applies`) is not fitted, and the
+   record's reason is kept as that method's note instead of stopping the comparison
+   (unless it was the only method asked for), as is a :class:`~bayesglmm.errors.MethodError`
+   a fit raises for its data;
 3. :class:`Comparison` holds the fits, the notes and the reference values, and gives the
    tidy table (one row per method and parameter), the wide table of
    :func:`bayesglmm.compare`, one row per method (:attr:`Comparison.overview`) and a forest
@@ -163,6 +164,7 @@ def run_plan(model, plan: list[PlannedFit], progressbar=None):
     """
     from tqdm.auto import tqdm
 
+    from ..methods import get_record
     from ..options import tqdm_progress
 
     fits, skipped, seconds = {}, {}, {}
@@ -171,7 +173,10 @@ def run_plan(model, plan: list[PlannedFit], progressbar=None):
         for p in plan:
             bar.set_postfix_str(p.label)
             start = time.perf_counter()
+            reason = get_record(p.method).applies(model.design)
             try:
+                if reason:  # the record says so: nothing is fitted
+                    raise MethodError(reason)
                 fits[p.label] = model.fit(method=p.method, **p.options)
             except OptionError:
                 raise  # checked up front; one here is a bug, not a method that does not apply

@@ -19,7 +19,13 @@ from ..errors import MethodError, PriorError
 from ..model.design import Design, RandomTerm
 from ..model.prior_set import PriorSet
 from ..model.priors import Prior
+from . import family_pytensor
+from .blas import configure
 from .prior_dists import build_cholesky, build_prior
+
+# the package's PyMC models are built here: PyTensor links the bundled OpenBLAS from their
+# first compile on (see bayesglmm/bayes/blas.py)
+configure()
 
 PARAMETERIZATIONS = ("noncentered", "centered")
 
@@ -137,43 +143,16 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
     return (pt.as_tensor_variable(term.X) * b[idx]).sum(axis=1)
 
 
-def _inverse_link(name: str, eta):
-    if name == "logit":
-        return pm.math.invlogit(eta)
-    if name == "probit":
-        return 0.5 * (1.0 + pt.erf(eta / np.sqrt(2.0)))
-    if name == "cloglog":
-        return 1.0 - pt.exp(-pt.exp(eta))
-    if name == "log":
-        return pt.exp(eta)
-    return eta
-
-
 def _likelihood(design: Design, priors: PriorSet, eta):
-    fam, link = design.family.name, design.family.link.name
-    name = design.spec.response.name
-    y = design.y
-    if fam == "binomial":
-        if design.is_bernoulli:
-            if link == "logit":
-                return pm.Bernoulli(name, logit_p=eta, observed=y.astype(np.int64))
-            p = pt.clip(_inverse_link(link, eta), 1e-12, 1 - 1e-12)
-            return pm.Bernoulli(name, p=p, observed=y.astype(np.int64))
-        n = design.trials.astype(np.int64)
-        if link == "logit":
-            return pm.Binomial(name, n=n, logit_p=eta, observed=y.astype(np.int64))
-        p = pt.clip(_inverse_link(link, eta), 1e-12, 1 - 1e-12)
-        return pm.Binomial(name, n=n, p=p, observed=y.astype(np.int64))
-    mu = _inverse_link(link, eta)
-    if fam == "poisson":
-        return pm.Poisson(name, mu=mu, observed=y.astype(np.int64))
-    if fam == "gaussian":
-        sigma = _dispersion(priors.dispersion["sigma"], "sigma")
-        return pm.Normal(name, mu=mu, sigma=sigma, observed=y)
-    if fam == "negative_binomial":
-        alpha = _dispersion(priors.dispersion["alpha"], "alpha")
-        return pm.NegativeBinomial(name, mu=mu, alpha=alpha, observed=y.astype(np.int64))
-    raise MethodError(f"no PyMC likelihood for family {fam!r}")
+    """The observed response: the family's PyMC distribution (:mod:`.family_pytensor`),
+    with its dispersion parameter under its prior."""
+    fam = design.family
+    disp = None
+    if fam.dispersion_name is not None:
+        disp = _dispersion(priors.dispersion[fam.dispersion_name], fam.dispersion_name)
+    return family_pytensor.observed(
+        fam, design.spec.response.name, eta, design.y, design.trials, design.is_bernoulli, disp
+    )
 
 
 def _dispersion(prior: Prior, name: str):

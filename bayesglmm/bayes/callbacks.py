@@ -206,24 +206,23 @@ def start_box(design, ndim: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _glm_estimate(design) -> tuple[np.ndarray, np.ndarray] | None:
     """(estimate, standard errors) of the GLM without random effects, or None."""
-    from ..frequentist import pql_working as pw
+    from ..frequentist import glm
+    from ..frequentist.pql_working import ETA_SEPARATION
 
     if design.p == 0 or design.p > _GLM_START_MAX_COLUMNS:
         return None
-    y, weights = pw._working_parts(design, None)
+    family = design.family
     try:
         with np.errstate(all="ignore"):
-            eta, info = pw.glm_start(design, y, weights)
-            lin = eta - design.offset
-            binomial = design.family.name == "binomial"
-            if not info["converged"] or (binomial and np.abs(lin).max() > pw.ETA_SEPARATION):
+            fit = glm.fit_glm_design(design)
+            lin = fit.eta - design.offset
+            binomial = family.name == "binomial"
+            if not fit.converged or (binomial and np.abs(lin).max() > ETA_SEPARATION):
                 return None
             beta = np.linalg.lstsq(design.X, lin, rcond=None)[0]
-            z, w = pw.working_response(design, eta, y, weights)
-            phi = 1.0
-            if design.family.name == "gaussian":  # residual variance
-                phi = float(np.sum(w * (z - lin) ** 2) / max(design.n - design.p, 1))
-            cov = np.linalg.pinv(design.X.T @ (w[:, None] * design.X)) * phi
+            cov = glm.coefficient_covariance(
+                family, design.X, fit, design.y, design.trials, design.offset
+            )
     except np.linalg.LinAlgError:  # a start point only: fall back to (-1, 1)
         return None
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))

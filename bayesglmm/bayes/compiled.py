@@ -19,13 +19,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..model.families import unsupported_reason as family_reason
 from . import kernel
-
-_FAMILIES = {
-    ("binomial", "logit"): kernel.BINOMIAL_LOGIT,
-    ("poisson", "log"): kernel.POISSON_LOG,
-    ("gaussian", "identity"): kernel.GAUSSIAN_IDENTITY,
-}
 
 
 def unsupported_reason(model, parameterization: str = "noncentered") -> str | None:
@@ -44,25 +39,23 @@ def unsupported_reason(model, parameterization: str = "noncentered") -> str | No
 def specialised_reason(model, parameterization: str = "noncentered") -> str | None:
     """Why the specialised kernel cannot represent this model (None when it can)."""
     d, ps = model.design, model.priors
-    key = (d.family.name, d.family.link.name)
-    if key not in _FAMILIES:
-        return (
-            f"family/link {key[0]}/{key[1]} (compiled: binomial/logit, poisson/log, "
-            "gaussian/identity)"
-        )
+    reason = family_reason(d.family, kernel.FAMILIES, "the compiled kernel")
+    if reason is not None:
+        return reason
     if parameterization != "noncentered":
         return "the centered parameterization"
     for term, prior in ps.fixed.items():
-        if prior.dist != "Normal":
+        normal = prior.as_normal()
+        if normal is None or not np.all(np.isfinite(normal[1])):
             return f"prior {prior.describe()} on {term!r} (compiled: Normal)"
     for t in d.random:
         if t.correlated:
             return f"correlated term {t.name}"
         for prior in ps.random_sd[t.name]:
-            if prior.dist != "HalfNormal" or prior.scale != "sd":
+            if prior.as_half_normal() is None or prior.scale != "sd":
                 return f"prior {prior.describe()} on {t.name} (compiled: HalfNormal sd)"
     for name, prior in ps.dispersion.items():
-        if prior.dist != "HalfNormal" or prior.scale != "sd":
+        if prior.as_half_normal() is None or prior.scale != "sd":
             return f"prior {prior.describe()} on {name!r} (compiled: HalfNormal)"
     return None
 
@@ -121,7 +114,7 @@ class KernelData:
 
 def kernel_data(model) -> KernelData:
     d, ps = model.design, model.priors
-    family = _FAMILIES[(d.family.name, d.family.link.name)]
+    family = kernel.FAMILIES[(d.family.name, d.family.link.name)]
     n = d.n
     K = sum(t.n_columns for t in d.random)
     re_x = np.zeros((n, K))
@@ -132,16 +125,15 @@ def kernel_data(model) -> KernelData:
         for j in range(t.n_columns):
             re_x[:, c] = t.X[:, j]
             re_zidx[:, c] = zoff + t.index * t.n_columns + j
-            sd_scale[c] = ps.random_sd[t.name][j].sigma
+            sd_scale[c] = ps.random_sd[t.name][j].as_half_normal()
             c += 1
         zoff += t.n_levels * t.n_columns
     beta_mu = np.zeros(d.p)
     beta_sd = np.ones(d.p)
     for term, sl in d.fixed_terms.items():
-        beta_mu[sl] = ps.fixed[term].mu
-        beta_sd[sl] = ps.fixed[term].sigma
+        beta_mu[sl], beta_sd[sl] = ps.fixed[term].as_normal()
     trials = d.trials if d.trials is not None else np.ones(n)
-    disp_scale = ps.dispersion["sigma"].sigma if "sigma" in ps.dispersion else 1.0
+    disp_scale = ps.dispersion["sigma"].as_half_normal() if "sigma" in ps.dispersion else 1.0
     lconst = kernel.response_constant(d.y, trials, family)
     args = (
         np.ascontiguousarray(d.X, dtype=float),

@@ -17,9 +17,13 @@ the ``k(k+1)/2`` packed Cholesky factor with log diagonal, as PyMC's
 ``CholeskyCovPacked``); per term its effects (``L * k``, level-major: ``z`` noncentered,
 ``b`` centered); the log dispersion (Gaussian ``sigma``, negative-binomial ``alpha``).
 
-Families: 0 binomial, 1 Poisson, 2 Gaussian, 3 negative binomial. Links: 0 logit,
-1 probit, 2 cloglog, 3 log, 4 identity. Prior codes (:data:`PRIOR_CODES`) act on the
-constrained value; positive ones are sampled on the log scale.
+Families and links are numbered as in :mod:`.family_kernels`, which holds the row
+log-likelihood of every family (:data:`~.family_kernels.ROW_FAMILIES`).
+
+A prior declares its code as ``compiled_code`` (:mod:`bayesglmm.model.priors`);
+:func:`prior_lp` implements :data:`COEFFICIENT_PRIORS` and :data:`POSITIVE_PRIORS` on the
+constrained value (positive ones are sampled on the log scale), and a correlated term takes
+a prior in :data:`CORRELATION_PRIORS`.
 """
 
 from __future__ import annotations
@@ -29,46 +33,25 @@ import math
 import numba
 import numpy as np
 
+from . import family_kernels as fk
 from . import vmath
+from .family_kernels import BINOMIAL, LOGIT, POISSON
 from .kernel import _FAST, residual_sums
 
-BINOMIAL, POISSON, GAUSSIAN, NEGBIN = 0, 1, 2, 3
-LOGIT, PROBIT, CLOGLOG, LOG, IDENTITY = 0, 1, 2, 3, 4
-#: prior class name -> code (parameters in ``params()`` order)
-PRIOR_CODES = {
-    "Normal": 0,
-    "StudentT": 1,
-    "Cauchy": 2,
-    "Flat": 3,
-    "HalfNormal": 10,
-    "HalfStudentT": 11,
-    "HalfCauchy": 12,
-    "Exponential": 13,
-    "Gamma": 14,
-    "InverseGamma": 15,
-    "HalfFlat": 16,
-}
-#: PyMC clips probit and cloglog probabilities to [EPS, 1 - EPS]
-EPS = 1e-12
+#: prior codes :func:`prior_lp` implements (parameters in the prior's ``params()`` order):
+#: on a coefficient Normal 0, StudentT 1, Cauchy 2, Flat 3
+COEFFICIENT_PRIORS = frozenset({0, 1, 2, 3})
+#: on an sd or variance HalfNormal 10, HalfStudentT 11, HalfCauchy 12, Exponential 13,
+#: Gamma 14, InverseGamma 15, HalfFlat 16
+POSITIVE_PRIORS = frozenset({10, 11, 12, 13, 14, 15, 16})
+#: on the correlations of a term: LKJ(eta) 20 (``tpar``: eta and its log normalizer)
+CORRELATION_PRIORS = frozenset({20})
 _HL2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG2 = math.log(2.0)
 _LOGPI = math.log(math.pi)
-_SQRT2 = math.sqrt(2.0)
 _OPTS = dict(cache=True, nogil=True)
 # the density itself may reassociate its sums over rows and levels (kernel._FAST), so that
 # they vectorize; the order-sensitive exp and log1p live in :mod:`vmath`, compiled without it
-
-
-@numba.njit(**_OPTS)
-def digamma(x):
-    """psi(x) for x > 0 (recurrence to x >= 6, then the asymptotic series; error < 1e-13)."""
-    r = 0.0
-    while x < 6.0:
-        r -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    s = f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))))
-    return r + math.log(x) - 0.5 / x - s
 
 
 @numba.njit(**_OPTS)
@@ -117,54 +100,6 @@ def _positive(code, par, on_variance, u):
     sd = math.sqrt(val) if on_variance else val
     dsd = 0.5 * sd if on_variance else sd
     return sd, lp + u, d * val + 1.0, dsd
-
-
-@numba.njit(**_OPTS)
-def _row(family, link, y, t, eta, disp, bern):
-    """Log-likelihood of one row without its data-only constant, d/d eta, d/d dispersion."""
-    if family == BINOMIAL:
-        if link == LOGIT:
-            e = math.exp(-abs(eta))
-            l1 = math.log1p(e)
-            mu = 1.0 / (1.0 + e) if eta > 0 else e / (1.0 + e)
-            return y * eta - t * (max(eta, 0.0) + l1), y - t * mu, 0.0
-        # as PyMC: p clipped to [EPS, 1 - EPS], log(1 - p) from p
-        if link == PROBIT:
-            p = 0.5 * (1.0 + math.erf(eta / _SQRT2))
-            dp = math.exp(-0.5 * eta * eta - _HL2PI)
-        else:  # cloglog
-            m = math.exp(eta)
-            p = 1.0 - math.exp(-m)
-            dp = m * math.exp(-m)
-        if p < EPS:
-            p, dp = EPS, 0.0
-        elif p > 1.0 - EPS:
-            p, dp = 1.0 - EPS, 0.0
-        q = 1.0 - p
-        lp = 0.0
-        if y > 0:
-            lp += y * math.log(p)
-        if t - y > 0:
-            lp += (t - y) * (math.log1p(-p) if bern else math.log(q))
-        return lp, (y / p - (t - y) / q) * dp, 0.0
-    if family == POISSON:
-        mu = math.exp(eta)
-        return y * eta - mu, y - mu, 0.0
-    if family == GAUSSIAN:
-        d = (y - eta) / disp
-        return -0.5 * d * d - math.log(disp) - _HL2PI, d / disp, (d * d - 1.0) / disp
-    # negative binomial, log link, shape alpha = disp
-    a = disp
-    mu = math.exp(eta)
-    if a > 1e10:  # PyMC's Poisson limit
-        return y * eta - mu, y - mu, 0.0
-    lam = math.log(mu + a)
-    lp = math.lgamma(y + a) - math.lgamma(a) + a * (math.log(a) - lam)
-    if y > 0:
-        lp += y * (eta - lam)
-    r = a * (y - mu) / (mu + a)
-    da = digamma(y + a) - digamma(a) + math.log(a) + 1.0 - lam - (y + a) / (mu + a)
-    return lp, r, da
 
 
 @numba.njit(**_FAST)
@@ -321,18 +256,19 @@ def logp_grad(
         vmath.exp_negabs_into(eta, e, np.empty(n, dtype=np.int64))
         vmath.log1p_unit_into(e, l1)
         for i in range(n):
-            t, et, ei = trials[i], eta[i], e[i]
-            lp += y[i] * et - t * (max(et, 0.0) + l1[i])
-            r[i] = y[i] - t * (1.0 / (1.0 + ei) if et > 0 else ei / (1.0 + ei))
+            li, ri, _ = fk.logit_terms(y[i], trials[i], eta[i], e[i], l1[i])
+            lp += li
+            r[i] = ri
     elif family == POISSON:
         e = np.empty(n)
         vmath.exp_into(eta, e, np.empty(n, dtype=np.int64))
         for i in range(n):
-            lp += y[i] * eta[i] - e[i]
-            r[i] = y[i] - e[i]
+            li, ri = fk.poisson_log_terms(y[i], eta[i], e[i])
+            lp += li
+            r[i] = ri
     else:
         for i in range(n):
-            li, ri, di = _row(family, link, y[i], trials[i], eta[i], disp, bern)
+            li, ri, di = fk.row(family, link, y[i], trials[i], eta[i], disp, bern)
             lp += li
             r[i] = ri
             gdisp += di

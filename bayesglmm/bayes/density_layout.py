@@ -13,63 +13,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln
 
+from ..model.families import unsupported_reason as family_reason
 from . import density as dens
-
-_LINKS = {"logit": dens.LOGIT, "probit": dens.PROBIT, "cloglog": dens.CLOGLOG, "log": dens.LOG}
-_FAMILIES = {
-    ("binomial", "logit"),
-    ("binomial", "probit"),
-    ("binomial", "cloglog"),
-    ("poisson", "log"),
-    ("gaussian", "identity"),
-    ("negative_binomial", "log"),
-}
-_FAMILY_CODE = {
-    "binomial": dens.BINOMIAL,
-    "poisson": dens.POISSON,
-    "gaussian": dens.GAUSSIAN,
-    "negative_binomial": dens.NEGBIN,
-}
-_FIXED = ("Normal", "StudentT", "Cauchy", "Flat")
-_POSITIVE = (
-    "HalfNormal",
-    "HalfStudentT",
-    "HalfCauchy",
-    "Exponential",
-    "Gamma",
-    "InverseGamma",
-    "HalfFlat",
-)
+from . import family_kernels as fk
 
 
 def unsupported_reason(model, parameterization: str = "noncentered") -> str | None:
     """Why the general compiled density cannot represent this model (None when it can)."""
     d, ps = model.design, model.priors
-    key = (d.family.name, d.family.link.name)
-    if key not in _FAMILIES:
-        return f"family/link {key[0]}/{key[1]}"
+    reason = family_reason(d.family, fk.ROW_FAMILIES, "the general compiled density")
+    if reason is not None:
+        return reason
     if parameterization not in ("noncentered", "centered"):
         return f"parameterization {parameterization!r}"
     for term, prior in ps.fixed.items():
-        if prior.dist not in _FIXED:
+        if prior.compiled_code not in dens.COEFFICIENT_PRIORS:
             return f"prior {prior.describe()} on {term!r}"
     for t in d.random:
         if t.correlated:
             corr = ps.correlation[t.name]
-            if corr.dist != "LKJCholeskyCov":
+            if corr.compiled_code not in dens.CORRELATION_PRIORS:
                 return f"prior {corr.describe()} on correlated term {t.name}"
             sds = ps.random_sd[t.name]
-            if any(type(p) is not type(sds[0]) or p.scale != "sd" for p in sds):
+            if any(p.compiled_code != sds[0].compiled_code or p.scale != "sd" for p in sds):
                 return f"mixed or variance-scale sd priors on correlated term {t.name}"
         for prior in ps.random_sd[t.name]:
-            if prior.dist not in _POSITIVE or prior.scale not in ("sd", "variance"):
+            if not _positive(prior, ("sd", "variance")):
                 return f"prior {prior.describe()} on {t.name}"
     for name, prior in ps.dispersion.items():
-        if prior.dist not in _POSITIVE or prior.scale not in ("sd", "value", "variance"):
+        if not _positive(prior, ("sd", "value", "variance")):
             return f"prior {prior.describe()} on {name!r}"
     return None
+
+
+def _positive(prior, scales: tuple[str, ...]) -> bool:
+    """The density has the prior of a positive parameter on one of these scales."""
+    return prior.compiled_code in dens.POSITIVE_PRIORS and prior.scale in scales
 
 
 def _params(prior, width: int) -> np.ndarray:
@@ -78,29 +58,6 @@ def _params(prior, width: int) -> np.ndarray:
     for j, v in enumerate(prior.params().values()):
         out[:, j] = np.broadcast_to(np.asarray(v, dtype=float), (width,))
     return out
-
-
-def lkj_normalizer(eta: float, n: int) -> float:
-    """PyMC's ``_lkj_normalizing_constant(eta, n)``."""
-    if eta == 1:
-        out = float(gammaln(2.0 * np.arange(1, int((n - 1) / 2) + 1)).sum())
-        if n % 2 == 1:
-            out += (
-                0.25 * (n**2 - 1) * np.log(np.pi)
-                - 0.25 * (n - 1) ** 2 * np.log(2.0)
-                - (n - 1) * gammaln(int((n + 1) / 2))
-            )
-        else:
-            out += (
-                0.25 * n * (n - 2) * np.log(np.pi)
-                + 0.25 * (3 * n**2 - 4 * n) * np.log(2.0)
-                + n * gammaln(n / 2)
-                - (n - 1) * gammaln(n)
-            )
-        return float(out)
-    k = np.arange(1, n)
-    out = -(n - 1) * gammaln(eta + 0.5 * (n - 1))
-    return float(out + (0.5 * k * np.log(np.pi) + gammaln(eta + 0.5 * (n - 1 - k))).sum())
 
 
 @dataclass
@@ -193,8 +150,8 @@ def density_data(model, parameterization: str = "noncentered") -> DensityData:
     """The arrays of the general compiled density for ``model``."""
     d, ps = model.design, model.priors
     n, p = d.n, d.p
-    family = _FAMILY_CODE[d.family.name]
-    link = _LINKS.get(d.family.link.name, dens.IDENTITY)
+    family = fk.FAMILY_CODES[d.family.name]
+    link = fk.LINK_CODES[d.family.link.name]
     K = sum(t.n_columns for t in d.random)
     reXT = np.zeros((K, n))
     zidxT = np.zeros((K, n), dtype=np.uint32)
@@ -211,12 +168,13 @@ def density_data(model, parameterization: str = "noncentered") -> DensityData:
         hyper.append((pos, size))
         terms[ti] = [k, t.n_levels, boff, int(t.correlated), pos, c]
         if t.correlated:
-            eta = float(ps.correlation[t.name].eta)
-            tpar[ti] = [eta, lkj_normalizer(eta, k)]
+            lkj = ps.correlation[t.name]
+            # PyMC's LKJ constant (the negated normalizer) keeps this density equal to PyMC's
+            tpar[ti] = [float(lkj.params()["eta"]), -lkj.log_normalizer(k)]
         for j, prior in enumerate(ps.random_sd[t.name]):
             reXT[c] = t.X[:, j]
             zidxT[c] = boff + t.index * k + j
-            scode[c] = dens.PRIOR_CODES[prior.dist]
+            scode[c] = prior.compiled_code
             spar[c] = _params(prior, 1)[0]
             sscale[c] = int(prior.scale == "variance")
             c += 1
@@ -229,7 +187,7 @@ def density_data(model, parameterization: str = "noncentered") -> DensityData:
     dcode, don_var, dpar = -1, 0, np.zeros(3)
     if ps.dispersion:
         ((name, prior),) = ps.dispersion.items()
-        dcode, don_var = dens.PRIOR_CODES[prior.dist], int(prior.scale == "variance")
+        dcode, don_var = prior.compiled_code, int(prior.scale == "variance")
         dpar = _params(prior, 1)[0]
         disp = (name, pos, bool(don_var))
         pos += 1
@@ -237,16 +195,11 @@ def density_data(model, parameterization: str = "noncentered") -> DensityData:
     bpar = np.zeros((p, 3))
     for term, sl in d.fixed_terms.items():
         prior = ps.fixed[term]
-        bcode[sl] = dens.PRIOR_CODES[prior.dist]
+        bcode[sl] = prior.compiled_code
         bpar[sl] = _params(prior, sl.stop - sl.start)
     trials = d.trials.astype(float) if d.trials is not None else np.ones(n)
     y = d.y.astype(float)
-    if family == dens.BINOMIAL:
-        lconst = float(np.sum(gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)))
-    elif family in (dens.POISSON, dens.NEGBIN):
-        lconst = -float(np.sum(gammaln(y + 1)))
-    else:
-        lconst = 0.0
+    lconst = float(np.sum(d.family.log_constant(y, trials)))
     centered = parameterization == "centered"
     meta = np.array(
         [n, p, K, len(d.random), boff, family, link, int(centered), int(d.is_bernoulli),
@@ -305,7 +258,7 @@ def pointwise_loglik(model, posterior: dict, draws: int) -> np.ndarray:
     expanded variables (flattened over chains)."""
     d = model.design
     out = np.empty((draws, d.n))
-    disp_name = "sigma" if d.family.name == "gaussian" else "alpha"
+    disp_name = d.family.dispersion_name
     for s in range(draws):
         eta = d.offset.astype(float).copy()
         for term, sl in d.fixed_terms.items():
@@ -314,5 +267,5 @@ def pointwise_loglik(model, posterior: dict, draws: int) -> np.ndarray:
             b = posterior[t.name][s].reshape(t.n_levels, t.n_columns)
             eta += (t.X * b[t.index]).sum(axis=1)
         disp = float(posterior[disp_name][s]) if disp_name in posterior else None
-        out[s] = d.family.loglik(d.y, d.family.link.linkinv(eta), d.trials, disp)
+        out[s] = d.family.loglik(d.y, trials=d.trials, dispersion=disp, eta=eta)
     return out

@@ -3,12 +3,13 @@
 The density is one generic Numba function of the data arrays, compiled once and cached on
 disk (``cache=True``), so a new process pays no model compilation. It covers the models most
 fits use: binomial/Bernoulli with logit link, Poisson with log link and Gaussian with
-identity link; Normal priors on fixed effects; uncorrelated random-effect columns in the
-noncentered parameterization with HalfNormal priors on their standard deviations; HalfNormal
-prior on the Gaussian residual sd. The other links, families, priors, correlated terms and
-the centered parameterization go through the general density of
-:mod:`bayesglmm.bayes.density` (same contract, somewhat slower per gradient); what neither
-covers goes through the PyMC model.
+identity link (:data:`FAMILIES`; each row's log-likelihood from
+:mod:`bayesglmm.bayes.family_kernels`); Normal priors on fixed effects; uncorrelated
+random-effect columns in the noncentered parameterization with HalfNormal priors on their
+standard deviations; HalfNormal prior on the Gaussian residual sd. The other links,
+families, priors, correlated terms and the centered parameterization go through the general
+density of :mod:`bayesglmm.bayes.density` (same contract, somewhat slower per gradient);
+what neither covers goes through the PyMC model.
 
 The density equals the PyMC model's ``logp`` (normalizing constants and log-transform
 Jacobians included); tests check value and gradient against PyMC at random points.
@@ -25,9 +26,12 @@ import math
 import numba
 import numpy as np
 
+from . import family_kernels as fk
 from . import vmath
+from .family_kernels import BINOMIAL_LOGIT, GAUSSIAN_IDENTITY, POISSON_LOG
 
-BINOMIAL_LOGIT, POISSON_LOG, GAUSSIAN_IDENTITY = 0, 1, 2
+#: (family, link) -> code of the families the kernel takes
+FAMILIES = fk.CANONICAL
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG2 = math.log(2.0)
 
@@ -82,18 +86,15 @@ def logp_grad(
             eta += re_x[i, c] * sd[c] * x[z0 + re_zidx[i, c]]
         if family == BINOMIAL_LOGIT:
             e = math.exp(-abs(eta))
-            lp += y[i] * eta - trials[i] * (max(eta, 0.0) + math.log1p(e))
-            mu = 1.0 / (1.0 + e) if eta > 0 else e / (1.0 + e)
-            r = y[i] - trials[i] * mu
+            li, r, _ = fk.logit_terms(y[i], trials[i], eta, e, math.log1p(e))
+            lp += li
         elif family == POISSON_LOG:
-            mu = math.exp(eta)
-            lp += y[i] * eta - mu
-            r = y[i] - mu
+            li, r = fk.poisson_log_terms(y[i], eta, math.exp(eta))
+            lp += li
         else:
-            e = (y[i] - eta) / sigma
-            lp += -0.5 * e * e - math.log(sigma) - _HALF_LOG_2PI
-            r = e / sigma
-            gsig += e * e - 1.0
+            h, r, s = fk.gaussian_identity_terms(y[i], eta, sigma)
+            lp += h - math.log(sigma) - _HALF_LOG_2PI
+            gsig += s
         for j in range(p):
             g[j] += r * X[i, j]
         for c in range(K):
@@ -144,28 +145,27 @@ def _residuals(eta, e, l1, y, trials, bernoulli, family, sigma):
     lp = 0.0
     gsig = 0.0
     if family == BINOMIAL_LOGIT:
-        if bernoulli:
+        if bernoulli:  # no loads of the trials
             for i in range(n):
-                et, ei = eta[i], e[i]
-                lp += y[i] * et - (max(et, 0.0) + l1[i])
-                inv = 1.0 / (1.0 + ei)
-                r[i] = y[i] - (inv if et > 0 else ei * inv)
+                li, ri = fk.logit_terms_recip(y[i], 1.0, eta[i], e[i], l1[i])
+                lp += li
+                r[i] = ri
         else:
             for i in range(n):
-                t, et, ei = trials[i], eta[i], e[i]
-                lp += y[i] * et - t * (max(et, 0.0) + l1[i])
-                inv = 1.0 / (1.0 + ei)
-                r[i] = y[i] - t * (inv if et > 0 else ei * inv)
+                li, ri = fk.logit_terms_recip(y[i], trials[i], eta[i], e[i], l1[i])
+                lp += li
+                r[i] = ri
     elif family == POISSON_LOG:
         for i in range(n):
-            lp += y[i] * eta[i] - e[i]
-            r[i] = y[i] - e[i]
+            li, ri = fk.poisson_log_terms(y[i], eta[i], e[i])
+            lp += li
+            r[i] = ri
     else:
         for i in range(n):
-            d = (y[i] - eta[i]) / sigma
-            lp += -0.5 * d * d
-            r[i] = d / sigma
-            gsig += d * d - 1.0
+            h, ri, s = fk.gaussian_identity_terms(y[i], eta[i], sigma)
+            lp += h
+            r[i] = ri
+            gsig += s
         lp -= n * (math.log(sigma) + _HALF_LOG_2PI)
     return lp, r, gsig
 
@@ -331,30 +331,29 @@ def pointwise_loglik(
             l1 = bits.view(np.float64)
             vmath.log1p_unit_into(e, l1)
             for i in range(n):
-                et = eta[i]
-                out[s, i] = row_const[i] + y[i] * et - trials[i] * (max(et, 0.0) + l1[i])
+                li, _, _ = fk.logit_terms(y[i], trials[i], eta[i], e[i], l1[i])
+                out[s, i] = row_const[i] + li
         elif family == POISSON_LOG:
             e = np.empty(n)
             vmath.exp_into(eta, e, np.empty(n, dtype=np.int64))
             for i in range(n):
-                out[s, i] = row_const[i] + y[i] * eta[i] - e[i]
+                li, _ = fk.poisson_log_terms(y[i], eta[i], e[i])
+                out[s, i] = row_const[i] + li
         else:
             ls = math.log(sigma[s]) + _HALF_LOG_2PI
             for i in range(n):
-                d = (y[i] - eta[i]) / sigma[s]
-                out[s, i] = -0.5 * d * d - ls
+                h, _, _ = fk.gaussian_identity_terms(y[i], eta[i], sigma[s])
+                out[s, i] = h - ls
     return out
 
 
 def row_constants(y: np.ndarray, trials: np.ndarray, family: int) -> np.ndarray:
-    """Each row's data-only log-likelihood term (binomial coefficient, -log y!)."""
-    from scipy.special import gammaln
+    """Each row's data-only log-likelihood term (binomial coefficient, -log y!) for the
+    family of code ``family``."""
+    from ..model.families import get_family
 
-    if family == BINOMIAL_LOGIT:
-        return gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
-    if family == POISSON_LOG:
-        return -gammaln(y + 1)
-    return np.zeros_like(y)
+    name, link = next(key for key, code in FAMILIES.items() if code == family)
+    return get_family(name, link).log_constant(y, trials)
 
 
 def response_constant(y: np.ndarray, trials: np.ndarray, family: int) -> float:

@@ -4,9 +4,9 @@ The compiled densities reach nutpie as Numba C callbacks (:mod:`bayesglmm.bayes.
 :mod:`bayesglmm.bayes.density_sampler`). :func:`sample` starts nutpie's sampler threads on
 them and, while the chains run, imports what the InferenceData of the result is built
 with (ArviZ, xarray and the array libraries xarray looks up on first use): about 3 s of a
-cold process's work, which used to come before the first draw because ``import nutpie``
-imports ArviZ. The draws are the same as ``nutpie.sample``'s for the same seed and settings
-(tests/test_nutpie_driver.py).
+cold process's work, which would otherwise come before the first draw, since
+``import nutpie`` imports ArviZ. The draws are the same as ``nutpie.sample``'s for the same
+seed and settings (tests/test_nutpie_driver.py).
 
 nutpie's Python package is not imported before sampling: :func:`lib` loads its extension
 module (``nutpie._lib``) alone, and the package, imported afterwards, finds it there. The

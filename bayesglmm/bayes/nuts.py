@@ -7,9 +7,10 @@ import os
 import time
 
 from ..errors import BackendNotInstalledError, MethodError, OptionError
-from ..options import resolve_options, show_progress
-from ..results.result import FitResult
-from .posterior import result_from_idata
+from ..options import show_progress
+from ..results.assemble import Estimates
+from ..results.details import SamplerDetails
+from .posterior import posterior_estimates
 
 #: nuts_sampler value -> module that must be importable, and the extra that installs it
 BACKENDS = {
@@ -64,22 +65,22 @@ def check_priors(model, allow_improper: bool) -> dict:
 
 def fit_nuts(
     model,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    cores: int | None = None,
-    random_seed: int | None = None,
-    nuts_sampler: str = "auto",
-    target_accept: float = 0.8,
-    parameterization: str = "noncentered",
-    progressbar: bool | None = None,
-    log_likelihood: bool = True,
-    allow_improper: bool = False,
-    start: dict | list | None = None,
-    init: str | None = None,
-    sampler_kwargs: dict | None = None,
-    **unknown,
-) -> FitResult:
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int | None,
+    random_seed: int | None,
+    nuts_sampler: str,
+    target_accept: float,
+    parameterization: str,
+    progressbar: bool | None,
+    log_likelihood: bool,
+    allow_improper: bool,
+    start: dict | list | None,
+    init: str | None,
+    sampler_kwargs: dict | None,
+) -> Estimates:
     """Sample the posterior with NUTS.
 
     Parameters
@@ -130,9 +131,10 @@ def fit_nuts(
     Raises
     ------
     OptionError
-        For an unknown option or a value out of range, before anything is compiled.
+        For options that do not go together (``init`` or ``start`` on the compiled path,
+        ``sampler_kwargs`` the sampler does not know), before anything is compiled.
     """
-    options = resolve_options("nuts", locals())
+    options = {k: v for k, v in locals().items() if k != "model"}
     check_backend(nuts_sampler)
     backend = _choose_backend(model, nuts_sampler, parameterization)
     sample_kwargs = backend_options(backend, options)
@@ -173,21 +175,12 @@ def fit_nuts(
             log_likelihood,
             sample_kwargs,
         )
-    info = {
-        "nuts_sampler": backend,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "random_seed": random_seed,
-        "target_accept": target_accept,
-        "parameterization": parameterization,
-        "priors": {k: p.describe() for k, p in model.priors.all()},
-    }
-    if propriety is not None:
-        info["propriety"] = propriety
-    result = result_from_idata(model, idata, "nuts", timing, info, options=options)
-    result.timing["total"] = time.perf_counter() - t0
-    return result
+    details = SamplerDetails(
+        sampler="NUTS",
+        nuts_sampler=backend,
+        extra={} if propriety is None else {"propriety": propriety},
+    )
+    return posterior_estimates(model, idata, timing, details)
 
 
 #: keywords the sampler call sets from options of their own

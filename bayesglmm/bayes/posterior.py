@@ -1,4 +1,4 @@
-"""Turn posterior draws (ArviZ InferenceData) into a :class:`~bayesglmm.result.FitResult`.
+"""Turn posterior draws (ArviZ InferenceData) into the estimates of a Bayesian fit.
 
 Shared by every sampler (NUTS, Gibbs), so all Bayesian fits report the same quantities and
 the same diagnostics.
@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .._warn import warn
-from ..analysis.sensitivity.log_prior import add_log_prior, sampled_priors
 from ..propriety.drift import check_drift
-from ..results.result import FitResult, build_result
+from ..results.assemble import Estimates
+from ..results.details import Covariance, SamplerDetails
 from .diagnostics import ess_rhat_mcse
 from .draws import derived_draws
 from .draws import variable_draws as _draws
+from .log_prior import add_log_prior, sampled_priors
 
 #: R-hat above this is reported (Vehtari et al. 2021 recommend 1.01)
 RHAT_LIMIT = 1.01
@@ -117,48 +118,28 @@ def random_effect_means(model, idata) -> dict[str, pd.DataFrame]:
     return out
 
 
-#: keys of a sampler's ``info`` dict that are options of the fit (the rest are details)
-SAMPLER_OPTIONS = (
-    "draws",
-    "tune",
-    "chains",
-    "cores",
-    "random_seed",
-    "target_accept",
-    "parameterization",
-    "progressbar",
-    "log_likelihood",
-    "allow_improper",
-    "init",
-    "steps",
-    "scale_moves",
-    "conjugate_priors",
-)
+def posterior_estimates(
+    model,
+    idata,
+    timing: dict,
+    details: SamplerDetails,
+    priors: dict | None = None,
+    prior_swap: dict | None = None,
+    conjugate_priors: bool = False,
+) -> Estimates:
+    """The estimates of a Bayesian fit from its draws, the same for every sampler.
 
-
-def result_from_idata(
-    model, idata, method: str, timing: dict, info: dict, options: dict | None = None
-) -> FitResult:
-    """Assemble the FitResult of a Bayesian fit through the one result builder.
-
-    Adds the ``log_prior`` group to ``idata`` (:mod:`bayesglmm.sensitivity.log_prior`: the
-    density of each top-level prior at the draws, on the scale it is declared, no Jacobian).
-    ``info`` is what the sampler knows: its options (:data:`SAMPLER_OPTIONS`, unless
-    ``options`` is given), ``priors`` (the priors sampled), ``prior_swap`` (priors the
-    sampler replaced) and details (backend, steps, propriety report ...).
+    Adds the ``log_prior`` group to ``idata`` (the density of each top-level prior at the
+    draws, on the scale it is declared, no Jacobian). ``priors`` are the priors sampled
+    (default: the model's), ``prior_swap`` those the sampler replaced. ``vcov`` is the
+    posterior covariance of the fixed effects.
     """
-    d = model.design
-    details = dict(info)
-    priors = details.pop("priors", None)
     if priors is None:
         priors = {k: p.describe() for k, p in model.priors.all()}
-    prior_swap = details.pop("prior_swap", None)
-    if options is None:
-        options = {k: details.pop(k) for k in SAMPLER_OPTIONS if k in details}
-    else:
-        details = {k: v for k, v in details.items() if k not in SAMPLER_OPTIONS}
+    swap = prior_swap if prior_swap is not None else {}
+    sampled = {"conjugate_priors": conjugate_priors, "prior_swap": swap}
     # the log prior of the draws (ArviZ's log_prior group), for power-scaling sensitivity
-    add_log_prior(model, idata, sampled_priors(model, info))
+    add_log_prior(model, idata, sampled_priors(model, sampled))
     draws = derived_draws(model, idata)
     table = summarize_draws(draws)
     n_chains = int(idata.posterior.sizes["chain"])
@@ -168,24 +149,27 @@ def result_from_idata(
     diag["improper_drift"] = check_drift(model, idata, draws)
     flagged = (diag["improper_drift"] or {}).get("flagged") or {}
     converged = diag["divergences"] == 0 and not (diag["max_r_hat"] > RHAT_LIMIT)
-    return build_result(
-        method=method,
+    fixed = [str(n) for n in model.design.fixed_names]
+    vcov = None
+    if fixed and all(n in draws for n in fixed):
+        stacked = np.stack([np.ravel(draws[n]) for n in fixed])
+        vcov = Covariance("posterior", fixed, np.atleast_2d(np.cov(stacked)))
+    return Estimates(
         kind="bayesian",
-        design=d,
         table=table,
         converged=converged,
         n_params=len(table),
         timing=timing,
         loglik=None,
+        vcov=vcov,
         random_effects=random_effect_means(model, idata),
         messages=messages + [f"{k}: {v}" for k, v in flagged.items()],
         iterations=n_draws,
         singular=False,
         warnings=messages,
         convergence_details=diag,
-        options=options,
         priors=priors,
-        prior_swap=prior_swap if prior_swap is not None else {},
+        prior_swap=swap,
         details=details,
         idata=idata,
     )

@@ -43,10 +43,9 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from ..errors import MethodError, OptionError
-from ..options import resolve_options
-from ..results.result import FitResult
+from ..results.assemble import Estimates
 from . import blas_threads
-from .assemble import likelihood_result
+from .assemble import likelihood_estimates
 from .devfun import LaplaceDeviance
 from .laplace import check_model, fit_laplace_design, start_vector
 from .optimize import minimize_deviance
@@ -254,15 +253,22 @@ def _block_sums(index: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndar
     return out.reshape((n_groups,) + values.shape[1:])
 
 
+#: the report's title
+TITLE = (
+    "Generalized linear mixed model fit by maximum likelihood (Adaptive Gauss-Hermite "
+    "Quadrature, nAGQ = {n_quad})"
+)
+
+
 def fit_agq(
     model,
-    n_quad: int = 25,
-    start=None,
-    max_iter: int = 1000,
-    threads: int | None = None,
-    progressbar: bool | None = None,
-    **unknown,
-) -> FitResult:
+    *,
+    n_quad: int,
+    start,
+    max_iter: int,
+    threads: int | None,
+    progressbar: bool | None,
+) -> Estimates:
     """Fit a GLMM by maximum likelihood with adaptive Gauss-Hermite quadrature.
 
     Parameters
@@ -282,12 +288,11 @@ def fit_agq(
 
     Returns
     -------
-    FitResult
+    Estimates
         As :func:`~bayesglmm.frequentist.laplace.fit_laplace`; ``loglik`` is the quadrature
         log-likelihood with all constants (lme4 reports its AGQ deviance on another constant:
         compare estimates, not log-likelihoods, with ``glmer(nAGQ > 1)``).
     """
-    options = resolve_options("agq", locals())
     t0 = time.perf_counter()
     design = model.design
     check_model(design, "agq")
@@ -307,14 +312,12 @@ def fit_agq(
         t1 = time.perf_counter()
         opt = minimize_deviance(devfun, x0, maxiter=max_iter)
         timing = {"laplace_start": t1 - t0, "optimize": time.perf_counter() - t1}
-        result = likelihood_result(
-            model,
+        return likelihood_estimates(
             devfun,
             opt,
             "agq",
             timing,
-            options,
-            extra_info={"n_quad": int(n_quad), "quadrature": structure["kind"]},
+            TITLE.format(n_quad=int(n_quad)),
+            n_quad=int(n_quad),
+            extra_info={"quadrature": structure["kind"]},
         )
-    timing["total"] = time.perf_counter() - t0
-    return result

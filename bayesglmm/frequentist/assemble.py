@@ -1,6 +1,7 @@
-"""From an optimum of a deviance function to a :class:`~bayesglmm.result.FitResult`
-(lme4's ``mkMerMod``), with the warnings a user should see: singular fit, failed
-convergence, a Hessian that is not positive definite, diverging fixed effects.
+"""From an optimum of a deviance function to the fit's
+:class:`~bayesglmm.results.assemble.Estimates` (lme4's ``mkMerMod``), with the warnings a
+user should see: singular fit, failed convergence, a Hessian that is not positive definite,
+diverging fixed effects.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .._warn import warn
-from ..results.result import FitResult, build_result, parameter_rows, wald_table
+from ..results.assemble import Estimates
+from ..results.details import Covariance, LikelihoodDetails
+from ..results.result import parameter_rows, wald_table
 from .covariance import SINGULAR_TOL
 from .devfun import LaplaceDeviance
 from .optimize import Optimum
@@ -50,24 +53,23 @@ def _vcov(opt: Optimum, devfun: LaplaceDeviance) -> tuple[np.ndarray | None, str
 
 def pearson_quantiles(st, response) -> list[float]:
     """Min, quartiles and max of the Pearson residuals at the conditional modes."""
-    mu = st.terms.mu
-    n = response.n
-    V, _ = response._variance(mu, st.dispersion)
-    phi = st.dispersion**2 if response.family.name == "gaussian" else 1.0
-    r = (response.y - n * mu) / np.sqrt(n * V * phi)
+    r = response.family.pearson_residuals(response.y, st.terms.mu, response.n, st.dispersion)
     return np.quantile(r, [0, 0.25, 0.5, 0.75, 1]).tolist()
 
 
-def likelihood_result(
-    model,
+def likelihood_estimates(
     devfun: LaplaceDeviance,
     opt: Optimum,
     method: str,
     timing: dict,
-    options: dict,
+    title: str,
+    n_quad: int | None = None,
+    loglik_se: float | None = None,
     extra_info: dict | None = None,
-) -> FitResult:
-    """Assemble the FitResult of a likelihood fit and warn about what needs attention."""
+    convergence_extra: dict | None = None,
+) -> Estimates:
+    """The estimates of a likelihood fit (report ``title``); warns about what needs
+    attention. ``extra_info`` and ``convergence_extra`` are further method diagnostics."""
     design = devfun.problem.design
     cov = devfun.cov
     problem = devfun.problem
@@ -128,33 +130,32 @@ def likelihood_result(
         )
     if not st.converged:
         messages.append("PIRLS did not converge at the optimum")
-    info_details = {
-        "label": devfun.label,
-        "deviance": opt.fun,
-        "df_resid": design.n - devfun.n_x,
-        "pearson_residuals": pearson_quantiles(st, problem.response),
-        "vcov": None if V is None else V.tolist(),
-        "vcov_names": names,
-    }
-    if extra_info:
-        info_details.update(extra_info)
+    details = {**details, **(convergence_extra or {})}
+    info_details = LikelihoodDetails(
+        title=title,
+        df_resid=design.n - devfun.n_x,
+        pearson_residuals=pearson_quantiles(st, problem.response),
+        label=devfun.label,
+        deviance=opt.fun,
+        loglik_se=loglik_se,
+        n_quad=n_quad,
+        extra=dict(extra_info or {}),
+    )
     raised = _warn(design, details, converged, table, singular, vcov_problem, method)
-    return build_result(
-        method=method,
+    return Estimates(
         kind="likelihood",
-        design=design,
         table=table,
         converged=converged,
         n_params=int(devfun.n_x),
         timing=timing,
         loglik=float(loglik),
+        vcov=None if V is None else Covariance("model", names, V),
         random_effects=random_effects,
         messages=messages,
         iterations=opt.n_iter,
         singular=bool(singular),
         warnings=raised,
         convergence_details=details,
-        options=options,
         theta=theta,
         theta_names=cov.theta_names,
         details=info_details,

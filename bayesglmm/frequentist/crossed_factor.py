@@ -37,7 +37,6 @@ No ``q x q`` matrix is formed: memory is ``O(n + q K m)`` for ``K`` probes and `
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -54,58 +53,6 @@ CG_MAX_ITER = 5000
 FIRST_RANDOM_ORDER = 3
 #: seed of the probes when the user gives none (the fit is deterministic)
 DEFAULT_SEED = 20260601
-
-
-@numba.njit(cache=True)
-def _pattern_dot(rows, cols, R, X, out):  # pragma: no cover - compiled
-    """``out[p] += sum_k R[rows[p], k] X[cols[p], k]``."""
-    K = R.shape[1]
-    for p in range(rows.size):
-        s = 0.0
-        i = rows[p]
-        j = cols[p]
-        for k in range(K):
-            s += R[i, k] * X[j, k]
-        out[p] += s
-
-
-@numba.njit(cache=True)
-def _trace_g2(indptr, pc, bh, indptr_t, pr_t, perm_t):  # pragma: no cover - compiled
-    """``tr(G^2)`` and ``(B_hat G)`` on the pattern of ``B`` (CSR order), ``G = B_hat' B_hat``.
-
-    Row ``m`` of ``G`` is gathered in a dense scratch vector from the non-zeros of column
-    ``m`` and of the rows they touch: ``O(n * rows per level)`` work, ``O(q)`` memory.
-    """
-    q_c = indptr_t.size - 1
-    row = np.zeros(q_c)
-    mark = np.zeros(q_c, dtype=np.bool_)
-    touched = np.empty(q_c, dtype=np.int64)
-    bg = np.zeros(pc.size)
-    tr = 0.0
-    for m in range(q_c):
-        nt = 0
-        for p in range(indptr_t[m], indptr_t[m + 1]):
-            v = bh[perm_t[p]]
-            lvl = pr_t[p]
-            for r in range(indptr[lvl], indptr[lvl + 1]):
-                m2 = pc[r]
-                if not mark[m2]:
-                    mark[m2] = True
-                    touched[nt] = m2
-                    nt += 1
-                row[m2] += v * bh[r]
-        for i in range(nt):
-            tr += row[touched[i]] ** 2
-        for p in range(indptr_t[m], indptr_t[m + 1]):
-            lvl = pr_t[p]
-            acc = 0.0
-            for r in range(indptr[lvl], indptr[lvl + 1]):
-                acc += bh[r] * row[pc[r]]
-            bg[perm_t[p]] = acc
-        for i in range(nt):
-            row[touched[i]] = 0.0
-            mark[touched[i]] = False
-    return tr, bg
 
 
 class CrossedPattern:
@@ -220,6 +167,8 @@ class CrossedFactor:
         return self._logdet
 
     def _estimate(self) -> None:
+        from .crossed_kernels import trace_g2  # Numba: loaded with this solver only
+
         Z = self.pattern.probes
         K = Z.shape[1]
         # the control vector s ~ D_c (close to the top eigenvector of G, the shift between
@@ -264,7 +213,7 @@ class CrossedFactor:
         self._control = {"s": sv, "norm": norm, "sz": sz, "es": es, "f3s": f3s}
         trG = float(np.sum(self.Bh**2))
         pt = self.pattern
-        trG2, self._bg = _trace_g2(pt.indptr, pt.pc, self.Bh, pt.indptr_t, pt.indices_t, pt.perm_t)
+        trG2, self._bg = trace_g2(pt.indptr, pt.pc, self.Bh, pt.indptr_t, pt.indices_t, pt.perm_t)
         se = float(np.std(values, ddof=1) / np.sqrt(K)) if K > 1 else np.inf
         self._series_mean = float(np.mean(values)) - tail
         self.logdet_se = float(np.hypot(se, tail))
@@ -277,6 +226,8 @@ class CrossedFactor:
 
     def partials(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Derivatives of :meth:`logdet` in ``D_r``, ``D_c`` and the non-zeros of ``B``."""
+        from .crossed_kernels import pattern_dot
+
         if self._xs is None:
             self._logdet = None
             self._estimate()
@@ -297,7 +248,7 @@ class CrossedFactor:
         self._ys = Y = None
         Xall = np.stack(xs, axis=1).reshape(pt.q_c, -1)
         self._xs = xs = None  # q K m: not kept once the gradient is known
-        _pattern_dot(pt.pr, pt.pc, R, Xall, g)
+        pattern_dot(pt.pr, pt.pc, R, Xall, g)
         gBh = -2.0 * self.Bh - 2.0 * self._bg + 2.0 * g
         gBhB = gBh * self.Bh
         gB = gBh * self.sr[pt.pr] * self.sc[pt.pc]

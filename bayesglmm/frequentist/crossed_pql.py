@@ -1,4 +1,4 @@
-"""PQL's working linear mixed model on the iterative crossed solver (issue 12).
+"""PQL's working linear mixed model on the iterative crossed solver.
 
 With the residual variance of the working model fixed at 1 (Breslow & Clayton's PQL,
 ``dispersion="fixed"``), working response ``z`` and weights ``w``, the working LMM's
@@ -154,7 +154,7 @@ def crossed_pql_iterations(design, cf: CovarianceFactor, reml, max_iter, tol, pr
 
     t0 = time.perf_counter()
     y, pw = _working_parts(design, None)
-    eta, glm_info = glm_start(design, y, pw, None)
+    eta, glm_info = glm_start(design)
     glm_info["seconds"] = time.perf_counter() - t0
     problem = CrossedProblem(design, random_seed=seed)
     theta = cf.theta0()

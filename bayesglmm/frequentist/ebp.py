@@ -22,7 +22,7 @@ squared prediction error is, to first order,
 
 ``g1`` the MSPE of the best predictor (as the conditional variance at ``psi-hat``) and
 ``g2`` the delta-method term for estimating ``psi`` (``V_psi`` from
-``info["details"]["vcov"]``: the fixed effects and, where the covariance covers them, the
+``result.vcov``: the fixed effects and, where the covariance covers them, the
 variance parameters, named ``theta[...]`` as in lme4 or ``var(...)``; a dispersion
 parameter is held fixed). Omitted, both of order ``1/m`` for ``m`` groups: the bias of
 ``g1(psi-hat)`` and the cross term of Jiang & Lahiri's second-order expansion (Prasad-Rao's
@@ -89,13 +89,12 @@ def _psi_hat(result, design) -> Psi:
 
 def _delta_map(result, design, psi: Psi):
     """(V, build): the covariance of the estimated parameters the EBP depends on and a
-    function from a perturbation of them to :class:`Psi`; (None, None) without vcov."""
-    details = result.info.get("details") or {}
-    V, names = details.get("vcov"), details.get("vcov_names")
-    if V is None or names is None:
+    function from a perturbation of them to :class:`Psi`; (None, None) without the
+    sampling covariance of the estimates (``result.vcov``; a posterior one is not that)."""
+    if result.vcov is None or result.vcov.kind == "posterior":
         return None, None, []
-    V = np.asarray(V, dtype=float)
-    names = [str(n) for n in names]
+    V = result.vcov.matrix
+    names = list(result.vcov.names)
     fixed = [str(n) for n in design.fixed_names]
     if not all(n in names for n in fixed) or len(names) != V.shape[0]:
         return None, None, []
@@ -221,7 +220,7 @@ def ebp(
     ----------
     result : FitResult
         Any fit; its estimates are plugged in (``fixed_effects``, variance components,
-        dispersion) and ``info["details"]["vcov"]``, when present, gives ``g2``.
+        dispersion) and ``result.vcov``, when present, gives ``g2``.
     newdata : pandas.DataFrame, optional
         Rows defining ``x`` and ``z`` of each ``zeta`` (default: the fit's rows). A level
         the fit has not seen is predicted from the random-effect distribution.

@@ -26,7 +26,7 @@ from ..errors import MethodError
 from ..results.result import FitResult
 from . import blas_threads
 from .devfun import LaplaceDeviance
-from .laplace import check_model, fit_laplace, fit_laplace_design, start_vector
+from .laplace import check_model, fit_laplace_design, start_vector
 from .optimize import minimize_deviance
 from .pirls import PirlsProblem
 
@@ -40,15 +40,11 @@ PROFILE_XTOL = 1e-6
 
 def _model_and_result(result_or_model) -> tuple[object, FitResult]:
     if isinstance(result_or_model, FitResult):
-        model = getattr(result_or_model, "_model", None)
-        from ..results.predict import ModelLink  # GLMM.fit holds its model in a ModelLink
-
-        if isinstance(model, ModelLink):
-            model = model.model
+        model = result_or_model.model
         if model is None or result_or_model.method != "laplace":
             raise MethodError(
                 "intervals need the model: pass the GLMM, or a Laplace FitResult fitted in "
-                "this session (a loaded result does not carry its data)"
+                "this process (a loaded result does not carry its data)"
             )
         return model, result_or_model
     model = result_or_model
@@ -56,7 +52,7 @@ def _model_and_result(result_or_model) -> tuple[object, FitResult]:
         raise MethodError(f"expected a GLMM or a Laplace FitResult, got {type(model).__name__}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return model, fit_laplace(model)
+        return model, model.fit(method="laplace")
 
 
 def _curvature(result: FitResult) -> str:
@@ -147,7 +143,7 @@ def profile_intervals(
     Parameters
     ----------
     result_or_model : GLMM or FitResult
-        A model (fitted here by Laplace) or a Laplace result fitted in this session.
+        A model (fitted here by Laplace) or a Laplace result fitted in this process.
     level : float
     progressbar : bool
 

@@ -14,7 +14,7 @@ lme4's first stage (``theta`` with ``beta`` profiled out) when a run ends unconv
 ``(theta, beta)`` as lme4's default ``vcov``. The stages follow lme4's ``modular.R``: the
 design (``lFormula``), a deviance function built once (``mkGlmerDevfun``,
 :class:`.devfun.LaplaceDeviance`), its optimization (``optimizeGlmer``) and the result
-(``mkMerMod``, :func:`.assemble.likelihood_result`).
+(``mkMerMod``, :func:`.assemble.likelihood_estimates`).
 """
 
 from __future__ import annotations
@@ -25,17 +25,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import DataError, MethodError, OptionError
-from ..options import resolve_options
-from ..results.result import FitResult
+from ..results.assemble import Estimates
 from . import blas_threads
-from .assemble import likelihood_result
+from .assemble import likelihood_estimates
 from .crossed_solver import make_problem
 from .devfun import LaplaceDeviance, ProfiledDeviance
+from .glm import fit_glm
 from .optimize import minimize_deviance, optimizer_info
 from .pirls import PirlsProblem
-
-#: IRLS iterations of the GLM that gives the starting fixed effects
-GLM_ITER = 25
 
 
 def check_model(design, method: str) -> None:
@@ -57,44 +54,16 @@ def check_model(design, method: str) -> None:
         raise DataError(f"response {resp!r} is zero in every row: nothing to estimate")
 
 
-def glm_start(problem: PirlsProblem, disp: float = 1.0) -> np.ndarray:
-    """Fixed effects of the GLM without random effects (IRLS from R's ``mustart``)."""
+def glm_start(problem: PirlsProblem) -> np.ndarray:
+    """Fixed effects of the GLM without random effects (:func:`.glm.fit_glm`)."""
     resp = problem.response
-    y, n = resp.y, resp.n
-    link = resp.family.link
-    fam = resp.family.name
-    if fam == "binomial":
-        mu = (y + 0.5) / (n + 1.0)
-    elif fam == "gaussian":
-        mu = y.copy() if link.name == "identity" else np.maximum(y, 0.1)
-    else:
-        mu = y + 0.1
-    eta = link.linkfun(mu)
-    X, off = problem.X, problem.offset
-    beta = np.zeros(problem.p)
-    for _ in range(GLM_ITER):
-        tr = resp.terms(eta, disp)
-        w = tr.W
-        z = eta - off + tr.score / np.maximum(w, 1e-300)
-        sw = np.sqrt(w)
-        new, *_ = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)
-        if not np.all(np.isfinite(new)):
-            break
-        done = np.max(np.abs(new - beta)) < 1e-8
-        beta = new
-        eta = X @ beta + off
-        if done:
-            break
-    return beta
+    return fit_glm(resp.family, problem.X, resp.y, resp.n, problem.offset, form="scoring").beta
 
 
 def _dispersion_start(problem: PirlsProblem, beta: np.ndarray) -> float:
     resp = problem.response
     mu = resp.family.link.linkinv(problem.X @ beta + problem.offset)
-    if resp.family.name == "gaussian":
-        return float(max(np.std(resp.y - mu), 1e-3))
-    excess = np.mean((resp.y - mu) ** 2 - mu)  # NB2: Var = mu + mu^2 / alpha
-    return float(np.clip(np.mean(mu**2) / excess, 0.1, 100.0)) if excess > 0 else 10.0
+    return resp.family.dispersion_start(resp.y, mu)
 
 
 def start_vector(devfun: LaplaceDeviance, start=None) -> np.ndarray:
@@ -198,17 +167,21 @@ def fit_laplace_design(
     return devfun, opt
 
 
+#: the report's title
+TITLE = "Generalized linear mixed model fit by maximum likelihood (Laplace Approximation)"
+
+
 def fit_laplace(
     model,
-    start=None,
-    max_iter: int = 1000,
-    curvature: str = "fisher",
-    solver: str = "auto",
-    random_seed=None,
-    threads: int | None = None,
-    progressbar: bool | None = None,
-    **unknown,
-) -> FitResult:
+    *,
+    start,
+    max_iter: int,
+    curvature: str,
+    solver: str,
+    random_seed,
+    threads: int | None,
+    progressbar: bool | None,
+) -> Estimates:
     """Fit a GLMM by maximum likelihood under the Laplace approximation.
 
     Parameters
@@ -230,7 +203,7 @@ def fit_laplace(
         (two crossed scalar terms, canonical link): conjugate-gradient modes and
         ``log det H`` exact but for a stochastic series, memory linear in rows and levels;
         the log-likelihood is then an estimate with its standard error in
-        ``info["details"]["loglik_se"]`` (an approximate Laplace fit; the gradient is exact
+        ``details.loglik_se`` (an approximate Laplace fit; the gradient is exact
         for that estimate). ``"auto"``: iterative for crossed designs with more than
         1,000 levels in the smaller term, else direct (nested designs always direct). The
         choice and its reason are in ``convergence["details"]["solver"]``.
@@ -245,14 +218,13 @@ def fit_laplace(
 
     Returns
     -------
-    FitResult
+    Estimates
         ``loglik`` as R's ``logLik``; ``table`` with Wald intervals (95%) for the fixed
         effects; ``random_effects[term]`` the conditional modes and
         ``random_effects[term + " (conditional variance)"]`` their conditional variances;
         ``convergence`` the optimizer's diagnostics (message, gradient, Newton step left,
         singular components). Warns on singular fits, failed convergence and separation.
     """
-    options = resolve_options("laplace", locals())
     t0 = time.perf_counter()
     design = model.design
     check_model(design, "laplace")
@@ -265,22 +237,18 @@ def fit_laplace(
             solver=solver,
             random_seed=random_seed,
         )
-        t1 = time.perf_counter()
-        timing = {"optimize": t1 - t0}
+        timing = {"optimize": time.perf_counter() - t0}
         solver_info = solver_details(devfun, opt)
-        result = likelihood_result(
-            model,
+        return likelihood_estimates(
             devfun,
             opt,
             "laplace",
             timing,
-            options,
-            extra_info={"optimizer": optimizer_info(opt), **solver_info},
+            TITLE,
+            loglik_se=solver_info.get("loglik_se"),
+            extra_info={"optimizer": optimizer_info(opt), "solver": solver_info["solver"]},
+            convergence_extra={"solver": solver_info["solver"]},
         )
-        result.convergence["details"]["solver"] = solver_info["solver"]
-    timing["total"] = time.perf_counter() - t0
-    result._model = model  # for intervals in this session; not saved with the result
-    return result
 
 
 def solver_details(devfun: LaplaceDeviance, opt) -> dict:

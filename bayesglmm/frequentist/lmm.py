@@ -33,7 +33,6 @@ This module never imports PyMC.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -45,10 +44,10 @@ import scipy.optimize
 import scipy.sparse as sp
 
 from .._warn import warn
-from ..errors import MethodError
 from ..model.linalg import DENSE_LIMIT, BlockCholesky, NotPositiveDefiniteError, term_blocks
-from ..options import resolve_options
-from ..results.result import FitResult, build_result, parameter_rows, wald_table
+from ..results.assemble import Estimates
+from ..results.details import Covariance, LmmDetails
+from ..results.result import parameter_rows, wald_table
 from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
 
@@ -89,11 +88,7 @@ def blas_threads(design):
     """Context limiting BLAS to one thread when the design's dense part is small."""
     first, _ = term_blocks(design)
     rest = design.q - (0 if first is None else first.stop - first.start)
-    if rest >= BLAS_THREAD_LIMIT:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_limit(None if rest >= BLAS_THREAD_LIMIT else 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -556,26 +551,18 @@ def random_effects_frames(design, sol: LMMSolution) -> dict[str, pd.DataFrame]:
     return out
 
 
-def check_random_terms(design, method: str) -> None:
-    if not design.random:
-        raise MethodError(
-            f"method {method!r} fits mixed models; the formula {design.spec.formula!r} has no "
-            "random-effect term such as (1|group)"
-        )
-
-
 # --------------------------------------------------------------------------------------
 # the registered method
 
 
 def fit_lmm(
     model,
-    reml: bool = True,
-    max_iter: int = MAX_ITER,
-    progressbar: bool | None = None,
-    threads: int | None = None,
-    **unknown,
-) -> FitResult:
+    *,
+    reml: bool,
+    max_iter: int,
+    progressbar: bool | None,
+    threads: int | None,
+) -> Estimates:
     """Fit a Gaussian linear mixed model as ``lme4::lmer`` does.
 
     Parameters
@@ -593,20 +580,13 @@ def fit_lmm(
 
     Returns
     -------
-    FitResult
+    Estimates
         ``loglik`` is the maximized REML criterion or log-likelihood (``logLik`` of lmer),
         ``dispersion["sigma"]`` the residual standard deviation, ``variance_components``
         the variances of the random effects (``VarCorr``), standard errors from
         ``sigma^2 (X' V^{-1} X)^{-1}`` and Wald 95 % intervals for the fixed effects.
     """
-    options = resolve_options("lmm", locals())
-    d = model.design
-    if d.family.name != "gaussian" or d.family.link.name != "identity":
-        raise MethodError(
-            f"method 'lmm' fits Gaussian models with the identity link; this model is "
-            f"{d.family.name}/{d.family.link.name}: use method='pql' or 'laplace'"
-        )
-    check_random_terms(d, "lmm")
+    d = model.design  # Gaussian, identity link, random effects: the method's record
     t0 = time.perf_counter()
     cf = CovarianceFactor(d)
     data = lmm_data(d.y - d.offset, d.X, d.Z, None, d.random)
@@ -620,34 +600,33 @@ def fit_lmm(
     var, cor = variance_components(cf, sol)
     sigma = pd.Series({"sigma": np.sqrt(sol.sigma2)}, name="dispersion")
     table = wald_table(d.fixed_names, sol.beta, se).assign(p=np.nan)  # lmer gives no p-values
-    return build_result(
-        method="lmm",
+    return Estimates(
         kind="lmm",
-        design=d,
         table=pd.concat([table, parameter_rows(var, cor, sigma)]),
         converged=sol.optimizer["success"],
         n_params=d.p + cf.n_theta + 1,
-        timing={"setup": t1 - t0, "optimize": t2 - t1, "total": time.perf_counter() - t0},
+        timing={"setup": t1 - t0, "optimize": t2 - t1},
         loglik=-0.5 * sol.deviance,
+        vcov=Covariance("model", d.fixed_names, sol.cov_beta),
         random_effects=random_effects_frames(d, sol),
         messages=optimizer_messages(sol.optimizer),
         iterations=sol.optimizer["iterations"],
         singular=bool(sol.optimizer["singular"]),
         warnings=sol.optimizer.get("warnings", []),
         convergence_details=sol.optimizer,
-        options=options,
         theta=sol.theta,
         theta_names=cf.theta_names,
-        details={
-            "reml": bool(reml),
-            "criterion": "REML" if reml else "ML",
-            "loglik": ("REML criterion" if reml else "log-likelihood")
-            + " at the optimum, as lme4's logLik",
-            "deviance": float(sol.deviance),
-            "df_resid": int(d.n - d.p),
-            "vcov": np.asarray(sol.cov_beta).tolist(),
-            "vcov_names": list(d.fixed_names),
-        },
+        details=LmmDetails(
+            title="Linear mixed model fit by " + ("REML" if reml else "maximum likelihood"),
+            df_resid=int(d.n - d.p),
+            reml=bool(reml),
+            deviance=float(sol.deviance),
+            extra={
+                "criterion": "REML" if reml else "ML",
+                "loglik": ("REML criterion" if reml else "log-likelihood")
+                + " at the optimum, as lme4's logLik",
+            },
+        ),
     )
 
 

@@ -27,11 +27,10 @@ import time
 import numpy as np
 
 from ..errors import OptionError
-from ..options import resolve_options
-from ..results.result import FitResult
+from ..results.assemble import Estimates
 from . import blas_threads
 from .agq import AGQDeviance, quadrature_structure
-from .assemble import likelihood_result
+from .assemble import likelihood_estimates
 from .laplace import check_model, fit_laplace_design
 from .optimize import Optimum, _free_mask, _newton_step, fd_hessian
 
@@ -90,15 +89,22 @@ def mbp_optimum(design, n_quad: int = 25, max_iter: int = 200, tol: float = MBP_
     return devfun, opt, history
 
 
+#: the report's title
+TITLE = (
+    "Generalized linear mixed model fit by maximum likelihood (maximization by parts, "
+    "Adaptive Gauss-Hermite Quadrature, nAGQ = {n_quad})"
+)
+
+
 def fit_mbp(
     model,
-    n_quad: int = 25,
-    max_iter: int = 200,
-    tol: float | None = None,
-    threads: int | None = None,
-    progressbar: bool | None = None,
-    **unknown,
-) -> FitResult:
+    *,
+    n_quad: int,
+    max_iter: int,
+    tol: float | None,
+    threads: int | None,
+    progressbar: bool | None,
+) -> Estimates:
     """Fit a GLMM by maximization by parts (Song, Fan & Kalbfleisch 2005).
 
     Parameters
@@ -119,11 +125,10 @@ def fit_mbp(
 
     Returns
     -------
-    FitResult
+    Estimates
         As for ``method="agq"``; ``info["details"]["mbp_history"]`` lists each iteration's
         deviance and step.
     """
-    options = resolve_options("mbp", locals())
     t0 = time.perf_counter()
     design = model.design
     check_model(design, "mbp")
@@ -136,18 +141,12 @@ def fit_mbp(
             design, n_quad, max_iter, MBP_TOL if tol is None else float(tol)
         )
         timing = {"optimize": time.perf_counter() - t0}
-        result = likelihood_result(
-            model,
+        return likelihood_estimates(
             devfun,
             opt,
             "mbp",
             timing,
-            options,
-            extra_info={
-                "n_quad": int(n_quad),
-                "quadrature": structure["kind"],
-                "mbp_history": history,
-            },
+            TITLE.format(n_quad=int(n_quad)),
+            n_quad=int(n_quad),
+            extra_info={"quadrature": structure["kind"], "mbp_history": history},
         )
-    timing["total"] = time.perf_counter() - t0
-    return result

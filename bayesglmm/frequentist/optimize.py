@@ -8,8 +8,9 @@ the Newton step still left (lme4's scaled gradient), parameters at their bound.
 
 The optimizer works in whitened fixed effects ``gamma = R beta`` (``sqrt(W) X = Q R`` at
 the start), so its path is the same whatever the units of the covariates: a covariate with
-standard deviation 36 (or 3600) no longer makes the first quasi-Newton step so uneven that
-L-BFGS-B stops at the start (issue 13). Results are mapped back to ``beta`` exactly
+standard deviation 36 (or 3600) does not make the first quasi-Newton step so uneven that
+L-BFGS-B stops at the start (the grouseticks HEIGHT check of
+``tests/frequentist/test_corpus.py``). Results are mapped back to ``beta`` exactly
 (gradient ``R' g``, Hessian ``N' H N``). A run that ends unconverged is restarted from
 where it stopped and then from a second start (for Laplace, lme4's first stage: ``theta``
 with ``beta`` profiled out, :class:`~.devfun.ProfiledDeviance`) before anyone warns.

@@ -47,8 +47,10 @@ from tqdm.auto import tqdm
 
 from .._warn import warn
 from ..errors import MethodError, OptionError
-from ..options import resolve_options, tqdm_progress
-from ..results.result import FitResult, build_result, parameter_rows, wald_table
+from ..options import tqdm_progress
+from ..results.assemble import Delegate, Estimates
+from ..results.details import Covariance, QuasiDetails
+from ..results.result import parameter_rows, wald_table
 from . import blas_threads as blas_limit
 from .covariance import CovarianceFactor
 from .crossed_pql import crossed_pql_iterations
@@ -56,8 +58,6 @@ from .crossed_solver import choose_solver
 from .lmm import (
     LMMProblem,
     blas_threads,
-    check_random_terms,
-    fit_lmm,
     lmm_data,
     optimizer_messages,
     random_effects_frames,
@@ -65,15 +65,11 @@ from .lmm import (
 )
 from .pql_working import (  # noqa: F401  (re-exported: the public working-model helpers)
     ETA_SEPARATION,
-    GLM_MAX_ITER,
-    GLM_TOL,
     WARM_START_MAX,
     PQLState,
-    _mustart,
     _relative_change,
     _separated,
     _separation_message,
-    _variance,
     _working_parts,
     final_state,
     glm_start,
@@ -126,7 +122,7 @@ def pql_iterations(
     """Iterate working response, weights and working LMM fit until ``eta`` settles."""
     t0 = time.perf_counter()
     y, pw = _working_parts(design, alpha)
-    eta, glm_info = glm_start(design, y, pw, alpha)
+    eta, glm_info = glm_start(design, alpha)
     glm_info["seconds"] = time.perf_counter() - t0
     sigma = 1.0 if dispersion == "fixed" else None
     Z = design.Z
@@ -158,19 +154,23 @@ def pql_iterations(
     return final_state(design, sol, eta, history, converged, glm_info)
 
 
+#: the report's title
+TITLE = "Generalized linear mixed model fit by penalized quasi-likelihood (PQL)"
+
+
 def fit_pql(
     model,
-    reml: bool = True,
-    dispersion: str = "fixed",
-    max_iter: int = 100,
-    tol: float = 1e-6,
-    alpha: float | None = None,
-    progressbar: bool | None = None,
-    threads: int | None = None,
-    solver: str = "auto",
-    random_seed=None,
-    **unknown,
-) -> FitResult:
+    *,
+    reml: bool,
+    dispersion: str,
+    max_iter: int,
+    tol: float,
+    alpha: float | None,
+    progressbar: bool | None,
+    threads: int | None,
+    solver: str,
+    random_seed,
+) -> Estimates | Delegate:
     """Fit a GLMM by penalized quasi-likelihood.
 
     Parameters
@@ -205,10 +205,12 @@ def fit_pql(
 
     Returns
     -------
-    FitResult
-        ``fixed_effects`` and ``fixed_effects_se`` of the final working model (for an ML
-        working model with estimated dispersion the standard errors carry
-        ``summary.lme``'s ``sqrt(n / (n - p))`` adjustment, as ``glmmPQL``'s summary),
+    Estimates or Delegate
+        On a Gaussian model with the identity link, the linear mixed model (``method="lmm"``)
+        to fit instead. Else ``fixed_effects`` and ``fixed_effects_se`` of the final
+        working model (for an ML working model with estimated dispersion the standard
+        errors carry ``summary.lme``'s ``sqrt(n / (n - p))`` adjustment, as ``glmmPQL``'s
+        summary),
         variance components on the absolute scale, ``dispersion["dispersion"]`` when it
         is estimated, ``loglik`` None, BLUPs in ``random_effects``.
 
@@ -217,7 +219,6 @@ def fit_pql(
     PQLConvergenceWarning
         When ``max_iter`` iterations end with the relative change above ``tol``.
     """
-    options = resolve_options("pql", locals())
     d = model.design
     fam = d.family
     if fam.name == "gaussian" and fam.link.name == "identity":
@@ -226,9 +227,8 @@ def fit_pql(
             f"itself (the working response is y): fitting method='lmm' with reml={reml}",
             PQLWarning,
         )
-        return fit_lmm(model, reml=reml, progressbar=progressbar, threads=threads)
+        return Delegate("lmm", {"reml": reml, "progressbar": progressbar, "threads": threads})
     _check_options(model, reml, dispersion, max_iter, tol, alpha)
-    check_random_terms(d, "pql")
     chosen, reason = choose_solver(d, solver)
     if chosen == "iterative" and dispersion != "fixed":
         if solver == "iterative":
@@ -277,19 +277,17 @@ def fit_pql(
         messages.insert(0, state.separation)
     elif not state.converged:
         messages.insert(0, f"PQL did not converge in {len(state.history)} iterations")
-    return build_result(
-        method="pql",
+    return Estimates(
         kind="quasi_likelihood",
-        design=d,
         table=table,
         converged=state.converged and sol.optimizer["success"],
         n_params=d.p + cf.n_theta + (dispersion == "estimated"),
         timing={
             "glm_start": state.glm_start["seconds"],
             "iterations": t2 - t0 - state.glm_start["seconds"],
-            "total": time.perf_counter() - t0,
         },
         loglik=None,
+        vcov=Covariance("model", d.fixed_names, np.outer(se, se) * _correlation(sol.cov_beta)),
         random_effects=random_effects_frames(d, sol),
         messages=messages,
         iterations=len(state.history),
@@ -304,16 +302,16 @@ def fit_pql(
             "separation": state.separation,
             "solver": {"name": chosen, "reason": reason},
         },
-        options=options,
         theta=sol.theta,
         theta_names=cf.theta_names,
-        details={
-            "working_model": "REML" if reml else "ML",
-            "start": "glm without random effects (as MASS::glmmPQL)",
-            "loglik": "PQL maximizes no likelihood: loglik is None (glmmPQL reports NA)",
-            "vcov": (np.outer(se, se) * _correlation(sol.cov_beta)).tolist(),
-            "vcov_names": list(d.fixed_names),
-        },
+        details=QuasiDetails(
+            title=TITLE,
+            extra={
+                "working_model": "REML" if reml else "ML",
+                "start": "glm without random effects (as MASS::glmmPQL)",
+                "loglik": "PQL maximizes no likelihood: loglik is None (glmmPQL reports NA)",
+            },
+        ),
     )
 
 

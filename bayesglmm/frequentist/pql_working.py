@@ -11,72 +11,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import glm
 from .lmm import LMMSolution
 
 #: linear predictors beyond this (logit/probit/cloglog scale) mean fitted probabilities
 #: numerically 0 or 1: the fixed effects are drifting to infinity (separation)
 ETA_SEPARATION = 30.0
-#: iterations of the GLM fit that starts PQL (R's glm.control maxit is 25)
-GLM_MAX_ITER = 25
 #: largest |theta| entry reused as the start of the next working fit
 WARM_START_MAX = 100.0
-GLM_TOL = 1e-10
+_relative_change = glm.relative_change
 
 
 def _working_parts(design, alpha: float | None):
     """Response on the fitting scale (proportions for binomial) and prior weights."""
-    fam = design.family
-    if fam.name == "binomial":
-        n = design.trials
-        return design.y / n, n.astype(float)
-    return design.y.astype(float), np.ones(design.n)
-
-
-def _variance(design, mu: np.ndarray, alpha: float | None) -> np.ndarray:
-    return design.family.variance(mu, alpha if alpha is not None else 1.0)
-
-
-def _mustart(design, y: np.ndarray, pw: np.ndarray) -> np.ndarray:
-    """R's ``family$initialize`` starting means."""
-    name = design.family.name
-    if name == "binomial":
-        return (pw * y + 0.5) / (pw + 1.0)
-    if name in ("poisson", "negative_binomial"):
-        return y + 0.1
-    floor = 0.1 * max(float(np.mean(np.abs(y))), 1e-8)
-    return np.where(y > 0, y, floor) if design.family.link.name == "log" else y
+    return design.family.fitting_scale(design.y, design.trials)
 
 
 def working_response(design, eta, y, pw, alpha=None) -> tuple[np.ndarray, np.ndarray]:
     """Working response ``z`` (offset removed) and weights ``w`` at ``eta``."""
-    link = design.family.link
-    mu = link.linkinv(eta)
-    mu_eta = link.mu_eta(eta)
-    z = eta - design.offset + (y - mu) / mu_eta
-    w = pw * mu_eta**2 / _variance(design, mu, alpha)
-    return z, w
+    return glm.working_response(design.family, eta, y, pw, design.offset, alpha)
 
 
-def glm_start(design, y, pw, alpha=None) -> tuple[np.ndarray, dict]:
-    """Linear predictor of the GLM without random effects, fitted by IRLS (``glm``)."""
-    link = design.family.link
-    X = design.X
-    mu = _mustart(design, y, pw)
-    eta = link.linkfun(mu)
-    iterations, change = 0, np.inf
-    while iterations < GLM_MAX_ITER and change >= GLM_TOL:
-        z, w = working_response(design, eta, y, pw, alpha)
-        sw = np.sqrt(w)
-        beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-        eta_new = X @ beta + design.offset
-        change = _relative_change(eta_new, eta)
-        eta = eta_new
-        iterations += 1
-    return eta, {"iterations": iterations, "converged": bool(change < GLM_TOL)}
-
-
-def _relative_change(new: np.ndarray, old: np.ndarray) -> float:
-    return float(np.linalg.norm(new - old) / max(np.linalg.norm(new), 1e-300))
+def glm_start(design, alpha: float | None = None) -> tuple[np.ndarray, dict]:
+    """Linear predictor of the GLM without random effects (:func:`.glm.fit_glm`), and its
+    iterations and convergence."""
+    fit = glm.fit_glm_design(design, 1.0 if alpha is None else alpha)
+    return fit.eta, {"iterations": fit.iterations, "converged": fit.converged}
 
 
 @dataclass

@@ -1,84 +1,84 @@
-"""Response families and link functions (NumPy only).
+"""Response families: the single NumPy reference of each family's math.
 
-Each family knows its support, its variance function, its log-likelihood and its default
-link, as R's ``family`` objects do. The Bayesian builder and the frequentist estimators both
-read these objects; neither re-implements them.
+A :class:`Family` holds, as R's ``family`` objects do, its link (:mod:`.links`) and, in
+NumPy: the pointwise log-likelihood with its normalizing constants (R's ``logLik``), the
+variance function and its derivative, the unit deviance and deviance residuals, random
+draws, R's starting means (``family$initialize``) and the saturated log-likelihood; from
+these the base class derives the score and weights of the log-likelihood in the linear
+predictor (:meth:`Family.eta_terms`). Every engine takes its family math from here.
+
+Compiled engines that evaluate a row's log-likelihood inside their loops keep their own
+spelling of it, each in one module named in :data:`ENGINE_SPELLINGS`:
+
+- Numba (compiled NUTS densities, Monte Carlo kernels): :mod:`bayesglmm.bayes.family_kernels`;
+- PyTensor (the PyMC model): :mod:`bayesglmm.bayes.family_pytensor`.
+
+``tests/test_family_engines.py`` checks every spelling against this reference, for every
+family and link each engine takes, at random points. An engine declares the families it
+takes (a set of names or ``(family, link)`` pairs) and refuses the others through
+:func:`unsupported_reason`. Adding a family is one subclass here, registered in
+:data:`FAMILIES`, plus its tests; engines that do not declare it refuse it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from scipy import special
 
 from ..errors import DataError, FamilyError
+from .links import LINKS, Link
+
+__all__ = [
+    "ENGINE_SPELLINGS",
+    "FAMILIES",
+    "LINKS",
+    "Binomial",
+    "Family",
+    "Gaussian",
+    "Link",
+    "NegativeBinomial",
+    "Poisson",
+    "ResponseTerms",
+    "get_family",
+    "unsupported_reason",
+]
 
 _EPS = np.finfo(float).eps
 
-
-@dataclass(frozen=True)
-class Link:
-    """A link function ``eta = g(mu)`` with its inverse and derivative ``dmu/deta``."""
-
-    name: str
-    linkfun: Callable[[np.ndarray], np.ndarray]
-    linkinv: Callable[[np.ndarray], np.ndarray]
-    mu_eta: Callable[[np.ndarray], np.ndarray]
-
-    def __repr__(self) -> str:
-        return f"Link({self.name!r})"
-
-
-def _logit_inv(eta):
-    return special.expit(eta)
-
-
-def _logit_mu_eta(eta):
-    p = special.expit(eta)
-    return np.maximum(p * (1.0 - p), _EPS)
-
-
-def _probit(mu):
-    from scipy import stats  # imported when used: scipy.stats takes a second to import
-
-    return stats.norm.ppf(mu)
-
-
-def _probit_mu_eta(eta):
-    from scipy import stats
-
-    return np.maximum(stats.norm.pdf(eta), _EPS)
-
-
-def _cloglog_inv(eta):
-    return np.clip(-np.expm1(-np.exp(np.minimum(eta, 700.0))), _EPS, 1.0 - _EPS)
-
-
-def _cloglog_mu_eta(eta):
-    eta = np.minimum(eta, 700.0)
-    return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
-
-
-def _log_inv(eta):
-    return np.maximum(np.exp(eta), _EPS)
-
-
-LINKS: dict[str, Link] = {
-    "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta),
-    "probit": Link(
-        "probit", _probit, lambda e: np.clip(special.ndtr(e), _EPS, 1 - _EPS), _probit_mu_eta
-    ),
-    "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv, _cloglog_mu_eta),
-    "log": Link("log", np.log, _log_inv, _log_inv),
-    "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
+#: engine -> the module holding that engine's own spelling of every family's row math
+ENGINE_SPELLINGS = {
+    "numba": "bayesglmm.bayes.family_kernels",
+    "pytensor": "bayesglmm.bayes.family_pytensor",
 }
+
+
+@dataclass
+class ResponseTerms:
+    """The response at one linear predictor ``eta`` (see :meth:`Family.eta_terms`).
+
+    ``loglik`` pointwise log-likelihood; ``score`` ``dl/deta``; ``W`` Fisher weight;
+    ``W_obs`` ``-d^2 l / deta^2``; ``dW`` ``dW/deta``.
+    """
+
+    mu: np.ndarray
+    loglik: np.ndarray
+    score: np.ndarray
+    W: np.ndarray
+    W_obs: np.ndarray | None = None
+    dW: np.ndarray | None = None
+
+
+def _trials(y: np.ndarray, trials) -> np.ndarray:
+    return np.ones_like(y, dtype=float) if trials is None else trials
 
 
 @dataclass(frozen=True)
 class Family:
-    """A GLM response family.
+    """A GLM response family with its link.
 
     Attributes
     ----------
@@ -86,9 +86,17 @@ class Family:
         ``"binomial"``, ``"poisson"``, ``"gaussian"`` or ``"negative_binomial"``.
     link : Link
         The link function in use.
+    allowed_links : tuple of str
+        The links the family takes.
     has_dispersion : bool
         True when the family has a free dispersion parameter (gaussian ``sigma``,
-        negative-binomial ``alpha``).
+        negative-binomial ``alpha``), named by ``dispersion_name``.
+
+    Notes
+    -----
+    ``trials`` is the number of binomial trials (ones, or None, for the other families);
+    ``y`` is the count of successes. ``dispersion`` is the Gaussian ``sigma`` or the
+    negative-binomial shape ``alpha``. Means ``mu`` are per trial.
     """
 
     name: str
@@ -96,37 +104,219 @@ class Family:
     allowed_links: tuple[str, ...] = field(repr=False)
     has_dispersion: bool = False
 
-    def variance(self, mu: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
-        """Variance function V(mu) per unit of ``trials`` (binomial) or per observation."""
-        if self.name == "binomial":
-            return np.maximum(mu * (1.0 - mu), _EPS)
-        if self.name == "poisson":
-            return np.maximum(mu, _EPS)
-        if self.name == "gaussian":
-            return np.ones_like(mu)
-        # negative binomial, NB2: var = mu + mu^2 / alpha
-        return np.maximum(mu + mu**2 / dispersion, _EPS)
+    #: the family's name, its key in :data:`FAMILIES`
+    family_name: ClassVar[str] = ""
+    #: links the family takes, the first its default (R's)
+    links: ClassVar[tuple[str, ...]] = ()
+    #: the link whose Fisher and observed information agree
+    canonical_link: ClassVar[str | None] = None
+    #: name of the dispersion parameter in priors and results (None: none)
+    dispersion_name: ClassVar[str | None] = None
+    #: the response is a count (whole, non-negative)
+    discrete: ClassVar[bool] = True
+    #: the variance is ``phi V(mu)`` with ``phi`` free (a GLM estimates it by Pearson's
+    #: statistic, as R's ``summary.glm``); 1 otherwise
+    scale_free: ClassVar[bool] = False
+    #: the family and its dispersion in messages
+    _label: ClassVar[str] = ""
+    _dispersion_doc: ClassVar[str] = ""
+
+    @classmethod
+    def make(cls, link: str | None = None) -> Family:
+        """The family with ``link`` (its default when None)."""
+        link = cls.links[0] if link is None else link
+        return cls(cls.family_name, LINKS[link], cls.links, cls.dispersion_name is not None)
+
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is the family's canonical link."""
+        return self.link.name == self.canonical_link
+
+    # ------------------------------------------------------------------ log-likelihood
+    def log_constant(self, y: np.ndarray, trials: np.ndarray | None = None) -> np.ndarray:
+        """The data-only term of each row's log-likelihood (binomial coefficient,
+        ``-log y!``)."""
+        return np.zeros_like(y, dtype=float)
 
     def loglik(
+        self,
+        y: np.ndarray,
+        mu: np.ndarray | None = None,
+        trials: np.ndarray | None = None,
+        dispersion: float | None = None,
+        *,
+        eta: np.ndarray | None = None,
+        constant: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Pointwise log-likelihood, normalizing constants included (as R's ``logLik``).
+
+        Parameters
+        ----------
+        y, mu, trials, dispersion
+            Response, mean per trial, binomial trials and dispersion (class notes).
+        eta : ndarray, optional
+            The linear predictor of ``mu``; with it the binomial and Poisson terms use the
+            link's ``log mu`` and ``log(1 - mu)``, exact where ``mu`` rounds to 0 or 1.
+            ``mu`` may then be None.
+        constant : ndarray, optional
+            :meth:`log_constant` of ``(y, trials)``, when the caller keeps it.
+        """
+        n = _trials(y, trials)
+        if constant is None:
+            constant = self.log_constant(y, n)
+        return self._loglik(y, n, mu, eta, dispersion, constant)
+
+    def _loglik(self, y, n, mu, eta, dispersion, constant) -> np.ndarray:
+        """The log-likelihood; ``mu`` may be None when ``eta`` is given (:meth:`_mean`)."""
+        raise NotImplementedError
+
+    def _mean(self, mu, eta) -> np.ndarray:
+        return self.link.linkinv(eta) if mu is None else mu
+
+    def saturated_loglik(
+        self,
+        y: np.ndarray,
+        trials: np.ndarray | None = None,
+        dispersion: float | None = None,
+        constant: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Pointwise log-likelihood at the saturated mean ``mu = y / trials`` (the largest
+        each row's log-likelihood can be)."""
+        n = _trials(y, trials)
+        return self.loglik(y, self._saturated_mean(y, n), n, dispersion, constant=constant)
+
+    def _saturated_mean(self, y, n) -> np.ndarray:
+        return y
+
+    # ------------------------------------------------------------------ variance
+    def variance(self, mu: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
+        """Variance function ``V(mu)`` per trial (binomial) or per observation."""
+        raise NotImplementedError
+
+    def variance_derivative(self, mu: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
+        """``dV / dmu``."""
+        raise NotImplementedError
+
+    def scale(self, dispersion: float = 1.0) -> float:
+        """The factor ``phi`` of the variance ``phi V(mu)`` (``sigma^2`` for the Gaussian)."""
+        return 1.0
+
+    # ------------------------------------------------------------------ derivatives
+    def eta_terms(
+        self,
+        y: np.ndarray,
+        eta: np.ndarray,
+        trials: np.ndarray | None = None,
+        dispersion: float = 1.0,
+        second: bool = False,
+        constant: np.ndarray | None = None,
+    ) -> ResponseTerms:
+        """Log-likelihood, score and weights at ``eta`` (``second`` adds ``W_obs``, ``dW``).
+
+        With ``n`` trials, ``phi`` = :meth:`scale`, ``V`` the variance function and the
+        link's ``mu_eta``, ``mu_eta2``:
+
+        - score ``s = dl/deta = (y - n mu) mu_eta / (V phi)``;
+        - Fisher weight ``W = n mu_eta^2 / (V phi)`` (what lme4's PIRLS and Laplace use);
+        - observed weight ``W_obs = -d^2 l / deta^2 = W - (y - n mu)(mu_eta2 V - mu_eta^2
+          V') / (V^2 phi)`` (``W`` itself for the canonical link);
+        - ``dW = dW/deta``, for the gradient of ``log det(Lambda' Z' W Z Lambda + I)``.
+        """
+        n = _trials(y, trials)
+        link = self.link
+        mu = link.linkinv(eta)
+        mu_eta = link.mu_eta(eta)
+        V = self.variance(mu, dispersion)
+        phi = self.scale(dispersion)
+        resid = y - n * mu
+        score = resid * mu_eta / (V * phi)
+        W = n * mu_eta**2 / (V * phi)
+        ll = self.loglik(y, mu, n, dispersion, eta=eta, constant=constant)
+        out = ResponseTerms(mu=mu, loglik=ll, score=score, W=W)
+        if second:
+            dV = self.variance_derivative(mu, dispersion)
+            mee = link.mu_eta2(eta, mu, mu_eta)
+            if self.canonical:
+                out.W_obs = W
+            else:
+                out.W_obs = W - resid * (mee * V - mu_eta**2 * dV) / (V**2 * phi)
+            out.dW = n * (2.0 * mu_eta * mee * V - mu_eta**3 * dV) / (V**2 * phi)
+        return out
+
+    # ------------------------------------------------------------------ deviance
+    def unit_deviance(
         self,
         y: np.ndarray,
         mu: np.ndarray,
         trials: np.ndarray | None = None,
         dispersion: float | None = None,
     ) -> np.ndarray:
-        """Pointwise log-likelihood, normalizing constants included (as R's ``logLik``)."""
-        from scipy import stats
+        """Each row's contribution to the deviance (R's ``family$dev.resids`` with the
+        trials as weights): ``2 (l(y; y) - l(y; mu))``, times ``sigma^2`` for the Gaussian."""
+        raise NotImplementedError
 
-        if self.name == "binomial":
-            n = np.ones_like(y) if trials is None else trials
-            return stats.binom.logpmf(y, n, np.clip(mu, _EPS, 1 - _EPS))
-        if self.name == "poisson":
-            return stats.poisson.logpmf(y, np.maximum(mu, _EPS))
-        if self.name == "gaussian":
-            return stats.norm.logpdf(y, mu, dispersion)
-        alpha = dispersion
-        return stats.nbinom.logpmf(y, alpha, alpha / (alpha + np.maximum(mu, _EPS)))
+    def deviance_residuals(
+        self,
+        y: np.ndarray,
+        mu: np.ndarray,
+        trials: np.ndarray | None = None,
+        dispersion: float | None = None,
+    ) -> np.ndarray:
+        """``sign(y - n mu) sqrt(unit deviance)`` (R's ``residuals(type = "deviance")``)."""
+        n = _trials(y, trials)
+        dev = self.unit_deviance(y, mu, n, dispersion)
+        return np.sign(y - n * mu) * np.sqrt(np.maximum(dev, 0.0))
 
+    def quasi_loglik(
+        self, y: np.ndarray, mu: np.ndarray, trials: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Pointwise quasi-likelihood ``Q(mu; y)`` as geepack's ``QIC`` takes it: the
+        log-likelihood without its data-only term (``-(y - mu)^2 / 2`` for the Gaussian)."""
+        n = _trials(y, trials)
+        return self.loglik(y, mu, n, constant=np.zeros_like(y, dtype=float))
+
+    def pearson_residuals(
+        self,
+        y: np.ndarray,
+        mu: np.ndarray,
+        trials: np.ndarray | None = None,
+        dispersion: float = 1.0,
+    ) -> np.ndarray:
+        """``(y - n mu) / sqrt(n V(mu) phi)``."""
+        n = _trials(y, trials)
+        return (y - n * mu) / np.sqrt(n * self.variance(mu, dispersion) * self.scale(dispersion))
+
+    # ------------------------------------------------------------------ draws and starts
+    def simulate(
+        self,
+        mu: np.ndarray,
+        rng: np.random.Generator,
+        trials: np.ndarray | None = None,
+        dispersion: float | None = None,
+    ) -> np.ndarray:
+        """One response per row with mean ``trials * mu`` (counts as integers)."""
+        raise NotImplementedError
+
+    def fitting_scale(
+        self, y: np.ndarray, trials: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The response on the scale of a GLM fit and its prior weights (R's ``glm``:
+        proportions weighted by their trials for the binomial)."""
+        return np.asarray(y, dtype=float), np.ones(np.shape(y)[0])
+
+    def mustart(self, y: np.ndarray, trials: np.ndarray | None = None) -> np.ndarray:
+        """R's ``family$initialize`` starting means (per trial)."""
+        return y
+
+    def dispersion_start(self, y: np.ndarray, mu: np.ndarray) -> float | None:
+        """A moment estimate of the dispersion at the means ``mu`` (None: no dispersion)."""
+        return None
+
+    def _need_dispersion(self, dispersion, what: str) -> None:
+        if dispersion is None:
+            raise DataError(f"a {self._label} {what} needs dispersion= ({self._dispersion_doc})")
+
+    # ------------------------------------------------------------------ support
     def check_support(
         self, y: np.ndarray, trials: np.ndarray | None, response: str, labels=None
     ) -> None:
@@ -134,9 +324,17 @@ class Family:
 
         ``trials`` is None for a 0/1 response; ``labels`` are the data's row labels.
         """
+        fail = self._failer(y, response, labels)
+        if not np.all(np.isfinite(y)):
+            fail(~np.isfinite(y), "is not finite")
+        if self.discrete:
+            _fail_if(y < 0, fail, "is negative")
+            _fail_if(y != np.round(y), fail, "is not a whole number")
+
+    def _failer(self, y, response: str, labels):
         labels = np.arange(y.shape[0]) if labels is None else np.asarray(labels)
 
-        def _fail(mask: np.ndarray, what: str) -> None:
+        def fail(mask: np.ndarray, what: str) -> None:
             rows = np.flatnonzero(mask)
             shown = ", ".join(str(r) for r in labels[rows[:5]]) + (" ..." if rows.size > 5 else "")
             raise DataError(
@@ -144,16 +342,7 @@ class Family:
                 f"({rows.size} row(s): rows {shown}; first value {float(y[rows[0]])!r})"
             )
 
-        if not np.all(np.isfinite(y)):
-            _fail(~np.isfinite(y), "is not finite")
-        if self.name in ("binomial", "poisson", "negative_binomial"):
-            _fail_if(y < 0, _fail, "is negative")
-            _fail_if(y != np.round(y), _fail, "is not a whole number")
-        if self.name == "binomial":
-            if trials is None:
-                _fail_if(y > 1, _fail, "is not 0 or 1 (use cbind(successes, failures) for counts)")
-            else:
-                _fail_if(y > trials, _fail, "has more successes than trials")
+        return fail
 
 
 def _fail_if(mask, fail, what):
@@ -161,12 +350,203 @@ def _fail_if(mask, fail, what):
         fail(mask, what)
 
 
-_FAMILY_TABLE: dict[str, tuple[str, tuple[str, ...], bool]] = {
-    # name: (default link, allowed links, has dispersion)
-    "binomial": ("logit", ("logit", "probit", "cloglog", "log"), False),
-    "poisson": ("log", ("log", "identity"), False),
-    "gaussian": ("identity", ("identity", "log"), True),
-    "negative_binomial": ("log", ("log", "identity"), True),
+@dataclass(frozen=True)
+class Binomial(Family):
+    """Binomial successes ``y`` of ``trials`` (Bernoulli for one trial)."""
+
+    family_name: ClassVar[str] = "binomial"
+    links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog", "log")
+    canonical_link: ClassVar[str | None] = "logit"
+
+    def log_constant(self, y, trials=None):
+        n = _trials(y, trials)
+        return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+
+    def _loglik(self, y, n, mu, eta, dispersion, constant):
+        link = self.link
+        if eta is not None and link.log1m_inv is not None:  # exact in the tails
+            log_p, log_q = link.log_inv(eta), link.log1m_inv(eta)
+        else:
+            m = np.clip(self._mean(mu, eta), _EPS, 1.0 - _EPS)
+            log_p, log_q = np.log(m), np.log1p(-m)
+        return constant + y * log_p + (n - y) * log_q
+
+    def saturated_loglik(self, y, trials=None, dispersion=None, constant=None):
+        n = _trials(y, trials)
+        inner = super().saturated_loglik(y, n, dispersion, constant)
+        return np.where((y == 0) | (y == n), 0.0, inner)
+
+    def _saturated_mean(self, y, n):
+        return y / n
+
+    def variance(self, mu, dispersion=1.0):
+        return np.maximum(mu * (1.0 - mu), _EPS)
+
+    def variance_derivative(self, mu, dispersion=1.0):
+        return 1.0 - 2.0 * mu
+
+    def unit_deviance(self, y, mu, trials=None, dispersion=None):
+        n = _trials(y, trials)
+        m = np.clip(mu, _EPS, 1.0 - _EPS)
+        return 2.0 * (
+            special.xlogy(y, y / (n * m)) + special.xlogy(n - y, (n - y) / (n * (1.0 - m)))
+        )
+
+    def simulate(self, mu, rng, trials=None, dispersion=None):
+        n = _trials(mu, trials)
+        return rng.binomial(np.asarray(n).astype(np.int64), np.clip(mu, 0.0, 1.0))
+
+    def fitting_scale(self, y, trials):
+        n = _trials(y, trials)
+        return y / n, n.astype(float)
+
+    def mustart(self, y, trials=None):
+        return (y + 0.5) / (_trials(y, trials) + 1.0)
+
+    def check_support(self, y, trials, response, labels=None):
+        super().check_support(y, trials, response, labels)
+        fail = self._failer(y, response, labels)
+        if trials is None:
+            _fail_if(y > 1, fail, "is not 0 or 1 (use cbind(successes, failures) for counts)")
+        else:
+            _fail_if(y > trials, fail, "has more successes than trials")
+
+
+@dataclass(frozen=True)
+class Poisson(Family):
+    """Poisson counts."""
+
+    family_name: ClassVar[str] = "poisson"
+    links: ClassVar[tuple[str, ...]] = ("log", "identity")
+    canonical_link: ClassVar[str | None] = "log"
+
+    def log_constant(self, y, trials=None):
+        return -special.gammaln(y + 1)
+
+    def _loglik(self, y, n, mu, eta, dispersion, constant):
+        mu = self._mean(mu, eta)
+        if eta is not None and self.link.log_inv is not None:
+            log_mu = self.link.log_inv(eta)
+        else:
+            log_mu = np.log(np.maximum(mu, _EPS))
+        return constant + y * log_mu - mu
+
+    def variance(self, mu, dispersion=1.0):
+        return np.maximum(mu, _EPS)
+
+    def variance_derivative(self, mu, dispersion=1.0):
+        return np.ones_like(mu)
+
+    def unit_deviance(self, y, mu, trials=None, dispersion=None):
+        m = np.maximum(mu, _EPS)
+        return 2.0 * (special.xlogy(y, y / m) - (y - m))
+
+    def simulate(self, mu, rng, trials=None, dispersion=None):
+        return rng.poisson(mu)
+
+    def mustart(self, y, trials=None):
+        return y + 0.1
+
+
+@dataclass(frozen=True)
+class Gaussian(Family):
+    """Normal responses with residual standard deviation ``sigma`` (the dispersion)."""
+
+    family_name: ClassVar[str] = "gaussian"
+    links: ClassVar[tuple[str, ...]] = ("identity", "log")
+    canonical_link: ClassVar[str | None] = "identity"
+    dispersion_name: ClassVar[str | None] = "sigma"
+    discrete: ClassVar[bool] = False
+    scale_free: ClassVar[bool] = True
+    _label: ClassVar[str] = "Gaussian"
+    _dispersion_doc: ClassVar[str] = "the residual sd"
+
+    def _loglik(self, y, n, mu, eta, dispersion, constant):
+        self._need_dispersion(dispersion, "log-likelihood")
+        mu, s = self._mean(mu, eta), dispersion
+        return -0.5 * (y - mu) ** 2 / s**2 - 0.5 * np.log(2.0 * np.pi * s**2)
+
+    def quasi_loglik(self, y, mu, trials=None):
+        return -0.5 * self.unit_deviance(y, mu)
+
+    def variance(self, mu, dispersion=1.0):
+        return np.ones_like(mu)
+
+    def variance_derivative(self, mu, dispersion=1.0):
+        return np.zeros_like(mu)
+
+    def scale(self, dispersion=1.0):
+        return dispersion**2
+
+    def unit_deviance(self, y, mu, trials=None, dispersion=None):
+        return (y - mu) ** 2
+
+    def simulate(self, mu, rng, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "simulation")
+        return rng.normal(mu, dispersion)
+
+    def mustart(self, y, trials=None):
+        if self.link.name != "log":
+            return y
+        floor = 0.1 * max(float(np.mean(np.abs(y))), 1e-8)
+        return np.where(y > 0, y, floor)
+
+    def dispersion_start(self, y, mu):
+        return float(max(np.std(y - mu), 1e-3))
+
+
+@dataclass(frozen=True)
+class NegativeBinomial(Family):
+    """Negative-binomial (NB2) counts: ``Var y = mu + mu^2 / alpha``, shape ``alpha``."""
+
+    family_name: ClassVar[str] = "negative_binomial"
+    links: ClassVar[tuple[str, ...]] = ("log", "identity")
+    dispersion_name: ClassVar[str | None] = "alpha"
+    _label: ClassVar[str] = "negative-binomial"
+    _dispersion_doc: ClassVar[str] = "alpha"
+
+    def log_constant(self, y, trials=None):
+        return -special.gammaln(y + 1)
+
+    def _loglik(self, y, n, mu, eta, dispersion, constant):
+        self._need_dispersion(dispersion, "log-likelihood")
+        a = dispersion
+        m = np.maximum(self._mean(mu, eta), _EPS)
+        return (
+            constant
+            + special.gammaln(y + a)
+            - special.gammaln(a)
+            + a * np.log(a / (a + m))
+            + special.xlogy(y, m / (a + m))
+        )
+
+    def variance(self, mu, dispersion=1.0):
+        return np.maximum(mu + mu**2 / dispersion, _EPS)
+
+    def variance_derivative(self, mu, dispersion=1.0):
+        return 1.0 + 2.0 * mu / dispersion
+
+    def unit_deviance(self, y, mu, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "deviance")
+        a = dispersion
+        m = np.maximum(mu, _EPS)
+        return 2.0 * (special.xlogy(y, y / m) - (y + a) * np.log((y + a) / (m + a)))
+
+    def simulate(self, mu, rng, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "simulation")
+        return rng.negative_binomial(dispersion, dispersion / (dispersion + mu))
+
+    def mustart(self, y, trials=None):
+        return y + 0.1
+
+    def dispersion_start(self, y, mu):
+        excess = np.mean((y - mu) ** 2 - mu)  # NB2: Var = mu + mu^2 / alpha
+        return float(np.clip(np.mean(mu**2) / excess, 0.1, 100.0)) if excess > 0 else 10.0
+
+
+#: family name -> class; :func:`get_family` builds from here
+FAMILIES: dict[str, type[Family]] = {
+    cls.family_name: cls for cls in (Binomial, Poisson, Gaussian, NegativeBinomial)
 }
 
 _ALIASES = {
@@ -195,17 +575,27 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     if not isinstance(family, str):
         raise FamilyError(f"family must be a string such as 'binomial', got {family!r}")
     key = _ALIASES.get(family.lower(), family.lower())
-    if key not in _FAMILY_TABLE:
-        raise FamilyError(
-            f"unknown family {family!r}; choose one of {', '.join(sorted(_FAMILY_TABLE))}"
-        )
-    default, allowed, has_disp = _FAMILY_TABLE[key]
-    link = default if link is None else link
+    if key not in FAMILIES:
+        raise FamilyError(f"unknown family {family!r}; choose one of {', '.join(sorted(FAMILIES))}")
+    cls = FAMILIES[key]
+    link = cls.links[0] if link is None else link
     if not isinstance(link, str) or link.lower() not in LINKS:
         raise FamilyError(f"unknown link {link!r}; known links: {', '.join(LINKS)}")
     link = link.lower()
-    if link not in allowed:
+    if link not in cls.links:
         raise FamilyError(
-            f"the {key} family does not take the {link!r} link; allowed: {', '.join(allowed)}"
+            f"the {key} family does not take the {link!r} link; allowed: {', '.join(cls.links)}"
         )
-    return Family(key, LINKS[link], allowed, has_disp)
+    return cls.make(link)
+
+
+def unsupported_reason(
+    family: Family, supported: Collection[str | tuple[str, str]], engine: str
+) -> str | None:
+    """Why an engine that declares ``supported`` (family names, or ``(family, link)``
+    pairs) cannot take ``family``; None when it can."""
+    key = (family.name, family.link.name)
+    if key in supported or family.name in supported:
+        return None
+    takes = ", ".join(sorted(s if isinstance(s, str) else "/".join(s) for s in supported))
+    return f"{engine} takes {takes}; the model is {key[0]}/{key[1]}"

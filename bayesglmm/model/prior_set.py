@@ -113,7 +113,7 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
             prior = as_prior(value, key)
             _check_kind(prior, key, ("sd", "value", "variance") if key == "sigma" else ("value",))
             ps.dispersion[key] = prior
-        elif isinstance(value, LKJ | InverseWishart) and (key in groups or key in ps.random_sd):
+        elif _on_matrix(value) and (key in groups or key in ps.random_sd):
             terms = groups.get(key) or [t for t in design.random if t.name == key]
             corr = [t for t in terms if t.correlated]
             if not corr:
@@ -122,11 +122,9 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
                 )
             for t in corr:
                 ps.correlation[t.name] = value
-                if isinstance(value, InverseWishart):
-                    value.matrices(t.n_columns)  # checks the dimension of psi now
-                    ps.random_sd[t.name] = [value for _ in t.columns]
-                elif value.sd is not None:
-                    ps.random_sd[t.name] = [value.sd for _ in t.columns]
+                sds = value.sd_priors(t.n_columns)  # an inverse Wishart checks psi here
+                if sds is not None:
+                    ps.random_sd[t.name] = sds
         elif key in groups or key in ps.random_sd:
             prior = as_prior(value, key)
             _check_kind(prior, key, ("sd", "variance"))
@@ -160,8 +158,13 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
     return ps
 
 
+def _on_matrix(value) -> bool:
+    """A prior on the correlations or the covariance of a correlated term."""
+    return isinstance(value, Prior) and value.scale in ("correlation", "covariance")
+
+
 def _check_kind(prior: Prior, key: str, allowed: tuple[str, ...]) -> None:
-    if prior.dist == "Fixed":
+    if prior.point_mass:
         return
     if prior.scale not in allowed:
         what = {

@@ -128,19 +128,7 @@ def simulate(
     if correlations:
         raise DataError(f"correlations given for unknown pairs: {list(correlations)}")
 
-    mu = fam.link.linkinv(eta)
-    if fam.name == "binomial":
-        y = rng.binomial(n_trials.astype(np.int64), np.clip(mu, 0.0, 1.0))
-    elif fam.name == "poisson":
-        y = rng.poisson(mu)
-    elif fam.name == "gaussian":
-        if dispersion is None:
-            raise DataError("a Gaussian simulation needs dispersion= (the residual sd)")
-        y = rng.normal(mu, dispersion)
-    else:
-        if dispersion is None:
-            raise DataError("a negative-binomial simulation needs dispersion= (alpha)")
-        y = rng.negative_binomial(dispersion, dispersion / (dispersion + mu))
+    y = fam.simulate(fam.link.linkinv(eta), rng, n_trials, dispersion)
     df[resp.expr] = y
     if resp.kind == "cbind" and resp.failures_expr.isidentifier():
         df[resp.failures_expr] = (n_trials - y).astype(np.int64)

@@ -9,9 +9,10 @@ draws afterwards for the signature of an improper posterior.
 
 Modules: :mod:`.cones` (separation by linear programming), :mod:`.fixed` (flat fixed
 effects), :mod:`.variance` (variance components: tail argument), :mod:`.lmm` (Hobert &
-Casella's linear-mixed-model conditions), :mod:`.tails` (prior exponents), :mod:`.report`,
-:mod:`.check` (the verdict), :mod:`.drift` (empirical backup), :mod:`.separation`
-(separated data under proper priors: a warning before every Bayesian fit).
+Casella's linear-mixed-model conditions), :mod:`.report`, :mod:`.check` (the verdict),
+:mod:`.drift` (empirical backup), :mod:`.separation` (separated data under proper priors:
+a warning before every Bayesian fit). Each prior states its own tail exponents and moments
+(:meth:`bayesglmm.model.priors.Prior.tails`); nothing here looks at a prior's class.
 """
 
 from .check import PosteriorProprietyWarning, check_propriety, ensure_proper

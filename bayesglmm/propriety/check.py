@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .._warn import warn
 from ..errors import ImproperPosteriorError, PriorError
-from ..model.priors import LKJ, Cauchy, Flat
 from .fixed import BINOMIAL_LINKS, check_fixed, flat_columns, row_signs
 from .lmm import check_lmm
 from .report import ProprietyEntry, ProprietyReport
-from .tails import coefficient_moments
 from .variance import at_zero_entries, components, discrete_sufficient, tail_entries
 
 REF_PROPER = "proper prior: the marginal density of the data is finite (Fubini)"
@@ -34,43 +30,33 @@ class PosteriorProprietyWarning(UserWarning):
     """The propriety check could not decide, or an improper posterior is being sampled."""
 
 
-#: parameters of proper priors that must be positive (shape, rate, scale, degrees of freedom)
-_POSITIVE = ("alpha", "beta", "sigma", "lam", "nu", "eta")
-
-
 def _validate(model) -> None:
     """Improper priors the PyMC model cannot represent: refuse before any compilation."""
     priors = model.priors
     for key, prior in priors.all():
-        if prior.improper or not hasattr(prior, "params"):
-            continue
-        for name, value in prior.params().items():
-            if isinstance(prior, Cauchy) and name == "alpha":
-                continue  # Cauchy's alpha is its location (PyMC's naming), any real number
-            if name in _POSITIVE and isinstance(value, int | float | tuple | list):
-                if not np.all(np.asarray(value, dtype=float) > 0):
-                    hint = (
-                        f"; the limit {name} -> 0 is an improper prior: for p(sigma^2) ~ "
-                        "1/sigma^2 use Jeffreys(), for (sigma^2)^-(a+1) PowerVariance(a)"
-                        if name in ("alpha", "beta")
-                        else ""
-                    )
-                    raise PriorError(
-                        f"{prior.describe()} on {key!r}: {name} must be positive{hint}"
-                    )
+        name = None if prior.improper else prior.nonpositive_parameter()
+        if name is not None:
+            hint = (
+                f"; the limit {name} -> 0 is an improper prior: for p(sigma^2) ~ "
+                "1/sigma^2 use Jeffreys(), for (sigma^2)^-(a+1) PowerVariance(a)"
+                if name in ("alpha", "beta")
+                else ""
+            )
+            raise PriorError(f"{prior.describe()} on {key!r}: {name} must be positive{hint}")
     for key, prior in priors.dispersion.items():
-        if isinstance(prior, Flat):
+        if prior.improper and prior.support == "real":
             raise PriorError(
-                f"Flat() on {key!r}, which must be positive: use HalfFlat() (uniform on the "
-                f"standard deviation) or Jeffreys() (1/variance) instead"
+                f"{prior.describe()} on {key!r}, which must be positive: use HalfFlat() "
+                "(uniform on the standard deviation) or Jeffreys() (1/variance) instead"
             )
     for t in model.design.random:
         if not t.correlated:
             continue
         sds = list(priors.random_sd[t.name])
-        lkj = priors.correlation.get(t.name)
-        if isinstance(lkj, LKJ) and lkj.sd is not None:
-            sds.append(lkj.sd)
+        corr = priors.correlation.get(t.name)
+        implied = corr.sd_priors(t.n_columns) if corr is not None else None
+        if implied:
+            sds.append(implied[0])
         bad = [p.describe() for p in sds if p.improper]
         if bad:
             raise PriorError(
@@ -198,11 +184,7 @@ def _discrete(design, priors, comps, flat, signs, cone):
 
 def _moments_for_flat(priors, comps, p_F: int):
     """Sufficient: the proper priors have finite moments of order p_F (fixed.py docstring)."""
-    orders = {
-        term: coefficient_moments(prior)
-        for term, prior in priors.fixed.items()
-        if not isinstance(prior, Flat)
-    }
+    orders = {term: prior.tails().moments for term, prior in priors.fixed.items() if not prior.flat}
     orders.update({c.parameter: c.tails.moments for c in comps})
     unknown = [k for k, o in orders.items() if math.isnan(o)]
     short = [k for k, o in orders.items() if not math.isnan(o) and o <= p_F]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._warn import warn as warn_user
-from ..model.priors import Flat
 
 #: a variance below this multiple of the response scale is numerically zero (sd 1e-6)
 TINY = 1e-12
@@ -91,7 +90,7 @@ def check_drift(model, idata, draws: dict, warn: bool = True) -> dict:
         :func:`bayesglmm.bayes.draws.derived_draws` returns them; passed in (not
         computed here) so that this module does not import the posterior code that calls it.
     warn : bool
-        Issue an :class:`ImproperDriftWarning` for what is flagged.
+        Warn with an :class:`ImproperDriftWarning` for what is flagged.
 
     Returns
     -------
@@ -137,7 +136,7 @@ def check_drift(model, idata, draws: dict, warn: bool = True) -> dict:
     if d.family.name != "gaussian" and "posterior" in idata.groups():
         post = idata.posterior
         for term, sl in d.fixed_terms.items():
-            if not isinstance(model.priors.fixed[term], Flat) or term not in post:
+            if not model.priors.fixed[term].flat or term not in post:
                 continue
             beta = np.asarray(post[term].values, dtype=float)
             beta = beta.reshape(beta.shape[0], beta.shape[1], -1)

@@ -51,7 +51,6 @@ import numpy as np
 
 from ..model.design import Design
 from ..model.prior_set import PriorSet
-from ..model.priors import Flat
 from .cones import recession_cone
 from .report import ProprietyEntry
 
@@ -94,7 +93,7 @@ def flat_columns(design: Design, priors: PriorSet) -> np.ndarray:
     """Indices of the columns of X whose coefficients have a flat prior."""
     cols: list[int] = []
     for term, sl in design.fixed_terms.items():
-        if isinstance(priors.fixed[term], Flat):
+        if priors.fixed[term].flat:
             cols.extend(range(sl.start, sl.stop))
     return np.asarray(cols, dtype=np.int64)
 
@@ -117,7 +116,7 @@ def check_fixed(design: Design, priors: PriorSet, signs: np.ndarray | None):
     cols = flat_columns(design, priors)
     if cols.size == 0:
         return [], None, None
-    terms = [t for t in design.fixed_terms if isinstance(priors.fixed[t], Flat)]
+    terms = [t for t in design.fixed_terms if priors.fixed[t].flat]
     param = ", ".join(terms)
     fam, link = design.family.name, design.family.link.name
     if fam == "gaussian":

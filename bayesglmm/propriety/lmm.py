@@ -61,7 +61,6 @@ from ..model.design import Design
 from ..model.prior_set import PriorSet
 from .cones import DENSE_ENTRIES, TooLargeError, matrix_rank
 from .report import ProprietyEntry
-from .tails import variance_tails
 from .variance import MAX_SUBSET_COMPONENTS, REF_AT_ZERO, Component, tail_rate
 
 REF_HC = (
@@ -98,7 +97,7 @@ def check_lmm(design: Design, priors: PriorSet, flat_cols: np.ndarray, comps: li
     n, p_F = design.n, int(flat_cols.size)
     improper = [c for c in comps if c.tails.improper]
     sigma_prior = priors.dispersion["sigma"]
-    res_tails = variance_tails(sigma_prior)
+    res_tails = sigma_prior.tails()
     b = res_tails.a0 if res_tails.improper else None
     if res_tails.improper and b is None:
         notes.append(f"prior {sigma_prior.describe()} on sigma: tails unknown")

@@ -1,8 +1,8 @@
 """Improper priors on variance components: the tail argument.
 
 Write the prior of a variance as :math:`p(\\sigma^2) \\propto (\\sigma^2)^{-(a+1)}` near 0
-and near infinity (:mod:`~bayesglmm.propriety.tails`), and let :math:`L(\\sigma^2)` be the
-likelihood with the random effects integrated out.
+and near infinity (each prior's :meth:`~bayesglmm.model.priors.Prior.tails`), and let
+:math:`L(\\sigma^2)` be the likelihood with the random effects integrated out.
 
 **At 0** (Hobert & Casella 1996; Natarajan & Kass 2000). As :math:`\\sigma^2 \\to 0` the
 random effects vanish and :math:`L` tends to the likelihood without them, which is positive:
@@ -59,10 +59,9 @@ import scipy.sparse as sp
 
 from ..model.design import Design, RandomTerm
 from ..model.prior_set import PriorSet
-from ..model.priors import Prior
+from ..model.priors import Prior, Tails
 from .cones import TooLargeError, matrix_rank, recession_cone
 from .report import ProprietyEntry
-from .tails import Tails, coefficient_moments, variance_tails
 
 REF_AT_ZERO = "Hobert & Casella (1996), JASA 91:1461-1473; Natarajan & Kass (2000), JASA 95:227-237"
 REF_TAIL = (
@@ -113,7 +112,7 @@ def components(design: Design, priors: PriorSet) -> list[Component]:
     for t in design.random:
         for j, prior in enumerate(priors.random_sd[t.name]):
             param = t.name if t.n_columns == 1 else f"{t.name}[{t.columns[j]}]"
-            out.append(Component(param, t.component_names[j], t, j, prior, variance_tails(prior)))
+            out.append(Component(param, t.component_names[j], t, j, prior, prior.tails()))
     return out
 
 
@@ -296,7 +295,7 @@ def discrete_sufficient(design: Design, priors: PriorSet, comps: list[Component]
                 fixed, rand = _involved(design, j, k, other)
                 if any(t.name in improper_terms for t in rand):
                     continue
-                orders = [coefficient_moments(priors.fixed[f]) for f in fixed]
+                orders = [priors.fixed[f].tails().moments for f in fixed]
                 orders += [sd_moments[t.name] for t in rand]
                 if all(o > m_u for o in orders):
                     found = True

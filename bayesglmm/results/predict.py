@@ -12,7 +12,8 @@ on the fit's rows or on new data, with all random-effect terms (``re_form=None``
 - Likelihood-type fits (every kind but ``"bayesian"``) plug in the estimates: ``beta`` from
   ``fixed_effects`` and ``b`` from ``random_effects`` (conditional modes, BLUPs). Intervals
   (``interval="confidence"``) use ``Var(eta) = x' V_beta x + sum_t z_t' C_t z_t`` with
-  ``V_beta`` the fixed-effect block of ``info["details"]["vcov"]`` and ``C_t`` the
+  ``V_beta`` the fixed-effect block of ``result.vcov`` (the covariance behind the table's
+  standard errors: model-based, or GEE's robust sandwich) and ``C_t`` the
   conditional variances ``random_effects["<term> (conditional variance)"]`` (their
   diagonal), treating the estimated ``beta`` and the predicted ``b`` as independent, as
   ``merTools::predictInterval`` does. A level the fit has not seen (``allow_new_levels``)
@@ -43,27 +44,10 @@ INTERVALS = (None, "confidence")
 # the model behind a result
 
 
-class ModelLink:
-    """The model behind a result, held but never pickled or saved (pickles to no model)."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def __reduce__(self):
-        return (ModelLink, (None,))
-
-
-def attach_model(result, model):
-    """Let ``result`` reach the model it was fitted from (see :func:`model_of`)."""
-    result._model = ModelLink(model)
-    return result
-
-
 def model_of(result, model=None):
     """The :class:`~bayesglmm.GLMM` a result was fitted from (``model`` if given)."""
     if model is None:
-        link = getattr(result, "_model", None)
-        model = link.model if isinstance(link, ModelLink) else link
+        model = result.model
     if model is None:
         raise MethodError(
             "this result holds no model (it was loaded from a file, unpickled or built by hand): "
@@ -155,24 +139,16 @@ def _frame(result, key: str, term, what: str) -> np.ndarray | None:
 
 
 def _vcov_beta(result, design) -> np.ndarray:
-    details = result.info.get("details") or {}
-    V, names = details.get("vcov"), details.get("vcov_names")
-    if V is None:
+    """The fixed-effect block of the result's coefficient covariance (``result.vcov``)."""
+    if result.vcov is None:
         raise MethodError(
-            f"interval='confidence' needs the fixed-effect covariance info['details']['vcov'], "
-            f"which this {result.kind} fit ({result.method}) does not store"
+            f"interval='confidence' needs the covariance of the fixed effects (result.vcov), "
+            f"which this {result.kind} fit ({result.method}) does not have"
         )
-    V = np.asarray(V, dtype=float)
-    names = list(names) if names is not None else list(design.fixed_names)
-    if V.shape[0] != len(names):
-        names = list(design.fixed_names)
-    if any(n not in names for n in design.fixed_names):
-        raise MethodError(
-            f"info['details']['vcov_names'] of this {result.kind} fit lacks fixed effects "
-            f"{[n for n in design.fixed_names if n not in names]}"
-        )
-    pos = [names.index(n) for n in design.fixed_names]
-    return V[np.ix_(pos, pos)]
+    try:
+        return result.vcov.block(design.fixed_names)
+    except KeyError as err:
+        raise MethodError(f"interval='confidence': {err.args[0]}") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -359,7 +335,7 @@ def _effect_draws(idata, term) -> np.ndarray:
 
 def _covariance_draws(result, design, term) -> np.ndarray:
     """Draws (S, k, k) of a term's covariance, from the sampled sds and correlations."""
-    from ..bayes.draws import derived_draws
+    from .draws import derived_draws
 
     class _M:  # derived_draws reads model.design only
         pass

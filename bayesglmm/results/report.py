@@ -19,17 +19,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-_GLMER_TITLES = {
-    "laplace": "Generalized linear mixed model fit by maximum likelihood (Laplace Approximation)",
-    "agq": "Generalized linear mixed model fit by maximum likelihood (Adaptive Gauss-Hermite "
-    "Quadrature, nAGQ = {n_quad})",
-    "pql": "Generalized linear mixed model fit by penalized quasi-likelihood (PQL)",
-    "mbp": "Generalized linear mixed model fit by maximum likelihood (maximization by parts, "
-    "Adaptive Gauss-Hermite Quadrature, nAGQ = {n_quad})",
-    "ee": "Generalized linear mixed model fit by the method of simulated moments (Jiang 1998)",
-    "ee2": "Generalized linear mixed model fit by two-step estimating equations (Jiang & "
-    "Zhang 2001)",
-}
 _SIGNIF = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
@@ -125,15 +114,23 @@ def _criteria(r, df_resid: int) -> list[str]:
     ]
 
 
-def _residuals(details: dict) -> list[str]:
-    if "pearson_residuals" not in details:
+def _residuals(details) -> list[str]:
+    if details.pearson_residuals is None:
         return []
     return [
         "Scaled residuals: ",
         " ".join(f"{c:>8}" for c in ["Min", "1Q", "Median", "3Q", "Max"]),
-        " ".join(f"{v:>8.4f}" for v in details["pearson_residuals"]),
+        " ".join(f"{v:>8.4f}" for v in details.pearson_residuals),
         "",
     ]
+
+
+def _df_resid(r) -> int:
+    return int(r.details.df_resid if r.details.df_resid is not None else r.nobs - r.n_params)
+
+
+def _title(r, what: str) -> str:
+    return r.details.title or f"{what} fit by {r.method}"
 
 
 def _wald_block(r, stat: str, with_p: bool) -> list[str]:
@@ -169,19 +166,17 @@ def _closing(r) -> list[str]:
 
 
 def _glmer_report(r) -> list[str]:
-    info = r.info
-    details = info.get("details") or {}
-    n_quad = (info.get("options") or {}).get("n_quad", details.get("n_quad", "?"))
-    title = _GLMER_TITLES.get(r.method, f"Generalized linear mixed model fit by {r.method}")
-    out = [title.format(n_quad=n_quad), f" Family: {r.family}  ( {r.link} )"]
+    details = r.details
+    out = [_title(r, "Generalized linear mixed model"), f" Family: {r.family}  ( {r.link} )"]
     out += [f"Formula: {r.formula}", ""]
     if r.loglik is not None:
-        out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
-        if details.get("loglik_se") is not None:  # the iterative solver of large crossed designs
+        out += _criteria(r, _df_resid(r))
+        loglik_se = getattr(details, "loglik_se", None)
+        if loglik_se is not None:  # the iterative solver of large crossed designs
             out.insert(
                 -1,
                 "(approximate Laplace: log det by conjugate gradients and a stochastic series; "
-                f"logLik standard error {details['loglik_se']:.2g})",
+                f"logLik standard error {loglik_se:.2g})",
             )
     else:
         out += [f"{r.method} maximizes no likelihood: logLik, AIC and BIC are not defined", ""]
@@ -199,26 +194,18 @@ def _glmer_report(r) -> list[str]:
 # --------------------------------------------------------------------------------------
 # Monte Carlo likelihood layout
 
-_MC_TITLES = {
-    "mcem": "Monte Carlo EM",
-    "mcnr": "Monte Carlo Newton-Raphson",
-    "sml": "simulated maximum likelihood",
-}
-
 
 def _monte_carlo_report(r) -> list[str]:
-    details = r.info.get("details") or {}
     cdet = r.convergence.get("details") or {}
     opts = r.info.get("options") or {}
-    name = _MC_TITLES.get(r.method, r.method)
     out = [
-        f"Generalized linear mixed model fit by maximum likelihood ({name})",
+        _title(r, "Generalized linear mixed model"),
         f" Family: {r.family}  ( {r.link} )",
         f"Formula: {r.formula}",
         "",
     ]
-    ll_se = details.get("loglik_mcse")
-    out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
+    ll_se = getattr(r.details, "loglik_mcse", None)
+    out += _criteria(r, _df_resid(r))
     if ll_se is not None:
         out.insert(-1, f"(logLik estimated by importance sampling; Monte Carlo se {ll_se:.3g})")
     e_step = opts.get("e_step", cdet.get("e_step"))
@@ -261,7 +248,9 @@ def _monte_carlo_report(r) -> list[str]:
 
 
 def _marginal_report(r) -> list[str]:
-    d = r.info.get("details") or {}
+    from .details import MarginalDetails
+
+    d = r.details if isinstance(r.details, MarginalDetails) else MarginalDetails()
     out = [
         "Generalized estimating equations: marginal (population-averaged) model",
         f" Family: {r.family}  ( {r.link} )",
@@ -278,20 +267,23 @@ def _marginal_report(r) -> list[str]:
         "": fx["p"].map(_stars),
     }
     out += [pd.DataFrame(cols).to_string(), "---", _SIGNIF, ""]
-    out.append(f"Standard errors: {d.get('se_type', 'NA')}")
-    out.append(f"Correlation structure = {d.get('corstr', 'NA')}")
-    if d.get("working_correlation_text"):
-        out.append(f"Estimated correlation parameters: {d['working_correlation_text']}")
-    if d.get("scale") is not None:
-        fixed = " (fixed)" if d.get("scale_fixed") else ""
-        out.append(f"Estimated scale parameter: {_fmt(float(d['scale']))}{fixed}")
-    sizes = d.get("cluster_sizes") or {}
+    kind = r.vcov.kind if r.vcov is not None else d.se_type
+    out.append(f"Standard errors: {kind or 'NA'}")
+    out.append(f"Correlation structure = {d.corstr or 'NA'}")
+    if d.working_correlation_text:
+        out.append(f"Estimated correlation parameters: {d.working_correlation_text}")
+    if d.scale is not None:
+        fixed = " (fixed)" if d.scale_fixed else ""
+        out.append(f"Estimated scale parameter: {_fmt(float(d.scale))}{fixed}")
+    sizes = d.cluster_sizes or {}
+    n_clusters = "NA" if d.n_clusters is None else d.n_clusters
     out.append(
-        f"Number of clusters: {d.get('n_clusters', 'NA')} ({d.get('cluster', '')})   "
+        f"Number of clusters: {n_clusters} ({d.cluster or ''})   "
         f"Maximum cluster size: {sizes.get('max', 'NA')}   Number of obs: {r.nobs}"
     )
-    if d.get("QIC") is not None:
-        out.append(f"QIC: {d['QIC']:.3f}   QICu: {d.get('QICu', float('nan')):.3f}")
+    if d.QIC is not None:
+        qicu = float("nan") if d.QICu is None else d.QICu
+        out.append(f"QIC: {d.QIC:.3f}   QICu: {qicu:.3f}")
     return out + _closing(r)
 
 
@@ -300,14 +292,14 @@ def _marginal_report(r) -> list[str]:
 
 
 def _lmer_report(r) -> list[str]:
-    details = r.info.get("details") or {}
-    reml = bool(details.get("reml", False))
+    details = r.details
+    reml = bool(getattr(details, "reml", False))
     title = "Linear mixed model fit by " + ("REML" if reml else "maximum likelihood")
     out = [title, f"Formula: {r.formula}", ""]
     if reml:
         out += [f"REML criterion at convergence: {-2.0 * r.loglik:.1f}", ""]
     else:
-        out += _criteria(r, int(details.get("df_resid", r.nobs - r.n_params)))
+        out += _criteria(r, _df_resid(r))
     out += _residuals(details)
     out += ["Random effects:", *_random_table(r, residual=True)]
     out += [_groups_line(r), ""]
@@ -338,16 +330,8 @@ def _bayes_block(table: pd.DataFrame, rows: list[str], labels: list[str]) -> str
 
 
 def _sampler_line(r) -> str:
-    details = r.info.get("details") or {}
-    if r.method == "nuts":
-        backend = details.get("nuts_sampler", "?")
-        where = {"compiled": "bayesglmm's compiled density, nutpie"}.get(backend, backend)
-        return f"Sampler: NUTS ({where})"
-    steps = details.get("steps")
-    if isinstance(steps, dict) and steps:
-        used = sorted(set(map(str, steps.values())))
-        return f"Sampler: {r.method} ({', '.join(used)})"
-    return f"Sampler: {r.method}"
+    describe = getattr(r.details, "describe", None)
+    return f"Sampler: {describe() if describe else r.method}"
 
 
 def _bayes_report(r) -> list[str]:

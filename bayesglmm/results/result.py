@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .details import Covariance, Details, details_from_dict
+
 #: the kinds of fit; ``report()`` prints one layout per kind
 KINDS = ("likelihood", "quasi_likelihood", "lmm", "bayesian", "monte_carlo", "marginal")
 #: columns of every result's table, in this order
@@ -114,6 +116,15 @@ class FitResult:
         Draws, for Bayesian fits.
     info : dict
         Keys :data:`INFO_KEYS`; JSON-serialisable.
+    vcov : Covariance or None
+        The covariance behind the table's standard errors, with its kind (``"model"``,
+        ``"robust"``, ``"bias_reduced"``, ``"posterior"``); kept in ``info["details"]``.
+    details : Details
+        The method's details, typed (:mod:`bayesglmm.results.details`); their JSON form is
+        ``info["details"]``.
+    model : GLMM or None
+        The model the result was fitted from (set by :meth:`bayesglmm.GLMM.fit`); not saved
+        or pickled.
     """
 
     method: str
@@ -135,6 +146,22 @@ class FitResult:
     timing: dict = field(default_factory=dict)
     idata: object = None
     info: dict = field(default_factory=dict)
+    vcov: Covariance | None = None
+    details: Details | None = None
+    model: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # a result read from a file or built by hand: the typed parts from info["details"]
+        raw = self.info.get("details") or {} if isinstance(self.info, dict) else {}
+        if self.details is None:
+            self.details = details_from_dict(raw, self.info.get("kind"), self.method)
+        if self.vcov is None:
+            self.vcov = Covariance.from_details(raw)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["model"] = None  # the model and its data stay out of pickles
+        return state
 
     # ----------------------------------------------------------------------------------
     @property
@@ -330,8 +357,10 @@ def build_result(
     prior_swap: dict | None = None,
     theta=None,
     theta_names=None,
-    details: dict | None = None,
+    details: Details | dict | None = None,
+    vcov: Covariance | None = None,
     idata=None,
+    model=None,
 ) -> FitResult:
     """The one way every method makes its :class:`FitResult` (schema: module docstring).
 
@@ -347,13 +376,23 @@ def build_result(
         any subset of :data:`TABLE_COLUMNS`.
     converged, iterations, singular, messages, warnings, convergence_details
         Go to ``convergence``.
-    options, priors, prior_swap, theta, theta_names, details
+    options, priors, prior_swap, theta, theta_names
         Go to ``info``.
+    details : Details or dict
+        The method's details; their JSON form, with that of ``vcov``, is ``info["details"]``.
+    vcov : Covariance, optional
+    model : GLMM, optional
+        The model fitted.
     """
     from .io import jsonable
 
     if kind not in KINDS:
         raise ValueError(f"unknown result kind {kind!r}; kinds: {KINDS}")
+    if not isinstance(details, Details):
+        if vcov is None:
+            vcov = Covariance.from_details(details or {})
+        details = details_from_dict(details or {}, kind, method)
+    details_json = {**details.to_dict(), **(vcov.to_details() if vcov is not None else {})}
     table = standard_table(design, table)
     fixed_rows = [str(n) for n in design.fixed_names]
     var_rows = [f"var({c})" for c in design.component_names]
@@ -380,7 +419,7 @@ def build_result(
         "theta_names": None if theta_names is None else [str(n) for n in theta_names],
         "groups": {t.group: int(t.n_levels) for t in design.random},
         "response": response_info(design),
-        "details": jsonable(dict(details or {})),
+        "details": jsonable(details_json),
     }
     return FitResult(
         method=method,
@@ -404,4 +443,7 @@ def build_result(
         timing=dict(timing),
         idata=idata,
         info=info,
+        vcov=vcov,
+        details=details,
+        model=model,
     )

@@ -11,7 +11,8 @@ from bayesglmm import GLMM, MethodError, simulate
 from bayesglmm.frequentist.agq import AGQDeviance, gauss_hermite, quadrature_structure
 from bayesglmm.frequentist.pirls import PirlsProblem
 
-#: the issue's tolerance against glmer(nAGQ = 25) (README values have 4 decimals)
+#: agreement required with glmer(nAGQ = 25): the R values (bayesglmm/data/README.md) carry
+#: 4 decimals
 AGQ_TOL = 1e-3
 #: adaptive quadrature with 30 nodes on these smooth one-/two-dimensional integrands, and
 #: the 200-400-node Gauss-Legendre reference, are both accurate to ~1e-10 in the deviance

@@ -13,7 +13,8 @@ from bayesglmm.frequentist.moments.variance import statistics_variance
 
 #: a |z| beyond this fails: two-sided normal tail 6e-6 per comparison (false-failure rate)
 Z_FAIL = 4.5
-#: Gauss-Seidel and Newton both converge to 1e-10 in every coordinate; the issue asks 1e-6
+#: Gauss-Seidel and Newton both converge to 1e-10 in every coordinate; 1e-6 is the agreement
+#: required of the two solvers
 JOINT_TOL = 1e-6
 
 
@@ -201,9 +202,9 @@ def test_ee2_refines_a_first_step_at_the_boundary():
 def test_optimal_weights_gain_only_where_levels_differ():
     """Jiang & Zhang: with exchangeable levels (intercept only, equal cluster sizes) U and
     V treat every level alike, so U'V^{-1} spans the first step's sums and ee2 equals ee;
-    with clusters of 2 and 6 rows it weighs them differently and moves. The old V, from
-    5000 simulated data sets, carried noise into B* and moved ee2 in the balanced case too
-    (there its MSE was 13% worse than ee's over 60 replicates)."""
+    with clusters of 2 and 6 rows it weighs them differently and moves. A V estimated from
+    simulated data sets (5000) would carry noise into B* and move ee2 in the balanced case
+    too (there its MSE was 13% worse than ee's over 60 replicates)."""
     for sizes, same in (((4, 4), True), ((2, 6), False)):
         m = GLMM("y ~ 1 + (1|a)", _jz(3, sizes=sizes))
         ee, ee2 = (m.fit(method=k, random_seed=1) for k in ("ee", "ee2"))
@@ -292,8 +293,8 @@ def _counts(seed, family, n_groups=200, beta=(-0.5, 0.8), sd=0.5):
 
 def test_pair_statistic_counts_pairs_of_distinct_trials():
     """Expanded into Bernoulli trials, the pair statistic of a level is Jiang's
-    sum_{j != k} y_j y_k over the trials, pairs inside a row included (the old statistic,
-    (sum y)^2 - sum y^2 over rows, was 0 for a level with one row)."""
+    sum_{j != k} y_j y_k over the trials, pairs inside a row included ((sum y)^2 - sum y^2
+    over rows would be 0 for a level with one row)."""
     df = pd.DataFrame(
         {"g": [0, 0, 1, 2, 2, 2], "x": [0.1, -0.3, 0.5, 1.0, 0.2, -1.0]}
         | {"y": [2, 3, 4, 0, 1, 5], "f": [1, 0, 3, 2, 2, 0]}
@@ -342,7 +343,7 @@ def test_recovers_truth_on_count_data(family):
     estimate within Z_FAIL sandwich SEs of the truth, the replicates' mean z within Z_FAIL
     (mean of 4 independent z's times 2 is N(0, 1)), and the variance informative: its
     sandwich SE was 0.08-0.12 (binomial) and 0.08-0.19 (Poisson) over 8 seeds, so 0.5
-    (twice the true variance) flags the old statistic, which was 0 for these data."""
+    (twice the true variance) flags a pair statistic over rows, which is 0 for these data."""
     zs = []
     for seed in range(100, 104):
         df, formula, truth = _counts(seed, family)
@@ -377,9 +378,10 @@ def test_count_data_close_to_maximum_likelihood(name, request):
     """ee and ee2 on cbind(successes, failures) data within 3 of their sandwich SEs of
     maximum likelihood, every parameter. Both estimate the same parameter and ML is
     efficient, so Var(ee - ML) = Var(ee) - Var(ML) <= Var(ee): a false failure has
-    probability below 0.27% a parameter under the normal approximation. Before the fix cbpp
-    gave period[4] = -17 (no root) and seeds' variance stayed at its start, 1.0, with ee2
-    identical to ee; ee2 must now find its own root (or say it fell back)."""
+    probability below 0.27% a parameter under the normal approximation. The failures this
+    guards against: cbpp's period[4] running off to -17 (no root), and seeds' variance
+    staying at its start, 1.0, with ee2 identical to ee; ee2 must find its own root (or say
+    it fell back)."""
     df = request.getfixturevalue(name).copy()
     if name == "seeds":
         df["x1"] = (df.gen == "O73").astype(int)

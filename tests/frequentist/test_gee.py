@@ -8,9 +8,9 @@ import pytest
 
 from bayesglmm import GLMM, MethodError, OptionError, compare
 
-#: the issue's tolerance against statsmodels (both solve the same equations to ~1e-11)
+#: agreement required with statsmodels' GEE (both solve the same equations to ~1e-11)
 SM_TOL = 1e-6
-#: the issue's tolerance against geepack; the R numbers are printed to 12 digits from fits
+#: agreement required with geepack; the R numbers are printed to 12 digits from fits
 #: run to geese.control(epsilon = 1e-12, maxit = 200) (geepack's default epsilon = 1e-4
 #: stops ~2e-5 short of the solution, e.g. cbpp exchangeable intercept -1.283499074 vs
 #: -1.283499953)

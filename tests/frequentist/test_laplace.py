@@ -16,7 +16,7 @@ import pytest
 
 from bayesglmm import GLMM, FitResult, MethodError, available_methods, simulate
 
-#: the issue's tolerances: estimates to 1e-4, log-likelihood to 1e-3 (salamander); lme4's
+#: agreement required with R: estimates to 1e-4, log-likelihood to 1e-3 (salamander); lme4's
 #: own cbpp values to 5e-4; the benchmark data to 1e-3 of glmmTMB
 EST_TOL = 1e-4
 LOGLIK_TOL = 1e-3

@@ -5,7 +5,8 @@ import pytest
 
 from bayesglmm import GLMM, MethodError, OptionError
 
-#: the issue's tolerance against glmer(nAGQ = 25) (README values have 4 decimals)
+#: agreement required with glmer(nAGQ = 25): the R values (bayesglmm/data/README.md) carry
+#: 4 decimals
 AGQ_TOL = 1e-3
 #: MBP and fit_agq maximize the same quadrature likelihood; both stop with parameter
 #: steps below ~1e-6, so they agree far inside this

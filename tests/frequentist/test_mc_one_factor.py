@@ -63,9 +63,9 @@ def test_seeds_monte_carlo_methods_reach_agq(seeds, method):
 )  # fmt: skip
 def test_mouse_litters_monte_carlo_methods_reach_agq(mouse_litters, method):
     """mouse litters: glmer(cbind(dead, survived) ~ 1 + (1 | litter), family = binomial,
-    nAGQ = 25): mu -2.646346, litter variance 0.8578296. (Simulated ML used to stop on noise
-    here: one joint importance sample of the 523 litters had an effective size of 1 of
-    10,000; it now samples litter by litter.)"""
+    nAGQ = 25): mu -2.646346, litter variance 0.8578296. Simulated ML samples litter by
+    litter here: one joint importance sample of the 523 litters has an effective size of
+    about 1 in 10,000, and the fit would stop on its noise."""
     m = GLMM("cbind(dead, survived) ~ 1 + (1|litter)", mouse_litters)
     agq = _fit(m, "agq", n_quad=25)
     assert agq.fixed_effects.iloc[0] == pytest.approx(-2.646346, abs=1e-4)
@@ -109,11 +109,12 @@ def test_mouse_litters_mcem_loglik_matches_glmer_agq25(mouse_litters):
         as.data.frame(VarCorr(m))$vcov #  0.8578294603
         logLik(m)                      # -421.4500701 (relative to the saturated model)
 
-    MCEM with default settings once reported -774.7 here (one joint importance sample of
-    the 523 litters, effective size 28 of 5000, claimed se 0.19); the level-wise estimate
-    must lie within ``Z_MC`` of its own Monte Carlo se (two-sided false-failure rate 6e-5)
-    plus the log-likelihood lost by the estimate's distance from the maximum,
-    ``0.5 delta' V^{-1} delta`` (delta: MCEM minus R, V: its Louis covariance).
+    One joint importance sample of the 523 litters is degenerate here (effective size 28 of
+    5000; it gives -774.7 with a claimed se of 0.19), so MCEM estimates the log-likelihood
+    level by level. That estimate must lie within ``Z_MC`` of its own Monte Carlo se
+    (two-sided false-failure rate 6e-5) plus the log-likelihood lost by the estimate's
+    distance from the maximum, ``0.5 delta' V^{-1} delta`` (delta: MCEM minus R, V: its
+    Louis covariance).
     """
     exact = _mouse_exact_loglik(mouse_litters)
     assert exact == pytest.approx(-773.45771, abs=1e-4)

@@ -42,7 +42,7 @@ from bayesglmm.frequentist import pql
 from bayesglmm.frequentist.lmm import LMMProblem
 from bayesglmm.frequentist.pql import PQLConvergenceWarning, PQLWarning, working_response
 
-#: the issue's tolerance for PQL against R (README values carry 4 decimals)
+#: agreement required of PQL with R: the R values (bayesglmm/data/README.md) carry 4 decimals
 TOL_R = 1e-3
 #: nlme's values at convergence (8 significant digits) against ours at convergence: both
 #: solve the same fixed point; the differences seen are below 1e-6

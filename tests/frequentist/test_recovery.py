@@ -14,6 +14,7 @@ from scipy import stats
 
 from bayesglmm import GLMM, simulate
 
+#: |estimate - truth| bound in standard errors: two-sided normal tail 6.3e-5 per comparison
 Z_TOL = 4.0
 
 

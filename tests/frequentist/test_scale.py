@@ -1,4 +1,4 @@
-"""The iterative solver of large crossed designs (issue 12): agreement with the exact path,
+"""The iterative solver of large crossed designs: agreement with the exact path,
 the automatic choice, the log-determinant estimator's reported error, exact gradients."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from bayesglmm.frequentist.crossed_solver import (
 from bayesglmm.frequentist.pirls import PirlsProblem
 
 #: the estimates of the two paths differ only through the log-det estimate's error, whose
-#: derivative in the parameters is O(its standard error / n): far below this (issue 12)
+#: derivative in the parameters is O(its standard error / n): far below this; 1e-3 is the
+#: agreement required of the estimates
 EST_TOL = 1e-3
 #: |loglik difference| / reported se: with the se from 16 probes (t with 15 df) a 5-se
 #: miss has probability about 2e-4 for a correct estimator

@@ -4,8 +4,8 @@ Model: ``Mate ~ 0 + Cross + (1|Female) + (1|Male)``, binomial logit (McCullagh &
 1989, section 14.5; Karim & Zeger 1992 fitted it with a Gibbs sampler), on the real data.
 
 * Default priors (half-normal sds): Gibbs samples them with Polya-Gamma, slice and scale
-  moves; NUTS (the default, compiled backend) samples the same model. This is the check of
-  issue 8: the two methods fit the same model and agree within Monte Carlo error.
+  moves; NUTS (the default, compiled backend) samples the same model. The two methods fit
+  the same model, so they must agree within Monte Carlo error.
 * ``conjugate_priors=True``: Gibbs swaps the defaults for ``InverseGamma(1, 1)`` on each
   variance and says so; NUTS is given those priors explicitly.
 

@@ -33,7 +33,7 @@ from bayesglmm.bayes.gibbs.effects import compile_point_fn
 
 pytestmark = pytest.mark.slow
 
-#: replications per case (the issue asks for at least 200)
+#: replications per case (at least 200 are required of the SBC check)
 N_REPS = 200
 #: family-wise false-failure rate of one case (Bonferroni over its coordinates); over the
 #: 12 cases that must pass, the chance that a correct sampler fails somewhere is <= 0.012

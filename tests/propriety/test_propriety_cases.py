@@ -170,7 +170,7 @@ CASES = [
             priors={"g": P.HalfFlat()},
         ),
         False,
-        "tail argument (issue 5): L ~ sigma^-m with m = 1, prior sigma^0: m + 2a = 0",
+        "tail argument: L ~ sigma^-m with m = 1, prior sigma^0: m + 2a = 0",
     ),
     (
         "binomial random intercept, uniform on sd, several groups with mixed responses",
@@ -180,7 +180,7 @@ CASES = [
             priors={"g": P.HalfFlat()},
         ),
         True,
-        "tail argument (issue 5): m = 3 groups with mixed responses, m + 2a = 2 > 0",
+        "tail argument: m = 3 groups with mixed responses, m + 2a = 2 > 0",
     ),
     (
         "binomial random intercept, 1/sigma^2 prior",
@@ -223,7 +223,7 @@ CASES = [
             priors={"g": P.HalfFlat()},
         ),
         False,
-        "tail argument (issue 5): every group all-success or all-failure, the likelihood "
+        "tail argument: every group all-success or all-failure, the likelihood "
         "tends to a positive constant as sigma -> inf (m = 0), prior sigma^0: m + 2a = -1",
     ),
     (

@@ -151,13 +151,13 @@ def test_shipped_models_pass_with_default_priors(name, request):
     assert report.proper is False and "Jeffreys" in report.reason, report
 
 
-def test_issue_models_with_uniform_priors_on_the_sd(cbpp, seeds, mouse_litters):
-    """HalfFlat (uniform on the sd, a = -1/2) on the random intercept of the issue's
-    one-factor binomial models, Normal fixed effects: proper, as most of the herds, plates
-    and litters have mixed responses (tail argument of bayesglmm.propriety.variance:
-    m + 2a > 0 with m >= 2 such groups); on the same models a 1/sigma^2 prior is improper
-    (Natarajan & Kass 2000). The salamander model (two crossed factors) is not decided by
-    the sufficient conditions implemented, and is left out."""
+def test_one_factor_binomial_models_with_uniform_priors_on_the_sd(cbpp, seeds, mouse_litters):
+    """HalfFlat (uniform on the sd, a = -1/2) on the random intercept of the bundled
+    one-factor binomial models (cbpp, seeds, mouse litters), Normal fixed effects: proper,
+    as most of the herds, plates and litters have mixed responses (tail argument of
+    bayesglmm.propriety.variance: m + 2a > 0 with m >= 2 such groups); on the same models a
+    1/sigma^2 prior is improper (Natarajan & Kass 2000). The salamander model (two crossed
+    factors) is not decided by the sufficient conditions implemented, and is left out."""
     models = [
         ("cbind(incidence, size - incidence) ~ period + (1|herd)", cbpp, "herd"),
         ("cbind(germ, n - germ) ~ x1 * x2 + (1|plate)", seeds, "plate"),

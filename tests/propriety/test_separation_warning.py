@@ -1,5 +1,5 @@
 """Separated data under proper priors: every Bayesian fit warns, before sampling, naming the
-columns whose posterior is then driven by its prior (issue 8, section 5). Improper (flat)
+columns whose posterior is then driven by its prior. Improper (flat)
 priors on separated columns still raise ImproperPosteriorError. The samplers are replaced
 by a sentinel, so the tests show that the check runs before anything compiles."""
 

@@ -9,11 +9,11 @@
 * :func:`sensitivity` (:mod:`.refit`): refits under named alternative priors or a grid of
   prior scales, run as a study (:func:`bayesglmm.study.run_study`), with prior predictive
   checks (:mod:`.prior_predictive`);
-* :mod:`.log_prior`: the ``log_prior`` group every Bayesian fit stores.
+* :mod:`bayesglmm.bayes.log_prior`: the ``log_prior`` group every Bayesian fit stores.
 """
 
+from ...bayes.log_prior import add_log_prior, log_prior_dataset, prior_logpdf
 from .importance import UnreliablePredictionWarning, predict_refit
-from .log_prior import add_log_prior, log_prior_dataset, prior_logpdf
 from .powerscale import PowerScaleResult, powerscale
 from .prior_predictive import prior_predictive_check
 from .refit import PriorSensitivityWarning, SensitivityResult, sensitivity

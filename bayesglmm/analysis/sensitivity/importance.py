@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..._warn import warn
-from .log_prior import log_prior_dataset
+from ...bayes.log_prior import log_prior_dataset
 from .prior_ops import alternative_priors
 from .weights import khat_limit, psis, weighted_summary
 

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ...bayes.log_prior import log_prior_dataset, prior_variables
 from ...errors import MethodError, OptionError
-from ...model.priors import Flat, HalfFlat, Jeffreys, PowerVariance
-from .log_prior import log_prior_dataset, prior_variables
 from .prior_ops import powerscaled_set, with_priors
 from .weights import khat_limit, psis, weighted_summary
 
@@ -266,7 +265,7 @@ def powerscale(
 
 
 def _sampled_priors(model, result):
-    from .log_prior import sampled_priors
+    from ...bayes.log_prior import sampled_priors
 
     opts = result.info.get("options") or {}
     return sampled_priors(
@@ -379,13 +378,13 @@ def powerscaled_propriety(model, alphas, variables=None, priors=None):
                 "alpha=1, and bayesglmm.check_propriety cannot decide at "
                 + ", ".join(f"alpha={a:g}" for a in open_["alpha"])
             )
-        flats = [n for n, p in improper if isinstance(p, Flat | HalfFlat)]
+        flats = [n for n, p in improper if p.flat]
         if flats:
             messages.append(
                 f"{', '.join(flats)}: flat priors have log density 0; power-scaling does not "
                 "move them, so their prior sensitivity is 0 by construction"
             )
-        powers = [n for n, p in improper if isinstance(p, PowerVariance | Jeffreys)]
+        powers = [n for n, p in improper if not p.flat]
         if powers and not len(changed):
             messages.append(
                 f"power prior(s) {', '.join(powers)}: exponent a -> alpha (a + 1) - 1 stays on "

@@ -1,121 +1,27 @@
 """Operations on prior sets: alternatives by key, scaled variance priors, power-scaled priors.
 
-All plain data (:mod:`bayesglmm.priors`), no PyMC. Power-scaling a prior,
-:math:`p(\\theta)^\\alpha` on the parameter's declared scale (the convention of
-:mod:`bayesglmm.sensitivity.log_prior`), stays in its family for most priors:
-
-=====================  ==================================================  =====================
-prior                  power-scaled by ``alpha``                           proper when
-=====================  ==================================================  =====================
-Normal(mu, s)          Normal(mu, s / sqrt(alpha))                         always
-HalfNormal(s)          HalfNormal(s / sqrt(alpha))                         always
-Exponential(lam)       Exponential(alpha lam)                              always
-Gamma(a, b)            Gamma(alpha (a - 1) + 1, alpha b)                   alpha (a - 1) + 1 > 0
-InverseGamma(a, b)     InverseGamma(alpha (a + 1) - 1, alpha b)            alpha (a + 1) > 1
-PowerVariance(a)       PowerVariance(alpha (a + 1) - 1)                    never (improper)
-Jeffreys()             PowerVariance(alpha - 1)                            never (improper)
-Flat(), HalfFlat()     unchanged (log density 0)                           never (improper)
-StudentT(nu, .), Half  not a Student-t; tails ~ x^-(alpha (nu + 1))        alpha (nu + 1) > 1
-Cauchy, HalfCauchy     as Student-t with nu = 1                            alpha > 1/2
-=====================  ==================================================  =====================
-
-Doubling the scale of a half-normal prior is power-scaling it by ``alpha = 1/4``.
+All plain data (:mod:`bayesglmm.model.priors`), no PyMC. Each prior power-scales
+(:meth:`~bayesglmm.model.priors.Prior.powerscaled`, :math:`p(\\theta)^\\alpha` on the
+parameter's declared scale, the convention of :mod:`bayesglmm.bayes.log_prior`) and rescales
+(:meth:`~bayesglmm.model.priors.Prior.rescaled`) itself; this module applies that to the
+priors of a model.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
-
-import numpy as np
 
 from ...errors import PriorError
-from ...model.priors import (
-    Cauchy,
-    Exponential,
-    Flat,
-    Gamma,
-    HalfCauchy,
-    HalfFlat,
-    HalfNormal,
-    HalfStudentT,
-    InverseGamma,
-    InverseWishart,
-    Jeffreys,
-    Normal,
-    PowerVariance,
-    Prior,
-    StudentT,
-)
-
-
-def _mul(v, f):
-    if isinstance(v, tuple | list):
-        return tuple(float(x) * f for x in v)
-    return float(v) * f
-
-
-def powerscale_prior(prior: Prior, alpha: float) -> tuple[Prior | None, bool, str]:
-    """``(power-scaled prior or None, proper, note)`` for ``p(theta)^alpha``."""
-    a = float(alpha)
-    if isinstance(prior, Normal | HalfNormal):
-        return replace(prior, sigma=_mul(prior.sigma, 1.0 / np.sqrt(a))), True, ""
-    if isinstance(prior, Exponential):
-        return replace(prior, lam=prior.lam * a), True, ""
-    if isinstance(prior, Gamma):
-        shape = a * (prior.alpha - 1.0) + 1.0
-        ok = shape > 0
-        new = replace(prior, alpha=shape, beta=prior.beta * a) if ok else None
-        return new, ok, "" if ok else f"Gamma shape {shape:.3g} <= 0: improper at 0"
-    if isinstance(prior, InverseGamma):
-        shape = a * (prior.alpha + 1.0) - 1.0
-        ok = shape > 0
-        new = InverseGamma(shape, prior.beta * a) if ok else None
-        return new, ok, "" if ok else f"inverse-gamma shape {shape:.3g} <= 0: improper tail"
-    if isinstance(prior, PowerVariance | Jeffreys):
-        new_a = a * (prior.exponent + 1.0) - 1.0
-        return PowerVariance(new_a), False, f"PowerVariance(a={new_a:.4g})"
-    if isinstance(prior, Flat | HalfFlat):
-        return prior, False, "flat: power-scaling leaves it unchanged"
-    if isinstance(prior, StudentT | HalfStudentT | Cauchy | HalfCauchy):
-        nu = getattr(prior, "nu", 1.0)
-        ok = a * (nu + 1.0) > 1.0
-        return None, ok, "" if ok else f"tails x^-{a * (nu + 1):.3g}: not integrable"
-    return None, True, f"{prior.describe()}: no power-scaled form"
-
-
-def scale_prior(prior: Prior, factor: float) -> Prior:
-    """The prior of ``factor * sigma`` for a prior on a standard deviation ``sigma``
-    (on a variance: of ``factor^2 * sigma^2``); scale-free priors come back unchanged."""
-    f = float(factor)
-    if isinstance(prior, HalfNormal | HalfStudentT):
-        return replace(prior, sigma=_mul(prior.sigma, f))
-    if isinstance(prior, HalfCauchy):
-        return replace(prior, beta=prior.beta * f)
-    if isinstance(prior, Exponential):
-        return replace(prior, lam=prior.lam / f)
-    if isinstance(prior, Gamma):
-        return replace(prior, beta=prior.beta / (f if prior.scale == "sd" else f * f))
-    if isinstance(prior, InverseGamma):
-        return replace(prior, beta=prior.beta * f * f)
-    if isinstance(prior, InverseWishart):
-        return replace(prior, psi=_mul_matrix(prior.psi, f * f))
-    return prior  # PowerVariance, Jeffreys, HalfFlat: no scale
-
-
-def _mul_matrix(psi, f):
-    arr = np.asarray(psi, dtype=float) * f
-    return float(arr) if arr.ndim == 0 else tuple(map(tuple, arr.tolist()))
 
 
 def scale_variance_priors(priors, factor: float):
     """A copy of the PriorSet with every variance-component prior scaled by ``factor``."""
     out = copy.deepcopy(priors)
     for term, ps in out.random_sd.items():
-        out.random_sd[term] = [scale_prior(p, factor) for p in ps]
+        out.random_sd[term] = [p.rescaled(factor) for p in ps]
     for term, p in out.correlation.items():
-        if isinstance(p, InverseWishart):
-            out.correlation[term] = scale_prior(p, factor)
+        if p.scale == "covariance":  # it is also the term's sd prior
+            out.correlation[term] = p.rescaled(factor)
             out.random_sd[term] = [out.correlation[term] for _ in out.random_sd[term]]
     return out
 
@@ -169,7 +75,7 @@ def powerscaled_set(priors, alpha: float, variables: set | None, names: dict):
         index = range(len(target[key])) if j == "all" else [j]
         for i in index:
             prior = target[key] if i is None else target[key][i]
-            new, ok, note = powerscale_prior(prior, alpha)
+            new, ok, note = prior.powerscaled(alpha)
             proper = proper and ok and not prior.improper
             if note and note not in notes:
                 notes.append(f"{var}: {note}")

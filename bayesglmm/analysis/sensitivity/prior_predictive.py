@@ -1,11 +1,11 @@
 """Prior predictive checks: simulate responses from the priors, compare with the data.
 
-For each prior set: draw every parameter from its prior (SciPy), the random effects from
-the drawn variances, a response from the family, and compute summary statistics of the
-response (mean, sd, and the sd of the per-level means of each grouping factor, the
-statistic the variance priors speak to). Improper priors have no prior predictive
-distribution: their rows say so. Correlated terms draw their correlation matrix from the
-LKJ(eta) prior by the C-vine method (Lewandowski, Kurowicka & Joe 2009).
+For each prior set: draw every parameter from its prior (the prior's own ``sample``), the
+random effects from the drawn variances, a response from the family, and compute summary
+statistics of the response (mean, sd, and the sd of the per-level means of each grouping
+factor, the statistic the variance priors speak to). Improper priors have no prior predictive
+distribution: their rows say so. Correlated terms draw their correlation matrix (or, under
+an inverse-Wishart prior, their covariance) from its prior.
 """
 
 from __future__ import annotations
@@ -14,93 +14,24 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ...model.priors import (
-    Cauchy,
-    Exponential,
-    Fixed,
-    Gamma,
-    HalfCauchy,
-    HalfNormal,
-    HalfStudentT,
-    InverseGamma,
-    InverseWishart,
-    Normal,
-    Prior,
-    StudentT,
-)
 
-
-def draw_prior(prior: Prior, size: tuple, rng) -> np.ndarray:
-    """Draws of ``prior`` on its declared scale; raises ValueError when improper."""
-    from scipy import stats  # imported when used: scipy.stats takes a second to import
-
-    if prior.improper:
-        raise ValueError(f"{prior.describe()} is improper")
-    if isinstance(prior, Fixed):
-        return np.full(size, float(prior.value))
-    if isinstance(prior, Normal):
-        return stats.norm.rvs(
-            np.asarray(prior.mu), np.asarray(prior.sigma), size=size, random_state=rng
-        )
-    if isinstance(prior, StudentT):
-        return stats.t.rvs(
-            prior.nu, np.asarray(prior.mu), np.asarray(prior.sigma), size=size, random_state=rng
-        )
-    if isinstance(prior, Cauchy):
-        return stats.cauchy.rvs(prior.alpha, prior.beta, size=size, random_state=rng)
-    if isinstance(prior, HalfNormal):
-        return stats.halfnorm.rvs(scale=np.asarray(prior.sigma), size=size, random_state=rng)
-    if isinstance(prior, HalfStudentT):
-        return np.abs(stats.t.rvs(prior.nu, 0.0, prior.sigma, size=size, random_state=rng))
-    if isinstance(prior, HalfCauchy):
-        return stats.halfcauchy.rvs(scale=prior.beta, size=size, random_state=rng)
-    if isinstance(prior, Exponential):
-        return stats.expon.rvs(scale=1.0 / prior.lam, size=size, random_state=rng)
-    if isinstance(prior, Gamma):
-        return stats.gamma.rvs(prior.alpha, scale=1.0 / prior.beta, size=size, random_state=rng)
-    if isinstance(prior, InverseGamma):
-        return stats.invgamma.rvs(prior.alpha, scale=prior.beta, size=size, random_state=rng)
-    raise ValueError(f"no prior draws for {prior.describe()}")
-
-
-def _sd(prior: Prior, n: int, rng) -> np.ndarray:
-    x = draw_prior(prior, (n,), rng)
+def _sd(prior, n: int, rng) -> np.ndarray:
+    x = prior.sample(rng, (n,))
     return np.sqrt(x) if prior.scale == "variance" else x
-
-
-def _lkj_corr(k: int, eta: float, n: int, rng) -> np.ndarray:
-    """n draws of a k x k LKJ(eta) correlation matrix (C-vine partial correlations)."""
-    out = np.empty((n, k, k))
-    for s in range(n):
-        P = np.zeros((k, k))
-        corr = np.eye(k)
-        beta = eta + (k - 1) / 2.0
-        for i in range(k - 1):
-            beta -= 0.5
-            for j in range(i + 1, k):
-                P[i, j] = 2.0 * rng.beta(beta, beta) - 1.0
-                p = P[i, j]
-                for m in range(i - 1, -1, -1):
-                    p = p * np.sqrt((1 - P[m, i] ** 2) * (1 - P[m, j] ** 2)) + P[m, i] * P[m, j]
-                corr[i, j] = corr[j, i] = p
-        out[s] = corr
-    return out
 
 
 def _random_effects(term, priors, n: int, rng) -> np.ndarray:
     """(n, levels, k) random effects drawn from their prior."""
-    from scipy import stats
-
     k, L = term.n_columns, term.n_levels
     sd_priors = priors.random_sd[term.name]
-    if term.correlated and isinstance(priors.correlation[term.name], InverseWishart):
-        nu, psi = priors.correlation[term.name].matrices(k)
-        cov = stats.invwishart.rvs(nu, psi, size=n, random_state=rng).reshape(n, k, k)
+    matrix = priors.correlation.get(term.name) if term.correlated else None
+    if matrix is not None and matrix.scale == "covariance":
+        cov = matrix.sample(rng, (n,), k)
     else:
         sds = np.stack([_sd(p, n, rng) for p in sd_priors], axis=-1)
         corr = (
-            _lkj_corr(k, priors.correlation[term.name].eta, n, rng)
-            if term.correlated
+            matrix.sample(rng, (n,), k)
+            if matrix is not None
             else np.broadcast_to(np.eye(k), (n, k, k))
         )
         cov = corr * sds[:, :, None] * sds[:, None, :]
@@ -115,7 +46,7 @@ def simulate_prior(model, priors, n: int, rng) -> np.ndarray:
     eta = np.zeros((n, d.n)) + d.offset
     for term, sl in d.fixed_terms.items():
         k = sl.stop - sl.start
-        beta = draw_prior(priors.fixed[term], (n, k) if k > 1 else (n, 1), rng)
+        beta = priors.fixed[term].sample(rng, (n, k) if k > 1 else (n, 1))
         eta += beta @ d.X[:, sl].T
     for t in d.random:
         b = _random_effects(t, priors, n, rng)
@@ -131,7 +62,7 @@ def simulate_prior(model, priors, n: int, rng) -> np.ndarray:
         sigma = _sd(priors.dispersion["sigma"], n, rng)
         return mu + sigma[:, None] * rng.standard_normal(mu.shape)
     if fam == "negative_binomial":
-        alpha = draw_prior(priors.dispersion["alpha"], (n, 1), rng)
+        alpha = priors.dispersion["alpha"].sample(rng, (n, 1))
         lam = rng.gamma(alpha, np.minimum(mu, 1e9) / alpha)
         return rng.poisson(np.minimum(lam, 1e9)).astype(float)
     raise ValueError(f"no prior predictive simulation for family {fam!r}")

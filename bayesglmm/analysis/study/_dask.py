@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import warnings
 
 from distributed import as_completed
@@ -20,15 +22,21 @@ PLUGIN_NAME = "bayesglmm-study-compiledir"
 
 class CompiledirPlugin(WorkerPlugin):
     """Gives every worker its own PyTensor compile directory as it starts (also a worker
-    that the nanny restarts after a crash: the scheduler hands it the plugins again)."""
+    that the nanny restarts after a crash: the scheduler hands it the plugins again).
+
+    A worker running in the process that registers the plugin (a cluster with
+    ``processes=False``) is left alone: that process is the user's, and its environment
+    and compile directory stay theirs."""
 
     idempotent = True
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.driver = (socket.gethostname(), os.getpid())
 
     def setup(self, worker) -> None:
-        claim_compiledir(self.root)
+        if (socket.gethostname(), os.getpid()) != self.driver:
+            claim_compiledir(self.root)
 
 
 def run_dask(client, pending, seeds: dict, root: str):

@@ -46,7 +46,7 @@ def claim_compiledir(root: str | os.PathLike | None = None) -> str:
     """Give this process its own PyTensor ``base_compiledir`` (before PyTensor's import).
 
     Returns the directory. Appends ``base_compiledir=...`` to ``PYTENSOR_FLAGS`` (later
-    entries win there), keeping the flags already set (``blas__ldflags``).
+    entries win there), keeping the flags already set (the user's own).
     """
     global _SLOT_LOCK, _SLOT_DIR
     if _SLOT_DIR is not None:

@@ -28,12 +28,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from pytensor.tensor.random.basic import InvGammaRV
-
 from ...errors import MethodError
 from ...model.prior_set import PriorSet, response_scale
 from ...model.priors import InverseGamma, InverseWishart
-from .inverse_wishart import InverseWishartCholeskyRV
 
 #: step kinds a user can request per variable in ``steps=``
 STEP_KINDS = (
@@ -46,7 +43,6 @@ STEP_KINDS = (
     "nuts",
 )
 _JOINT = {"logit": "polya_gamma", "probit": "albert_chib"}
-_GAUSSIAN_FIXED = ("Normal", "Flat")
 
 
 def default_variance_prior(design) -> InverseGamma:
@@ -108,16 +104,17 @@ class StepPlan:
         return [v for v, k in self.kinds.items() if k == kind]
 
 
-def _variance_terms(design) -> dict[str, object]:
-    """Names the builder gives to variances and covariances -> their term."""
+def _variance_priors(design, priors: PriorSet) -> dict[str, object]:
+    """Names the builder gives to variances and covariances -> their prior."""
     out = {}
     for t in design.random:
+        sds = priors.random_sd[t.name]
         if t.correlated:
-            out[f"{t.name}_chol"] = t
+            out[f"{t.name}_chol"] = priors.correlation[t.name]
         elif t.n_columns == 1:
-            out[f"{t.name}_var"] = t
+            out[f"{t.name}_var"] = sds[0]
         else:
-            out.update({f"{t.name}_var[{c}]": t for c in t.columns})
+            out.update({f"{t.name}_var[{c}]": p for c, p in zip(t.columns, sds, strict=True)})
     return out
 
 
@@ -137,32 +134,32 @@ def _why_not(kind: str, name: str, rv, design, priors: PriorSet) -> str | None:
     """None if ``kind`` applies to variable ``name``, else the reason it does not."""
     fam, link = design.family.name, design.family.link.name
     effects = list(design.fixed_terms) + [t.name for t in design.random]
-    op = rv.owner.op
     if kind in ("polya_gamma", "albert_chib"):
         want = "logit" if kind == "polya_gamma" else "probit"
         if name not in effects:
             return f"{name!r} is not a fixed or random effect ({', '.join(effects)})"
         if fam != "binomial" or link != want:
             return f"{kind} needs a binomial response with {want} link; the model is {fam}/{link}"
-        if name in priors.fixed and priors.fixed[name].dist not in _GAUSSIAN_FIXED:
+        if name in priors.fixed and priors.fixed[name].as_normal() is None:
             return (
                 f"{name!r} has a {priors.fixed[name].describe()} prior; the joint Gaussian "
                 "update needs a Normal (or Flat) prior"
             )
         return None
-    variances = _variance_terms(design)
+    variances = _variance_priors(design, priors)
+    conjugate = variances[name].conjugate_step if name in variances else None
     if kind == "inverse_gamma":
-        if isinstance(op, InvGammaRV) and name in variances:
+        if conjugate == "inverse_gamma":
             return None
         if name.endswith("_chol") or "_sigma" in name or name in variances:
             return (
-                f"{name!r} has a {type(op).__name__.removesuffix('RV')} prior; the "
+                f"{name!r} has a {type(rv.owner.op).__name__.removesuffix('RV')} prior; the "
                 "inverse-gamma update needs an InverseGamma prior on the variance, e.g. "
                 "priors={'<group>': bayesglmm.priors.InverseGamma(1, 1)}"
             )
         return f"{name!r} is not the variance of a random-effect term"
     if kind == "inverse_wishart":
-        if isinstance(op, InverseWishartCholeskyRV):
+        if conjugate == "inverse_wishart":
             return None
         if name.endswith("_chol"):
             return (

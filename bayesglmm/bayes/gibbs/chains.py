@@ -21,7 +21,7 @@ from .effects import single_threaded_blas
 
 #: scans between progress reports of a worker
 _REPORT_EVERY = 10
-#: what forked workers inherit: (data, states, draws, tune, log-likelihood constants, counter)
+#: what forked workers inherit: (data, states, draws, tune, row log-likelihood, counter)
 _SHARED: dict = {}
 
 
@@ -41,10 +41,11 @@ def run_chain(
     seed,
     draws: int,
     tune: int,
-    ll_const: np.ndarray | None,
+    loglik,
     report=None,
 ) -> ChainDraws:
-    """``tune`` scans adapting the slice widths, then ``draws`` kept scans."""
+    """``tune`` scans adapting the slice widths, then ``draws`` kept scans; ``loglik`` (the
+    rows' log-likelihood at a linear predictor, or None) is stored per kept scan."""
     sampler = CrossedSampler(data, state, np.random.default_rng(seed))
     K = len(data.index)
     out = ChainDraws(
@@ -52,7 +53,7 @@ def run_chain(
         b=[np.empty((draws, n)) for n in data.n_levels],
         u=np.empty((draws, K)),
         evals=np.empty(draws, dtype=np.int64),
-        loglik=None if ll_const is None else np.empty((draws, data.y.size)),
+        loglik=None if loglik is None else np.empty((draws, data.y.size)),
         widths={},
     )
     with single_threaded_blas():
@@ -66,7 +67,7 @@ def run_chain(
                     out.b[k][kept] = st.b[k]
                 if out.loglik is not None:
                     eta = linear_predictor(data, st)
-                    out.loglik[kept] = ll_const + data.y * eta - data.trials * np.logaddexp(0, eta)
+                    out.loglik[kept] = loglik(eta)
             if report is not None:
                 report(i + 1)
     out.widths = {f"{kind}[{k}]": w for (kind, k), w in sampler.widths.items()}
@@ -84,12 +85,12 @@ def _worker(c: int) -> ChainDraws:
             done[0] = n
 
     return run_chain(
-        s["data"], s["states"][c], s["seeds"][c], s["draws"], s["tune"], s["ll_const"], report
+        s["data"], s["states"][c], s["seeds"][c], s["draws"], s["tune"], s["loglik"], report
     )
 
 
 def run_chains(
-    data, states, seeds, draws, tune, ll_const, cores: int, progressbar, label
+    data, states, seeds, draws, tune, loglik, cores: int, progressbar, label
 ) -> list[ChainDraws]:
     """All chains, in ``min(cores, chains)`` forked processes (sequentially if 1)."""
     from tqdm.auto import tqdm
@@ -101,13 +102,13 @@ def run_chains(
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         with bar:
             return [
-                run_chain(data, states[c], seeds[c], draws, tune, ll_const, lambda _: bar.update())
+                run_chain(data, states[c], seeds[c], draws, tune, loglik, lambda _: bar.update())
                 for c in range(chains)
             ]
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("q", 0)
     _SHARED.update(
-        data=data, states=states, seeds=seeds, draws=draws, tune=tune, ll_const=ll_const,
+        data=data, states=states, seeds=seeds, draws=draws, tune=tune, loglik=loglik,
         counter=counter,
     )  # fmt: skip
     try:

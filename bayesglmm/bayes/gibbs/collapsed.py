@@ -2,7 +2,7 @@
 :mod:`~bayesglmm.bayes.gibbs.crossed` run as a plain NumPy loop, its draws turned into
 InferenceData with the variable names and coords of the PyMC model (``"Intercept"``,
 ``"1|f"`` over the levels of ``f``, ``"1|f_sigma"``, ``"1|f_var"`` for a prior on the
-variance), then assembled by :func:`~bayesglmm.bayes.posterior.result_from_idata` like
+variance), then assembled by :func:`~bayesglmm.bayes.posterior.posterior_estimates` like
 every Bayesian fit. The model's own priors are sampled; nothing is swapped.
 """
 
@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ...errors import MethodError, OptionError
+from .. import family_kernels as fk
 from .chains import default_cores, run_chains
 from .crossed import CrossedData, initial_state
 
@@ -21,25 +22,25 @@ from .crossed import CrossedData, initial_state
 #: designs with at least this many rows (below it the PyMC steps are quick enough and
 #: cover more models)
 AUTO_MIN_ROWS = 10_000
-_FIXED_PRIORS = ("Normal", "Flat")
-_NO_SCALE_PRIORS = ("Fixed", "InverseWishart", "LKJCholeskyCov")
+#: the (family, link) pairs the sampler takes (its Polya-Gamma steps are logistic)
+FAMILIES = frozenset({("binomial", "logit")})
 
 
 def why_not_collapsed(design, priors) -> str | None:
     """None if the collapsed sampler applies to the model, else the reason it does not."""
     fam, link = design.family.name, design.family.link.name
-    if fam != "binomial" or link != "logit":
+    if (fam, link) not in FAMILIES:
         return f"it needs a binomial response with logit link; the model is {fam}/{link}"
     if not design.random:
         return "the model has no random-effect terms"
     for t in design.random:
         if t.n_columns != 1:
             return f"term {t.name!r} has {t.n_columns} columns; it handles one-column terms"
-        dist = priors.random_sd[t.name][0].dist
-        if dist in _NO_SCALE_PRIORS:
-            return f"term {t.name!r} has a {dist} prior on its scale"
+        prior = priors.random_sd[t.name][0]
+        if prior.point_mass or prior.scale not in ("sd", "variance"):
+            return f"term {t.name!r} has a {prior.describe()} prior on its scale"
     for term, prior in priors.fixed.items():
-        if prior.dist not in _FIXED_PRIORS:
+        if prior.as_normal() is None:
             return f"fixed term {term!r} has a {prior.describe()} prior; it needs Normal or Flat"
     return None
 
@@ -57,32 +58,12 @@ def choose_scheme(design, priors, scheme: str) -> str:
     return "collapsed" if reason is None and crossed and design.n >= AUTO_MIN_ROWS else "steps"
 
 
-def _closed_form(prior):
-    """``log p(x)`` up to a constant as a function of ``(x, log x)``, for the usual scale
-    priors (None for others); checked against PyMC's densities in the tests."""
-    d, q = prior.dist, prior.params()
-    forms = {
-        "HalfNormal": lambda x, lx: -0.5 * (x / q["sigma"]) ** 2,
-        "HalfStudentT": lambda x, lx: (
-            -0.5 * (q["nu"] + 1.0) * math.log1p((x / q["sigma"]) ** 2 / q["nu"])
-        ),
-        "HalfCauchy": lambda x, lx: -math.log1p((x / q["beta"]) ** 2),
-        "Exponential": lambda x, lx: -q["lam"] * x,
-        "Gamma": lambda x, lx: (q["alpha"] - 1.0) * lx - q["beta"] * x,
-        "InverseGamma": lambda x, lx: -(q["alpha"] + 1.0) * lx - q["beta"] / x,
-        "HalfFlat": lambda x, lx: 0.0,
-    }
-    if d in ("PowerVariance", "Jeffreys"):
-        a = prior.exponent
-        return lambda x, lx: -(a + 1.0) * lx
-    return forms.get(d)
-
-
 def scale_logp(prior, closed_form: bool = True):
     """``u -> log p(x) + log x`` at ``x = exp(u)`` (up to a constant): the prior of a scale
     on the log of its own variable (sd or variance), Jacobian included. Closed forms for
-    the usual priors, else the prior's PyMC distribution compiled once."""
-    form = _closed_form(prior) if closed_form else None
+    the usual priors (the prior's ``scalar_log_kernel``), else the prior's PyMC distribution
+    compiled once."""
+    form = prior.scalar_log_kernel() if closed_form else None
     if form is not None:
 
         def logp(u: float) -> float:
@@ -114,10 +95,9 @@ def crossed_data(design, priors) -> CrossedData:
     p = design.p
     mean, prec = np.zeros(p), np.zeros(p)
     for term, sl in design.fixed_terms.items():
-        prior = priors.fixed[term]
-        if prior.dist == "Normal":
-            mean[sl] = prior.mu
-            prec[sl] = 1.0 / np.asarray(prior.sigma, dtype=float) ** 2
+        mu, sd = priors.fixed[term].as_normal()  # a flat prior: sd = inf, precision 0
+        mean[sl] = mu
+        prec[sl] = 1.0 / np.asarray(sd, dtype=float) ** 2
     z, logps, powers = [], [], []
     for t in design.random:
         x = np.asarray(t.X[:, 0], dtype=float)
@@ -191,7 +171,6 @@ def run_collapsed(
     details)."""
     import arviz as az
     import xarray as xr
-    from scipy.special import gammaln
 
     design = model.design
     t0 = time.perf_counter()
@@ -200,16 +179,20 @@ def run_collapsed(
     if len(starts) != chains:
         raise OptionError(f"start: {len(starts)} dicts given for {chains} chains")
     states = [_start_state(design, priors, data, s) for s in starts]
-    const = (
-        gammaln(data.trials + 1) - gammaln(data.y + 1) - gammaln(data.trials - data.y + 1)
-        if log_likelihood
-        else None
-    )
+    loglik = None
+    if log_likelihood:
+        fam = design.family
+        kind = fk.CANONICAL[(fam.name, fam.link.name)]
+        const = fam.log_constant(data.y, data.trials)
+
+        def loglik(eta):
+            return fk.canonical_loglik(kind, eta, data.y, data.trials, const)
+
     seeds = np.random.SeedSequence(random_seed).spawn(chains)
     cores = default_cores(chains) if cores is None else cores
     t1 = time.perf_counter()
     label = f"Gibbs (collapsed): {chains} chains x {tune}+{draws}"
-    out = run_chains(data, states, seeds, draws, tune, const, cores, progressbar, label)
+    out = run_chains(data, states, seeds, draws, tune, loglik, cores, progressbar, label)
     t2 = time.perf_counter()
     beta = np.stack([o.beta for o in out])
     u = np.stack([o.u for o in out])

@@ -26,6 +26,7 @@ from pymc.step_methods.state import dataclass_state
 from pymc.util import get_random_generator, get_value_vars_from_user_vars
 from pytensor.tensor.random.basic import BernoulliRV, BinomialRV, NormalRV
 
+from ..._threads import blas_threads
 from ...errors import MethodError
 
 try:
@@ -129,13 +130,7 @@ def single_threaded_blas():
     machine (measured: 0.5 ms vs 10 ms per salamander step on 2 shared cores). Chains run in
     parallel processes anyway.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed is at stake
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_threads(1)
 
 
 # ------------------------------------------------------------------------------- data

@@ -8,10 +8,11 @@ import os
 import time
 
 from ...errors import OptionError
-from ...options import resolve_options, show_progress
-from ...results.result import FitResult
+from ...options import show_progress
+from ...results.assemble import Estimates
+from ...results.details import SamplerDetails
 from ..nuts import _OWN_KEYWORDS, _check_pymc_keywords, check_priors, run_pm_sample
-from ..posterior import result_from_idata
+from ..posterior import posterior_estimates
 from .assign import STEP_KINDS, build_steps, plan_steps
 from .assign import conjugate_priors as conjugate_prior_set
 from .collapsed import choose_scheme, run_collapsed
@@ -22,23 +23,23 @@ _log = logging.getLogger("bayesglmm.gibbs")
 
 def fit_gibbs(
     model,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    cores: int | None = None,
-    random_seed: int | None = None,
-    progressbar: bool | None = None,
-    steps: dict | None = None,
-    nuts_fallback: bool = True,
-    scale_moves: bool = True,
-    conjugate_priors: bool = False,
-    log_likelihood: bool = True,
-    allow_improper: bool = False,
-    start: dict | list | None = None,
-    sampler_kwargs: dict | None = None,
-    scheme: str = "auto",
-    **unknown,
-) -> FitResult:
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int | None,
+    random_seed: int | None,
+    progressbar: bool | None,
+    steps: dict | None,
+    nuts_fallback: bool,
+    scale_moves: bool,
+    conjugate_priors: bool,
+    log_likelihood: bool,
+    allow_improper: bool,
+    start: dict | list | None,
+    sampler_kwargs: dict | None,
+    scheme: str,
+) -> Estimates:
     """Sample the posterior with Gibbs-style updates (and NUTS where none applies).
 
     The model is built in the centered parameterization, with the model's own priors (the
@@ -104,7 +105,7 @@ def fit_gibbs(
         For an unknown option or a value out of range, before the model is built.
     """
 
-    options = resolve_options("gibbs", locals())  # first: locals() are the arguments here
+    options = {k: v for k, v in locals().items() if k != "model"}  # first: the arguments
     from ..builder import build_pymc_model
 
     sample_kwargs = _check_options(options)
@@ -123,7 +124,7 @@ def fit_gibbs(
         )
     chosen = choose_scheme(model.design, priors, scheme)
     if chosen == "collapsed":
-        return _fit_collapsed(model, priors, replaced, propriety, options, t0)
+        return _fit_collapsed(model, priors, replaced, propriety, options)
     pm_model = build_pymc_model(model.design, priors, parameterization="centered")
     plan = plan_steps(model.design, priors, pm_model, steps, nuts_fallback, scale_moves)
     step_methods = build_steps(plan, model.design, pm_model)
@@ -148,27 +149,28 @@ def fit_gibbs(
     kinds = dict(plan.kinds)
     for rv in pm_model.free_RVs:
         kinds.setdefault(rv.name, "nuts")
-    info = {
-        "scheme": "steps",
+    details = SamplerDetails(
+        sampler="gibbs",
+        scheme="steps",
         # the update each variable got (not the option "steps", which only overrides)
-        "step_kinds": kinds,
-        "step_notes": plan.notes,
-        "scale_moved": plan.scale_moves,
-        "conjugate_priors": conjugate_priors,
-        "prior_swap": replaced,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "random_seed": random_seed,
-        "parameterization": "centered",
-        "priors": {k: p.describe() for k, p in priors.all()},
-    }
-    if propriety is not None:
-        info["propriety"] = propriety
-    timing = {"build": t1 - t0, **timing}
-    result = result_from_idata(model, idata, "gibbs", timing, info, options=options)
-    result.timing["total"] = time.perf_counter() - t0
-    return result
+        step_kinds=kinds,
+        extra={
+            "step_notes": plan.notes,
+            "scale_moved": plan.scale_moves,
+            "conjugate_priors": conjugate_priors,
+            "parameterization": "centered",
+            **({} if propriety is None else {"propriety": propriety}),
+        },
+    )
+    return posterior_estimates(
+        model,
+        idata,
+        {"build": t1 - t0, **timing},
+        details,
+        priors={k: p.describe() for k, p in priors.all()},
+        prior_swap=replaced,
+        conjugate_priors=conjugate_priors,
+    )
 
 
 def _check_options(options: dict) -> dict:
@@ -192,7 +194,7 @@ def _check_options(options: dict) -> dict:
     return extra
 
 
-def _fit_collapsed(model, priors, replaced, propriety, options, t0) -> FitResult:
+def _fit_collapsed(model, priors, replaced, propriety, options) -> Estimates:
     """The ``scheme="collapsed"`` path of :func:`fit_gibbs` (options already checked)."""
     for key in ("steps", "sampler_kwargs"):
         if options.get(key):
@@ -209,14 +211,19 @@ def _fit_collapsed(model, priors, replaced, propriety, options, t0) -> FitResult
         log_likelihood=options["log_likelihood"],
         cores=options.get("cores"),
     )
-    info = {
-        "scheme": "collapsed",
-        **details,
-        "prior_swap": replaced,
-        "priors": {k: p.describe() for k, p in priors.all()},
-    }
-    if propriety is not None:
-        info["propriety"] = propriety
-    result = result_from_idata(model, idata, "gibbs", timing, info, options=options)
-    result.timing["total"] = time.perf_counter() - t0
-    return result
+    details = dict(details)
+    typed = SamplerDetails(
+        sampler="gibbs",
+        scheme="collapsed",
+        step_kinds=details.pop("step_kinds", None),
+        extra={**details, **({} if propriety is None else {"propriety": propriety})},
+    )
+    return posterior_estimates(
+        model,
+        idata,
+        timing,
+        typed,
+        priors={k: p.describe() for k, p in priors.all()},
+        prior_swap=replaced,
+        conjugate_priors=options["conjugate_priors"],
+    )

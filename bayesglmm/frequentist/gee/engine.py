@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..glm import fit_glm
 from .clusters import Clusters
 from .correlation import WorkingCorrelation
 
@@ -58,7 +59,8 @@ class GEEData:
 
     @property
     def fixed_scale(self) -> bool:
-        return self.family.name in ("binomial", "poisson")
+        """The family has no dispersion parameter (its scale is 1 under independence)."""
+        return not self.family.has_dispersion
 
 
 @dataclass
@@ -116,30 +118,9 @@ def _information_and_score(terms):
 
 
 def glm_start(data: GEEData, max_iter: int = 50) -> np.ndarray:
-    """The GLM (independence) estimate by IRLS, the starting point of GEE."""
-    y, n = data.y, data.trials
-    link = data.family.link
-    if data.family.name == "binomial":
-        mu = (y + 0.5) / (n + 1.0)
-    elif data.family.name in ("poisson", "negative_binomial"):
-        mu = y + 0.1
-    else:
-        mu = y.astype(float)
-    eta = link.linkfun(mu)
-    beta = np.zeros(data.X.shape[1])
-    for _ in range(max_iter):
-        mu = link.linkinv(eta)
-        d = link.mu_eta(eta)
-        w = n * d * d / (data.family.variance(mu) * 1.0)
-        z = eta - data.offset + (y - n * mu) / (n * d)
-        sw = np.sqrt(w)
-        new = np.linalg.lstsq(data.X * sw[:, None], z * sw, rcond=None)[0]
-        step = np.max(np.abs(new - beta))
-        beta = new
-        eta = data.X @ beta + data.offset
-        if step < 1e-12 * (1 + np.max(np.abs(beta))):
-            break
-    return beta
+    """The GLM (independence) estimate (:func:`bayesglmm.frequentist.glm.fit_glm`), the
+    starting point of GEE."""
+    return fit_glm(data.family, data.X, data.y, data.trials, data.offset, max_iter=max_iter).beta
 
 
 def solve_gee(
@@ -210,17 +191,10 @@ def covariances(data, clusters, corr, beta, scale):
 
 
 def quasi_loglik(data: GEEData, mean: np.ndarray, scale: float = 1.0) -> float:
-    """Quasi-likelihood ``Q(mu; y)`` under independence (Pan 2001), as geepack's ``QIC``:
-    the log-likelihood kernel of the binomial and Poisson families, ``-sum (y-mu)^2 / 2``
-    for the Gaussian."""
-    y, n = data.y, data.trials
-    name = data.family.name
-    if name == "binomial":
-        mu = np.clip(mean / n, 1e-300, 1 - 1e-16)
-        return float(np.sum(y * np.log(mu / (1 - mu)) + n * np.log1p(-mu)) / scale)
-    if name == "poisson":
-        return float(np.sum(y * np.log(np.maximum(mean, 1e-300)) - mean) / scale)
-    return float(-0.5 * np.sum((y - mean) ** 2) / scale)
+    """Quasi-likelihood ``Q(mu; y)`` under independence (Pan 2001), as geepack's ``QIC``
+    (:meth:`~bayesglmm.model.families.Family.quasi_loglik`), divided by ``scale``."""
+    q = data.family.quasi_loglik(data.y, mean / data.trials, data.trials)
+    return float(np.sum(q) / scale)
 
 
 def qic(data: GEEData, clusters: Clusters, beta, robust_cov, scale: float = 1.0) -> dict:

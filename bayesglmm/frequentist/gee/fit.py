@@ -10,17 +10,18 @@ correlation. The result has kind ``"marginal"``; its ``var(cluster)`` row is NaN
 from __future__ import annotations
 
 import time as _time
-import warnings
 
 import numpy as np
 import pandas as pd
 
+from ..._warn import warn
 from ...errors import DataError, MethodError
-from ...options import resolve_options
-from ...results.result import FitResult, build_result, wald_table
+from ...results.assemble import Estimates
+from ...results.details import Covariance, MarginalDetails
+from ...results.result import wald_table
 from .clusters import make_clusters, repeated_times
 from .correlation import CORSTRS, make_correlation
-from .engine import MAX_ITER, TOL, GEEData, _scale, qic, solve_gee
+from .engine import GEEData, _scale, qic, solve_gee
 
 #: ``se=`` choices: which covariance gives the table's std_error
 SE_TYPES = ("robust", "model", "bias_reduced")
@@ -33,22 +34,9 @@ class GEEConvergenceWarning(UserWarning):
 def cluster_index(model, groups: str | None) -> tuple[np.ndarray, str]:
     """Cluster codes of the design's rows and the clustering factor's name.
 
-    Raises MethodError for designs with more than one grouping factor (crossed or nested)
-    or random slopes.
+    The design has at most one random-intercept term (the method's record checks it).
     """
     d = model.design
-    if len(d.random) > 1:
-        names = ", ".join(t.group for t in d.random)
-        raise MethodError(
-            f"GEE needs one clustering factor; the formula has {len(d.random)} grouping "
-            f"factors ({names}). For crossed or nested random effects use method='ee' "
-            "(Jiang's estimating equations)"
-        )
-    if d.random and not d.random[0].is_intercept_only:
-        raise MethodError(
-            f"GEE takes the clusters from a random-intercept term (1|g); the formula has "
-            f"{d.random[0].name}: write (1|{d.random[0].group}) or pass groups="
-        )
     if groups is None:
         if not d.random:
             raise MethodError(
@@ -80,16 +68,16 @@ def _column(model, name: str, option: str) -> np.ndarray:
 
 def fit_gee(
     model,
-    corstr: str = "exchangeable",
-    se: str = "robust",
-    groups: str | None = None,
-    time: str | None = None,
-    max_iter: int = MAX_ITER,
-    tol: float = TOL,
-    start=None,
-    moments: str = "geepack",
-    **unknown,
-) -> FitResult:
+    *,
+    corstr: str,
+    se: str,
+    groups: str | None,
+    time: str | None,
+    max_iter: int,
+    tol: float,
+    start,
+    moments: str,
+) -> Estimates:
     """Fit the marginal model by GEE.
 
     .. math::
@@ -105,7 +93,8 @@ def fit_gee(
         Working correlation (geepack's names).
     se : {"robust", "model", "bias_reduced"}
         Standard errors of the table: sandwich, model-based, or Mancl & DeRouen's
-        bias-reduced sandwich. All three are kept in ``info["details"]``.
+        bias-reduced sandwich: the coefficient covariance of the result (``vcov``), the
+        other two kept beside it (``vcov.others``).
     groups : str, optional
         Column naming the clusters, when the formula has no ``(1|cluster)`` term.
     time : str, optional
@@ -127,16 +116,11 @@ def fit_gee(
 
     Returns
     -------
-    FitResult
-        Kind ``"marginal"``; ``info["details"]`` holds the working correlation, the
-        three covariance matrices, QIC/QICu and the scale.
+    Estimates
+        Kind ``"marginal"``; the details hold the working correlation, QIC/QICu and the
+        scale.
     """
-    options = resolve_options("gee", locals())
-    d = model.design
-    if d.family.name not in ("binomial", "poisson", "gaussian"):
-        raise MethodError(
-            f"method 'gee' supports binomial, poisson and gaussian, not {d.family.name}"
-        )
+    d = model.design  # family and clusters: the method's record
     if start is not None and np.size(start) != d.p:
         raise MethodError(
             f"start must have {d.p} values (one per fixed effect), got {np.size(start)}"
@@ -184,42 +168,43 @@ def fit_gee(
         )
         messages.append(msg)
         said.append(msg)
-        warnings.warn(msg, GEEConvergenceWarning, stacklevel=3)
+        warn(msg, GEEConvergenceWarning)
     if getattr(corr, "projected", False):
         msg = "the unstructured working correlation was not positive definite and was projected"
         said.append(msg)
-        warnings.warn(msg, GEEConvergenceWarning, stacklevel=3)
+        warn(msg, GEEConvergenceWarning)
     names = list(d.fixed_names)
-    details = {
-        "cluster": cluster_name,
-        "n_clusters": clusters.n_clusters,
-        "cluster_sizes": {"min": int(clusters.sizes.min()), "max": int(clusters.sizes.max())},
-        "corstr": corstr,
-        "working_correlation": corr.params,
-        "working_correlation_text": corr.describe(),
-        "se_type": se,
-        "scale": state.scale,
-        "scale_fixed": data.fixed_scale and moments == "statsmodels",
-        "moments": moments,
-        "std_errors": {k: dict(zip(names, v.tolist(), strict=True)) for k, v in ses.items()},
-        "vcov": {k: v.tolist() for k, v in state.cov.items()},
-        "vcov_names": names,
-        **crit,
-        "estimates": "marginal (population-averaged)",
-    }
-    return build_result(
-        method="gee",
+    details = MarginalDetails(
+        se_type=se,
+        corstr=corstr,
+        working_correlation_text=corr.describe(),
+        scale=state.scale,
+        scale_fixed=data.fixed_scale and moments == "statsmodels",
+        cluster=cluster_name,
+        n_clusters=clusters.n_clusters,
+        cluster_sizes={"min": int(clusters.sizes.min()), "max": int(clusters.sizes.max())},
+        QIC=crit.get("QIC"),
+        QICu=crit.get("QICu"),
+        extra={
+            "working_correlation": corr.params,
+            "moments": moments,
+            "std_errors": {k: dict(zip(names, v.tolist(), strict=True)) for k, v in ses.items()},
+            **{k: v for k, v in crit.items() if k not in ("QIC", "QICu")},
+            "estimates": "marginal (population-averaged)",
+        },
+    )
+    others = {k: v for k, v in state.cov.items() if k != se}
+    return Estimates(
         kind="marginal",
-        design=d,
         table=table,
         converged=state.converged,
         n_params=d.p,
-        timing={"fit": t1 - t0, "total": _time.perf_counter() - t0},
+        timing={"fit": t1 - t0},
+        vcov=Covariance(se, names, state.cov[se], others),
         messages=messages,
         iterations=state.iterations,
         warnings=said,
         convergence_details={"max_abs_score": float(np.max(np.abs(state.score)))},
-        options=options,
         details=details,
     )
 

@@ -21,24 +21,30 @@ responses); variances get theirs by the delta method.
 from __future__ import annotations
 
 import time as _time
-import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.optimize
 
+from ..._warn import warn
 from ...errors import MethodError
-from ...options import resolve_options
-from ...results.result import FitResult, build_result, wald_table
+from ...results.assemble import Estimates
+from ...results.details import Covariance, QuasiDetails
+from ...results.result import wald_table
 from ..gee.engine import GEEData, glm_start
 from .gauss_seidel import gauss_seidel
 from .statistics import MomentProblem, monte_carlo_draws, quadrature_draws
 from .variance import statistics_variance
 
-N_SIM = 1000
-N_QUAD = 30
+#: the equation solver's defaults
 TOL = 1e-10
 MAX_ITER = 200
+#: the reports' titles
+TITLES = {
+    "ee": "Generalized linear mixed model fit by the method of simulated moments (Jiang 1998)",
+    "ee2": "Generalized linear mixed model fit by two-step estimating equations (Jiang & "
+    "Zhang 2001)",
+}
 #: a solution of the equations has relative residual below this (else: no root)
 ROOT_TOL = 1e-6
 #: the second step's root must lie within this many first-step standard errors (in small
@@ -63,18 +69,7 @@ class EEConvergenceWarning(UserWarning):
 
 
 def moment_problem(model, method: str) -> MomentProblem:
-    d = model.design
-    if d.family.name not in ("binomial", "poisson"):
-        raise MethodError(
-            f"method {method!r} fits binomial and Poisson models, not {d.family.name}"
-        )
-    if not d.random:
-        raise MethodError(f"method {method!r} needs at least one random-intercept term (1|g)")
-    for t in d.random:
-        if not t.is_intercept_only:
-            raise MethodError(
-                f"method {method!r} takes random intercepts only; {t.name} has slopes"
-            )
+    d = model.design  # binomial or Poisson, random intercepts: the method's record
     trials = d.trials if d.trials is not None else np.ones(d.n)
     if d.family.name == "binomial":
         for t in d.random:
@@ -179,7 +174,7 @@ def _relative(S, B):
     """Rows of ``B`` divided by ``|B||S| + 1``: the root is unchanged, but when there is
     none the least-squares compromise weighs the equations by their relative residuals
     (unscaled, the pair statistics of counts, O(T^2), swamp ``X'y`` and the fixed effects
-    run off to make them fit: cbpp gave period[4] = -17 with the old statistics)."""
+    run off to make them fit)."""
     return B / (np.abs(B) @ np.abs(S) + 1.0)[:, None]
 
 
@@ -201,7 +196,7 @@ def second_step_accepted(prob, B2, S, draws, theta2, theta1, cov1) -> bool:
     return bool(np.all(np.abs(theta2 - theta1)[free] <= STEP2_RADIUS * se1[free] + 1e-12))
 
 
-def second_step(prob, S, draws, theta1, B1, U1, V1, tol=TOL, max_iter=MAX_ITER):
+def second_step(prob, S, draws, theta1, B1, U1, V1, tol, max_iter):
     """Jiang & Zhang's second step from the first-step estimate ``theta1``.
 
     ``B* = U'V^{-1}`` at ``theta1``, except that an sd below :data:`STEP2_SD_FLOOR` is
@@ -242,7 +237,18 @@ def _optimal_weights(U, V):
     return B / np.abs(B).max(axis=1, keepdims=True)
 
 
-def fit_ee(model, **options) -> FitResult:
+def fit_ee(
+    model,
+    *,
+    n_sim: int,
+    expectation: str,
+    n_quad: int,
+    weights,
+    random_seed: int | None,
+    max_iter: int,
+    tol: float,
+    start,
+) -> Estimates:
     """First-step estimating equations of Jiang (1998) (``method="ee"``).
 
     Parameters
@@ -263,18 +269,34 @@ def fit_ee(model, **options) -> FitResult:
 
     Returns
     -------
-    FitResult
-        Kind ``"quasi_likelihood"``; no log-likelihood. ``info["details"]`` holds the
-        standard deviations, the covariance of ``(beta, sd)`` and the equations' residual.
+    Estimates
+        Kind ``"quasi_likelihood"``; no log-likelihood; ``vcov`` the sandwich covariance of
+        ``(beta, sd)``. The details hold the standard deviations and the equations'
+        residual.
     """
-    return _fit(model, "ee", **options)
+    return _fit(model, "ee", **_options(locals()))
 
 
-def fit_ee2(model, **options) -> FitResult:
+def fit_ee2(
+    model,
+    *,
+    n_sim: int,
+    expectation: str,
+    n_quad: int,
+    weights,
+    random_seed: int | None,
+    max_iter: int,
+    tol: float,
+    start,
+) -> Estimates:
     """Two-step estimator of Jiang & Zhang (2001) (``method="ee2"``): the first step
     (:func:`fit_ee`), then the optimal weighting ``B* = U'V^{-1}`` of the per-level
     statistics at the first-step estimate. Options as :func:`fit_ee`."""
-    return _fit(model, "ee2", **options)
+    return _fit(model, "ee2", **_options(locals()))
+
+
+def _options(given: dict) -> dict:
+    return {k: v for k, v in given.items() if k != "model"}
 
 
 def _monte_carlo_error(prob, theta, draws, B, U, expectation) -> np.ndarray:
@@ -314,18 +336,15 @@ def _start_beta(prob) -> np.ndarray:
 def _fit(
     model,
     method,
-    n_sim: int = N_SIM,
-    expectation: str = "auto",
-    n_quad: int = N_QUAD,
-    weights=None,
-    random_seed: int | None = None,
-    max_iter: int = MAX_ITER,
-    tol: float = TOL,
-    start=None,
-    **unknown,
-) -> FitResult:
-    given = {k: v for k, v in locals().items() if k not in ("method",)}
-    options = resolve_options(method, given)
+    n_sim: int,
+    expectation: str,
+    n_quad: int,
+    weights,
+    random_seed: int | None,
+    max_iter: int,
+    tol: float,
+    start,
+) -> Estimates:
     prob = moment_problem(model, method)
     d = model.design
     k = prob.p + prob.R
@@ -373,7 +392,7 @@ def _fit(
                 "first-step estimate"
             )
             fallback.append(msg)
-            warnings.warn(msg, EEConvergenceWarning, stacklevel=3)
+            warn(msg, EEConvergenceWarning)
     cov = sandwich(B, U, V)
     mcse = _monte_carlo_error(prob, theta, draws, B, U, expectation)
     t1 = _time.perf_counter()
@@ -405,33 +424,33 @@ def _fit(
         )
         messages.append(msg)
         said.append(msg)
-        warnings.warn(msg, EEConvergenceWarning, stacklevel=3)
+        warn(msg, EEConvergenceWarning)
     names = list(d.fixed_names) + [f"sd({c})" for c in d.component_names]
-    details = {
-        "expectation": expectation,
-        "n_sim": n_sim if expectation == "simulation" else None,
-        "n_quad": n_quad if expectation == "quadrature" else None,
-        "variance": "exact given the draws (conditional cumulants)",
-        "sd": dict(zip(d.component_names, sd.tolist(), strict=True)),
-        "sd_std_error": dict(zip(d.component_names, sd_se.tolist(), strict=True)),
-        "vcov": cov.tolist(),
-        "vcov_names": names,
-        "statistics": S[:p].tolist() + (A @ S)[p:].tolist(),
-        "steps": steps,
-        "weighting": "optimal U'V^-1 (Jiang & Zhang 2001)"
-        if method == "ee2"
-        else "identity"
-        if weights is None
-        else "given",
-    }
-    return build_result(
-        method=method,
+    details = QuasiDetails(
+        title=TITLES[method],
+        extra={
+            "expectation": expectation,
+            "n_sim": n_sim if expectation == "simulation" else None,
+            "n_quad": n_quad if expectation == "quadrature" else None,
+            "variance": "exact given the draws (conditional cumulants)",
+            "sd": dict(zip(d.component_names, sd.tolist(), strict=True)),
+            "sd_std_error": dict(zip(d.component_names, sd_se.tolist(), strict=True)),
+            "statistics": S[:p].tolist() + (A @ S)[p:].tolist(),
+            "steps": steps,
+            "weighting": "optimal U'V^-1 (Jiang & Zhang 2001)"
+            if method == "ee2"
+            else "identity"
+            if weights is None
+            else "given",
+        },
+    )
+    return Estimates(
         kind="quasi_likelihood",
-        design=d,
         table=table,
         converged=converged,
         n_params=k,
-        timing={"fit": t1 - t0, "total": _time.perf_counter() - t0},
+        timing={"fit": t1 - t0},
+        vcov=Covariance("robust", names, cov),
         messages=messages,
         iterations=int(sum(s["nfev"] for s in steps)),
         singular=bool(at_zero),
@@ -440,6 +459,5 @@ def _fit(
             "max_relative_residual": float(residual),
             "singular_components": at_zero,
         },
-        options=options,
         details=details,
     )

@@ -20,8 +20,7 @@ Only the average over ``b`` is numerical, over the same draws as ``u(theta)``
 level by level (exact under Gauss-Hermite quadrature, whose nodes are shared by all levels
 and would otherwise correlate them); with several factors the between-draw part is the
 weighted covariance of ``E(S | b_s)`` over the common random numbers, the only Monte Carlo
-error left (the old estimate simulated responses as well, and its noise entered
-``B* = U'V^{-1}``).
+error left (responses are not simulated: their noise would enter ``B* = U'V^{-1}``).
 """
 
 from __future__ import annotations

@@ -29,9 +29,6 @@ from ...errors import MethodError
 from ..pirls import PirlsProblem
 from . import kernels
 
-#: families whose conditional distribution has no dispersion parameter to estimate
-SUPPORTED_FAMILIES = ("binomial", "poisson")
-
 
 @dataclass
 class Sample:
@@ -98,11 +95,11 @@ class CompleteData:
     """
 
     def __init__(self, design, method: str = "mcem") -> None:
-        fam = design.family.name
-        if fam not in SUPPORTED_FAMILIES:
+        if design.family.has_dispersion:  # the capability: no dispersion parameter
             raise MethodError(
-                f"method {method!r} supports the families {', '.join(SUPPORTED_FAMILIES)}; "
-                f"got {fam!r} (its dispersion parameter has no Monte Carlo M-step here)"
+                f"method {method!r} takes families without a dispersion parameter; the "
+                f"{design.family.name} family's {design.family.dispersion_name!r} has no "
+                "Monte Carlo M-step here"
             )
         self.design = design
         self.problem = PirlsProblem(design)
@@ -117,9 +114,8 @@ class CompleteData:
         self.Zval = self.problem.A_values(self.cov.theta0())
         self.terms = self.cov.terms
         self.offsets = self.cov.offsets
-        link = design.family.link.name
-        #: closed forms for the canonical links (the bulk of the work is here)
-        self._kind = {("binomial", "logit"): 0, ("poisson", "log"): 1}.get((fam, link))
+        #: compiled loops for the canonical links (the bulk of the work is here)
+        self._kind = kernels.FAMILIES.get((design.family.name, design.family.link.name))
         self._const_sum = float(np.sum(self.resp._const))
         # per term: which (i, j) entries of Sigma are parameters
         self.pairs = []

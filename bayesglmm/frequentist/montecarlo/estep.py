@@ -139,11 +139,7 @@ class RejectionSampler:
         st = model.problem.solve(1e4 * np.asarray(theta), beta)  # penalty ~ |b|^2 / 1e8
         ll_rows = model.resp.terms(st.eta).loglik
         found = np.bincount(self.row_block, ll_rows, minlength=self.n_blocks)
-        resp = model.resp
-        sat_eta = resp.family.link.linkfun(np.clip(resp.y / resp.n, 1e-300, 1 - 1e-16))
-        sat_rows = np.where((resp.y == 0) | (resp.y == resp.n), 0.0, resp.terms(sat_eta).loglik)
-        if resp.family.name == "poisson":
-            sat_rows = resp.terms(np.log(np.maximum(resp.y, 1e-300))).loglik
+        sat_rows = model.resp.saturated_loglik()
         saturated = np.bincount(self.row_block, sat_rows, minlength=self.n_blocks)
         return np.minimum(found + 1e-8 * (1.0 + np.abs(found)), saturated)
 

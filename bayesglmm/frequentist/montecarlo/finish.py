@@ -1,15 +1,19 @@
 """What every Monte Carlo fit does at its estimate: Louis' standard errors, the likelihood by
-importance sampling with its Monte Carlo error (:mod:`.loglik`), and the one result
+importance sampling with its Monte Carlo error (:mod:`.loglik`), and the estimates
 (``kind="monte_carlo"``).
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
 from ...errors import MethodError
-from ...results.result import FitResult, build_result, parameter_rows, wald_table
+from ...results.assemble import Estimates
+from ...results.details import Covariance, MonteCarloDetails
+from ...results.result import parameter_rows, wald_table
 from ..devfun import LaplaceDeviance
 from ..laplace import check_model, fit_laplace_design, start_vector
 from .complete import CompleteData, Sample
@@ -100,7 +104,16 @@ def random_effects_from(model: CompleteData, sample: Sample) -> dict:
     return out
 
 
-def monte_carlo_result(
+#: the reports' titles
+TITLES = {
+    "mcem": "Generalized linear mixed model fit by maximum likelihood (Monte Carlo EM)",
+    "mcnr": "Generalized linear mixed model fit by maximum likelihood (Monte Carlo Newton-Raphson)",
+    "sml": "Generalized linear mixed model fit by maximum likelihood (simulated maximum "
+    "likelihood)",
+}
+
+
+def monte_carlo_estimates(
     *,
     method: str,
     model: CompleteData,
@@ -114,11 +127,12 @@ def monte_carlo_result(
     messages: list[str],
     iterations: int,
     timing: dict,
-    options: dict,
     details: dict,
     em_iterate: bool = False,
-) -> FitResult:
-    """Louis' standard errors, the likelihood estimate and the result of a Monte Carlo fit."""
+) -> Estimates:
+    """Louis' standard errors, the likelihood estimate and the estimates of a Monte Carlo
+    fit (``timing``: its stages so far, with ``"final"`` added: the time spent here)."""
+    t0 = time.perf_counter()
     names = model.names
     vcov, problem, lo = louis_vcov(model, psi, final)
     se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
@@ -149,16 +163,17 @@ def monte_carlo_result(
             "em_rate": em_rate,
         }
     )
-    info = {
-        "loglik_mcse": ll_se,
-        "loglik_draws": int(loglik_draws),
-        "loglik_importance_ess": ll_ess,
-        "loglik_estimator": lik["estimator"],
-        "louis_draws": int(final.m),
-        "vcov": vcov.tolist(),
-        "mc_cov": mc_cov.tolist(),
-        "vcov_names": names,
-    }
+    info = MonteCarloDetails(
+        title=TITLES.get(method),
+        loglik_mcse=ll_se,
+        extra={
+            "loglik_draws": int(loglik_draws),
+            "loglik_importance_ess": ll_ess,
+            "loglik_estimator": lik["estimator"],
+            "louis_draws": int(final.m),
+            "mc_cov": mc_cov.tolist(),
+        },
+    )
     warnings = [problem] if problem else []
     if ll_ess < LOGLIK_MIN_ESS:
         warnings.append(
@@ -167,22 +182,21 @@ def monte_carlo_result(
         )
     if ll_se > 0.5:
         warnings.append(f"the log-likelihood estimate has Monte Carlo se {ll_se:.2g}")
-    return build_result(
-        method=method,
+    random_effects = random_effects_from(model, final)
+    return Estimates(
         kind="monte_carlo",
-        design=model.design,
         table=table,
         converged=converged,
         n_params=model.d,
-        timing=timing,
+        timing={**timing, "final": time.perf_counter() - t0},
         loglik=ll,
-        random_effects=random_effects_from(model, final),
+        vcov=Covariance("model", names, vcov),
+        random_effects=random_effects,
         messages=messages,
         iterations=iterations,
         singular=bool(singular),
         warnings=warnings,
         convergence_details=conv,
-        options=options,
         theta=theta,
         theta_names=model.cov.theta_names,
         details=info,

@@ -2,32 +2,25 @@
 
 The Monte Carlo methods spend their time evaluating ``log f(y_i | eta_di)`` and its first
 two derivatives on ``m x n`` linear predictors; one compiled pass (numba, cached on disk)
-does what NumPy does in a dozen temporaries. ``kind`` is 0 for logit, 1 for log.
+does what NumPy does in a dozen temporaries. Each row's terms come from
+:func:`bayesglmm.bayes.family_kernels.canonical_point`; ``kind`` is its code
+(:data:`FAMILIES`). Other families and links go through
+:class:`~bayesglmm.frequentist.response.Response`.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
+from ...bayes import family_kernels as fk
 
-@njit(cache=True, inline="always")
-def _point(kind, e, y, n):
-    """log f (without the constant), score and weight at one linear predictor."""
-    if kind == 0:
-        if e > 0:
-            z = math.exp(-e)
-            sp = e + math.log1p(z)
-            mu = 1.0 / (1.0 + z)
-        else:
-            z = math.exp(e)
-            sp = math.log1p(z)
-            mu = z / (1.0 + z)
-        return y * e - n * sp, y - n * mu, n * mu * (1.0 - mu)
-    mu = math.exp(e)
-    return y * e - mu, y - mu, mu
+#: (family, link) -> ``kind``: the pairs these loops take
+FAMILIES = {
+    ("binomial", "logit"): fk.BINOMIAL_LOGIT,
+    ("poisson", "log"): fk.POISSON_LOG,
+}
+_point = fk.canonical_point
 
 
 @njit(cache=True)

@@ -18,12 +18,18 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...options import resolve_options, tqdm_progress
-from ...results.result import FitResult
+from ...options import tqdm_progress
+from ...results.assemble import Estimates
 from .. import blas_threads
 from .complete import CompleteData
 from .estep import make_sampler
-from .finish import LOGLIK_DRAWS, describe, final_sample, monte_carlo_result, seeded, starting_psi
+from .finish import (
+    describe,
+    final_sample,
+    monte_carlo_estimates,
+    seeded,
+    starting_psi,
+)
 from .mstep import m_step
 from .stopping import (
     GROWTH_K,
@@ -45,19 +51,19 @@ MC_MAX = 100_000
 
 def fit_mcem(
     model,
-    e_step: str = "mh",
-    mc_rule: str = "booth_hobert",
-    mc_size: int = MC_SIZE,
-    mc_max: int = MC_MAX,
-    tol: float | None = None,
-    max_iter: int = 200,
-    loglik_draws: int = LOGLIK_DRAWS,
-    random_seed: int | None = None,
-    progressbar: bool | None = None,
-    threads: int | None = None,
-    start=None,
-    **unknown,
-) -> FitResult:
+    *,
+    e_step: str,
+    mc_rule: str,
+    mc_size: int,
+    mc_max: int,
+    tol: float | None,
+    max_iter: int,
+    loglik_draws: int,
+    random_seed: int | None,
+    progressbar: bool | None,
+    threads: int | None,
+    start,
+) -> Estimates:
     """Fit a binomial or Poisson GLMM by Monte Carlo EM.
 
     Parameters
@@ -93,12 +99,11 @@ def fit_mcem(
 
     Returns
     -------
-    FitResult
+    Estimates
         ``kind="monte_carlo"``; ``table`` with Louis standard errors and Monte Carlo
         standard errors (``mcse``); ``convergence["details"]["history"]`` the iterations
         (see :func:`bayesglmm.frequentist.montecarlo.history`).
     """
-    options = resolve_options("mcem", locals())
     t0 = time.perf_counter()
     mc = CompleteData(model.design, "mcem")
     rng, rng_ll = seeded(random_seed)
@@ -124,7 +129,7 @@ def fit_mcem(
             "sampler": last,
             **start_info,
         }
-        result = monte_carlo_result(
+        return monte_carlo_estimates(
             method="mcem",
             model=mc,
             psi=psi,
@@ -137,14 +142,9 @@ def fit_mcem(
             messages=messages,
             iterations=len(history),
             timing=timing,
-            options=options,
             details=details,
             em_iterate=True,
         )
-    timing["final"] = time.perf_counter() - t2
-    timing["total"] = time.perf_counter() - t0
-    result.timing = timing
-    return result
 
 
 def _iterate(mc, sampler, psi, rule, m, mc_max, tol, max_iter, progressbar):

@@ -23,13 +23,18 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ...options import resolve_options, tqdm_progress
-from ...results.result import FitResult
+from ...options import tqdm_progress
+from ...results.assemble import Estimates
 from .. import blas_threads
 from .complete import CompleteData, sandwich
 from .estep import make_sampler
-from .finish import LOGLIK_DRAWS, describe, final_sample, monte_carlo_result, seeded, starting_psi
-from .mcem import MC_MAX, MC_SIZE
+from .finish import (
+    describe,
+    final_sample,
+    monte_carlo_estimates,
+    seeded,
+    starting_psi,
+)
 from .mstep import m_step
 from .stopping import GROWTH_K, TOL, StopState, inside_ellipsoid, mc_covariance, standardized_change
 
@@ -39,26 +44,25 @@ HALVINGS = 10
 
 def fit_mcnr(
     model,
-    e_step: str = "mh",
-    mc_size: int = MC_SIZE,
-    mc_max: int = MC_MAX,
-    tol: float | None = None,
-    max_iter: int = 200,
-    loglik_draws: int = LOGLIK_DRAWS,
-    random_seed: int | None = None,
-    progressbar: bool | None = None,
-    threads: int | None = None,
-    start=None,
-    **unknown,
-) -> FitResult:
+    *,
+    e_step: str,
+    mc_size: int,
+    mc_max: int,
+    tol: float | None,
+    max_iter: int,
+    loglik_draws: int,
+    random_seed: int | None,
+    progressbar: bool | None,
+    threads: int | None,
+    start,
+) -> Estimates:
     """Fit a binomial or Poisson GLMM by Monte Carlo Newton-Raphson.
 
     Parameters are those of :func:`bayesglmm.frequentist.montecarlo.mcem.fit_mcem` without
     ``mc_rule`` (the step-error rule above is used). Returns a ``kind="monte_carlo"``
-    :class:`FitResult`; ``convergence["details"]["history"]`` records ``step`` (``"newton"``
+    ``Estimates``; ``convergence["details"]["history"]`` records ``step`` (``"newton"``
     or ``"em"``) per iteration.
     """
-    options = resolve_options("mcnr", locals())
     t0 = time.perf_counter()
     mc = CompleteData(model.design, "mcnr")
     rng, rng_ll = seeded(random_seed)
@@ -102,7 +106,7 @@ def fit_mcnr(
             "stop_reason": stop.reason,
         }
         details.update(start_info)
-        result = monte_carlo_result(
+        return monte_carlo_estimates(
             method="mcnr",
             model=mc,
             psi=psi,
@@ -115,13 +119,8 @@ def fit_mcnr(
             messages=messages,
             iterations=len(history),
             timing=timing,
-            options=options,
             details=details,
         )
-    timing["final"] = time.perf_counter() - t2
-    timing["total"] = time.perf_counter() - t0
-    result.timing = timing
-    return result
 
 
 def newton_step(mc: CompleteData, psi: np.ndarray, sample):

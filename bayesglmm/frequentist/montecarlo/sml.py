@@ -29,16 +29,15 @@ from scipy.special import logsumexp
 from tqdm.auto import tqdm
 
 from ...errors import MethodError
-from ...options import resolve_options, tqdm_progress
-from ...results.result import FitResult
+from ...options import tqdm_progress
+from ...results.assemble import Estimates
 from .. import blas_threads
 from .complete import CompleteData, Sample, sandwich
 from .estep import ImportanceSampler, MetropolisSampler
 from .finish import (
-    LOGLIK_DRAWS,
     LOUIS_DRAWS,
     final_sample,
-    monte_carlo_result,
+    monte_carlo_estimates,
     seeded,
     starting_psi,
 )
@@ -52,15 +51,15 @@ FD_STEP = 1e-6
 
 def fit_sml(
     model,
-    mc_size: int = SML_SIZE,
-    max_iter: int = 500,
-    loglik_draws: int = LOGLIK_DRAWS,
-    random_seed: int | None = None,
-    progressbar: bool | None = None,
-    threads: int | None = None,
-    start=None,
-    **unknown,
-) -> FitResult:
+    *,
+    mc_size: int,
+    max_iter: int,
+    loglik_draws: int,
+    random_seed: int | None,
+    progressbar: bool | None,
+    threads: int | None,
+    start,
+) -> Estimates:
     """Fit a binomial or Poisson GLMM by simulated maximum likelihood.
 
     Parameters
@@ -75,11 +74,10 @@ def fit_sml(
 
     Returns
     -------
-    FitResult
+    Estimates
         ``kind="monte_carlo"``; ``convergence["details"]["importance_ess"]`` the effective
         size of the importance sample at the estimate.
     """
-    options = resolve_options("sml", locals())
     t0 = time.perf_counter()
     mc = CompleteData(model.design, "sml")
     rng, rng_ll = seeded(random_seed)
@@ -151,7 +149,7 @@ def fit_sml(
                 f"of {mc_size}): the estimate is unreliable"
             )
         timing = {"start": t1 - t0, "iterations": t2 - t1}
-        result = monte_carlo_result(
+        return monte_carlo_estimates(
             method="sml",
             model=mc,
             psi=psi,
@@ -164,13 +162,8 @@ def fit_sml(
             messages=messages,
             iterations=int(opt.nit),
             timing=timing,
-            options=options,
             details=details,
         )
-    timing["final"] = time.perf_counter() - t2
-    timing["total"] = time.perf_counter() - t0
-    result.timing = timing
-    return result
 
 
 class _Objective:

@@ -99,7 +99,7 @@ models <- list(
     "binomial", "logit", note = "interaction grouping factor = observation-level RE"),
   M("grouseticks", "grouseticks",
     "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
-    "poisson", "log", scale = "cHEIGHT", note = "issue 13; observation-level RE INDEX"),
+    "poisson", "log", scale = "cHEIGHT", note = "observation-level RE INDEX"),
   M("grouseticks_raw", "grouseticks",
     "TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
     "poisson", "log", scale = "HEIGHT", note = "HEIGHT uncentred (mean 462)"),

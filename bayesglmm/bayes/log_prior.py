@@ -1,7 +1,7 @@
 """The log prior density of every Bayesian fit's draws, as an ArviZ ``log_prior`` group.
 
-Computed with NumPy/SciPy from the plain-data priors of :mod:`bayesglmm.priors` on the
-posterior draws, so every sampling path (the PyMC model, the compiled nutpie/Numba density,
+Computed on the posterior draws by each prior's own :meth:`~bayesglmm.model.priors.Prior.logpdf`
+(NumPy/SciPy), so every sampling path (the PyMC model, the compiled nutpie/Numba density,
 Gibbs) gets the same numbers without compiling anything.
 
 Convention (the one :func:`pymc.compute_log_prior` and ArviZ's ``psens`` use): the density
@@ -28,63 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...model.priors import (
-    Cauchy,
-    Exponential,
-    Fixed,
-    Flat,
-    Gamma,
-    HalfCauchy,
-    HalfFlat,
-    HalfNormal,
-    HalfStudentT,
-    InverseGamma,
-    Jeffreys,
-    Normal,
-    PowerVariance,
-    Prior,
-    StudentT,
-)
-
-LN2 = float(np.log(2.0))
-
-
-def _arr(v, x):
-    a = np.asarray(v, dtype=float)
-    return a if a.ndim == 0 else np.broadcast_to(a, x.shape[-a.ndim :])
+from ..model.priors import Prior
 
 
 def prior_logpdf(prior: Prior, x: np.ndarray) -> np.ndarray | None:
-    """Log density of ``prior`` at ``x`` (its declared scale); None if not a density here."""
-    from scipy import stats  # imported when used: scipy.stats takes a second to import
-
-    x = np.asarray(x, dtype=float)
-    if isinstance(prior, Normal):
-        return stats.norm.logpdf(x, _arr(prior.mu, x), _arr(prior.sigma, x))
-    if isinstance(prior, StudentT):
-        return stats.t.logpdf(x, prior.nu, _arr(prior.mu, x), _arr(prior.sigma, x))
-    if isinstance(prior, Cauchy):
-        return stats.cauchy.logpdf(x, prior.alpha, prior.beta)
-    if isinstance(prior, HalfNormal):
-        return stats.halfnorm.logpdf(x, scale=_arr(prior.sigma, x))
-    if isinstance(prior, HalfStudentT):
-        out = LN2 + stats.t.logpdf(x, prior.nu, 0.0, prior.sigma)
-        return np.where(x >= 0, out, -np.inf)
-    if isinstance(prior, HalfCauchy):
-        return stats.halfcauchy.logpdf(x, scale=prior.beta)
-    if isinstance(prior, Exponential):
-        return stats.expon.logpdf(x, scale=1.0 / prior.lam)
-    if isinstance(prior, Gamma):
-        return stats.gamma.logpdf(x, prior.alpha, scale=1.0 / prior.beta)
-    if isinstance(prior, InverseGamma):
-        return stats.invgamma.logpdf(x, prior.alpha, scale=prior.beta)
-    if isinstance(prior, PowerVariance | Jeffreys):
-        return -(prior.exponent + 1.0) * np.log(x)
-    if isinstance(prior, Flat):
-        return np.zeros_like(x)
-    if isinstance(prior, HalfFlat):
-        return np.where(x >= 0, 0.0, -np.inf)
-    return None
+    """Log density of ``prior`` at ``x`` (its declared scale, :meth:`Prior.logpdf`); None
+    for a prior that holds its parameter at a value (no density)."""
+    return None if prior.point_mass else prior.logpdf(np.asarray(x, dtype=float))
 
 
 def _value(post, name: str, scale: str, sd_name: str):
@@ -120,7 +70,7 @@ def prior_variables(model, priors=None) -> list[tuple[str, str, Prior, tuple]]:
     for key, prior in ps.dispersion.items():
         name = f"{key}_var" if prior.scale == "variance" else key
         out.append((name, key, prior, ("dispersion", key, None)))
-    return [row for row in out if not isinstance(row[2], Fixed)]
+    return [row for row in out if not row[2].point_mass]
 
 
 def log_prior_dataset(model, idata, priors=None):
@@ -165,7 +115,7 @@ def log_prior_dataset(model, idata, priors=None):
 def sampled_priors(model, details: dict):
     """The PriorSet a Bayesian fit sampled (Gibbs may swap in conjugate priors)."""
     if details.get("conjugate_priors") and details.get("prior_swap"):
-        from ...bayes.gibbs.assign import conjugate_priors
+        from .gibbs.assign import conjugate_priors
 
         return conjugate_priors(model.design, model.priors)[0]
     return model.priors

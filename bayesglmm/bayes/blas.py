@@ -10,14 +10,21 @@ The fix: ``scipy-openblas32`` (a dependency of bayesglmm) is OpenBLAS with 32-bi
 the Fortran interface PyTensor calls, built for linking; its symbols carry a ``scipy_``
 prefix (``scipy_dgemm_``), so the flags below link to it and map each BLAS routine PyTensor
 declares to the prefixed one with ``-D`` defines (PyTensor passes non ``-l``/``-L`` flags of
-``blas__ldflags`` to the compiler). :func:`configure` puts them in ``PYTENSOR_FLAGS`` before
-PyTensor is imported (or into ``pytensor.config`` if it already is), unless the user set
-``blas__ldflags`` themselves (``PYTENSOR_FLAGS`` or ``.pytensorrc``), which always wins.
+``blas__ldflags`` to the compiler).
+
+:func:`configure` sets them in ``pytensor.config`` (PyTensor reads ``blas__ldflags`` when it
+first compiles a BLAS op, not on import). :mod:`bayesglmm.bayes.builder`, where the package
+builds its PyMC models, calls it on import, so ``import bayesglmm`` itself touches neither
+PyTensor nor the environment. The user's own choice always wins: a ``blas__ldflags`` in
+``PYTENSOR_FLAGS`` or ``.pytensorrc``, or a value already in ``pytensor.config`` (set by the
+user, or read by an earlier compile), is left as it is. Sampler processes forked from this
+one (PyMC's default on Linux) inherit the setting; processes started with ``spawn`` or
+``forkserver`` use their own PyTensor defaults, unless the user puts :func:`blas_ldflags`
+in their ``PYTENSOR_FLAGS``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 #: every BLAS routine PyTensor's C code declares (pytensor/tensor/blas_headers.py), each of
@@ -48,39 +55,31 @@ def blas_ldflags() -> str | None:
     if not (libdir / ob.get_library(fullname=True)).is_file() or set(" ,=") & set(str(libdir)):
         return None  # PyTensor splits the flags on spaces, PYTENSOR_FLAGS on "," and "="
     defines = " ".join(f"-D{r}=scipy_{r}" for r in _ROUTINES)
-    # no commas (PYTENSOR_FLAGS is comma-separated): PyTensor adds the rpath for each -L itself
+    # no commas, so the flags also work in PYTENSOR_FLAGS (e.g. for processes started with
+    # spawn): PyTensor adds the rpath for each -L itself
     return f"-L{libdir} -l{ob.get_library()} {defines}"
 
 
-def _user_set() -> bool:
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
-    if "blas__ldflags" in flags or "blas.ldflags" in flags:
-        return True
-    rc = os.environ.get("PYTENSORRC", str(Path.home() / ".pytensorrc"))
-    for name in rc.split(os.pathsep):
-        try:
-            text = Path(name).expanduser().read_text()
-        except OSError:
-            continue
-        if "[blas]" in text and "ldflags" in text:
-            return True
-    return False
-
-
 def configure() -> str | None:
-    """Point PyTensor at the bundled OpenBLAS unless the user chose a BLAS; returns the flags."""
-    if _user_set():
-        return None
+    """Point PyTensor at the bundled OpenBLAS unless a BLAS was chosen already.
+
+    Returns
+    -------
+    str or None
+        The flags set, or None if PyTensor's setting was left alone (chosen by the user,
+        already in use, or no ``scipy-openblas32`` installed).
+    """
+    import pytensor
+
+    config = pytensor.config
+    if hasattr(type(config).__dict__["blas__ldflags"], "val"):
+        return None  # set, or read by a compile, already: keep what the process uses
+    try:
+        config.fetch_val_for_key("blas__ldflags")
+        return None  # the user's PYTENSOR_FLAGS or .pytensorrc names one
+    except KeyError:
+        pass
     flags = blas_ldflags()
-    if flags is None:
-        return None
-    import sys
-
-    if "pytensor" in sys.modules:  # imported already: set it before the first compile
-        import pytensor
-
-        pytensor.config.blas__ldflags = flags
-    else:  # also reaches sampler worker processes, which inherit the environment
-        current = os.environ.get("PYTENSOR_FLAGS", "")
-        os.environ["PYTENSOR_FLAGS"] = f"{current},blas__ldflags={flags}".lstrip(",")
+    if flags is not None:
+        config.blas__ldflags = flags
     return flags
