@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bayesglmm import linalg
+from bayesglmm.model import linalg
 from bayesglmm.model.linalg import BlockCholesky, NotPositiveDefiniteError
 
 TOL = 1e-9  # double precision on well-conditioned matrices of size < 300
