@@ -36,7 +36,7 @@ import numpy as np
 from . import family_kernels as fk
 from . import vmath
 from .family_kernels import BINOMIAL, LOGIT, POISSON
-from .kernel import _FAST, residual_sums
+from .kernel import _FAST, _scratch, residual_sums
 
 #: prior codes :func:`prior_lp` implements (parameters in the prior's ``params()`` order):
 #: on a coefficient Normal 0, StudentT 1, Cauchy 2, Flat 3
@@ -134,7 +134,8 @@ def logp_grad(
     n, p, K, T, q = meta[0], meta[1], meta[2], meta[3], meta[4]
     family, link, centered, bern, has_off = meta[5], meta[6], meta[7], meta[8], meta[9]
     dcode, don_var, dpos = meta[10], meta[11], meta[12]
-    g = np.zeros(x.shape[0])
+    # the arrays written next to sums over rows, apart from all others (kernel._GAP)
+    g, eta, r, l1 = _scratch(x.shape[0], n)
     lp = lconst
     for j in range(p):
         lpj, dj = prior_lp(bcode[j], bpar[j], x[j])
@@ -229,7 +230,8 @@ def logp_grad(
                     gL[t, i, j] += M[i, j]
                 gL[t, i, i] -= L / chol[t, i, i]
     # linear predictor, column by column
-    eta = offset.copy() if has_off else np.zeros(n)
+    for i in range(n):
+        eta[i] = offset[i] if has_off else 0.0
     for j in range(p):
         bj = x[j]
         for i in range(n):
@@ -248,11 +250,9 @@ def logp_grad(
     if dcode >= 0:
         disp, lpd, dlp_u, ddisp = _positive(dcode, dpar, don_var == 1, x[dpos])
         lp += lpd
-    r = np.empty(n)
     if family == BINOMIAL and link == LOGIT:
         # exp and log1p vectorized (SIMD), as the specialised kernel
         e = np.empty(n)
-        l1 = np.empty(n)
         vmath.exp_negabs_into(eta, e, np.empty(n, dtype=np.int64))
         vmath.log1p_unit_into(e, l1)
         for i in range(n):

@@ -113,11 +113,13 @@ _FAST = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", 
 
 
 @numba.njit(**_FAST)
-def _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
-    """Linear predictor, column by column (arrays stored one column per row)."""
+def _eta_columns(eta, x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
+    """Linear predictor, column by column (arrays stored one column per row), written into
+    ``eta``."""
     p, n = XT.shape
     K = zidxT.shape[0]
-    eta = offset.copy() if has_offset else np.zeros(n)
+    for i in range(n):
+        eta[i] = offset[i] if has_offset else 0.0
     for j in range(p):
         b = x[j]
         for i in range(n):
@@ -132,7 +134,6 @@ def _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0):
         else:
             for i in range(n):
                 eta[i] += reXT[c, i] * s * xz[zc[i]]
-    return eta
 
 
 @numba.njit(**_FAST)
@@ -240,6 +241,33 @@ def columnar(args: tuple) -> tuple:
     )
 
 
+#: doubles (512 bytes) of unused memory before and after each scratch array of
+#: :func:`logp_grad_columns`. A loop that writes one array while it reads others is compiled
+#: by LLVM into a vectorized body guarded by a run-time overlap test of their addresses, and
+#: a scalar fallback taken when they lie closer than the vector block (up to 320 bytes apart
+#: here). The two sum the rows in different orders (``reassoc``), so the density's last bits
+#: would depend on where the allocator put the arrays, and the draws with them. Inside one
+#: padded allocation no other array can lie that close: the vectorized body always runs.
+_GAP = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def _scratch(ndim, n):
+    """(gradient (zeros, length ``ndim``), three arrays of length ``n``), each inside one
+    allocation at least :data:`_GAP` doubles from the others and from its ends."""
+    work = np.empty(5 * _GAP + ndim + 3 * n)
+    a = _GAP
+    g = work[a : a + ndim]
+    g[:] = 0.0
+    a += ndim + _GAP
+    eta = work[a : a + n]
+    a += n + _GAP
+    e = work[a : a + n]
+    a += n + _GAP
+    l1 = work[a : a + n]
+    return g, eta, e, l1
+
+
 @numba.njit(cache=True, nogil=True)
 def logp_grad_columns(
     x,
@@ -270,24 +298,20 @@ def logp_grad_columns(
     K = zidxT.shape[0]
     n = XT.shape[1]
     q = x.shape[0] - p - K - (1 if family == GAUSSIAN_IDENTITY else 0)
-    g = np.zeros_like(x)
+    g, eta, e, l1 = _scratch(x.shape[0], n)
     lp = lconst + _prior_part(x, beta_mu, beta_sd, sd_scale, disp_scale, family, p, K, q, g)
     sd = np.empty(K)
     for c in range(K):
         sd[c] = math.exp(x[p + c])
     z0 = p + K
-    eta = _eta_columns(x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0)
+    _eta_columns(eta, x, XT, reXT, re_ones, zidxT, sd, offset, has_offset, z0)
     sigma = 1.0
-    e = np.empty(n)
-    l1 = e
     if family == BINOMIAL_LOGIT:
-        bits = np.empty(n, dtype=np.int64)
+        bits = l1.view(np.int64)
         vmath.exp_negabs_into(eta, e, bits)
-        l1 = bits.view(np.float64)  # the scratch is free again
-        vmath.log1p_unit_into(e, l1)
+        vmath.log1p_unit_into(e, l1)  # the scratch is free again
     elif family == POISSON_LOG:
-        bits = np.empty(n, dtype=np.int64)
-        vmath.exp_into(eta, e, bits)
+        vmath.exp_into(eta, e, l1.view(np.int64))
     else:
         sigma = math.exp(x[z0 + q])
     lpd, r, gsig = _residuals(eta, e, l1, y, trials, bernoulli, family, sigma)
