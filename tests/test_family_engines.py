@@ -262,7 +262,7 @@ def test_numba_rows(case):
 
 # the family part of the compiled NUTS densities: their value and gradient at one point less
 # those with no rows of data (priors and Jacobians alone) are the log-likelihood's
-def _model(name, link, bernoulli=False, seed=8, n=60):
+def _model(name, link, bernoulli=False, seed=8, n=60, priors=None):
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"x": rng.normal(size=n), "g": rng.integers(0, 6, n).astype(str)})
     p = point(name, link, seed=seed, n=n, bernoulli=bernoulli)
@@ -271,7 +271,7 @@ def _model(name, link, bernoulli=False, seed=8, n=60):
     if name == "binomial" and not bernoulli:
         frame["f"] = p.trials - p.y
         formula = "cbind(y, f) ~ x + (1|g)"
-    return GLMM(formula, frame, family=name, link=link)
+    return GLMM(formula, frame, family=name, link=link, priors=priors)
 
 
 def _eta(design, named) -> np.ndarray:
@@ -390,6 +390,114 @@ def test_pymc_likelihood(case):
     value, grad = fn(p.eta)
     close(value, p.loglik(), p.loglik(eta=p.eta + SHIFT))
     close(grad, p.score(), p.score(p.eta + SHIFT))
+
+
+# ---------------------------------------------------------------------------- other call sites
+@pytest.mark.parametrize("name, link", COMBOS)
+def test_reference_cumulants(name, link):
+    p = point(name, link, seed=13)
+    mu = p.family.link.linkinv(p.eta)
+    if name == "binomial":
+        dist = stats.binom(p.n, mu)
+    elif name == "poisson":
+        dist = stats.poisson(mu)
+    elif name == "gaussian":
+        dist = stats.norm(mu, p.disp)
+    else:
+        dist = stats.nbinom(p.disp, p.disp / (p.disp + mu))
+    mean, var, skew, kurt = (np.asarray(v, dtype=float) for v in dist.stats("mvsk"))
+    expected = (mean, var, skew * var**1.5, kurt * var**2)
+    got = p.family.cumulants(mu, p.trials, p.disp)
+    moved = p.family.link.linkinv(p.eta + SHIFT)
+    moved_disp = None if p.disp is None else p.disp * (1.0 + SHIFT)
+    for k, (g, e) in enumerate(zip(got, expected, strict=True)):
+        wrong = p.family.cumulants(moved, p.trials, moved_disp)[k]
+        if np.any(e != 0.0):
+            close(g, e, wrong, 1e-9)
+        else:
+            np.testing.assert_array_equal(g, 0.0)
+
+
+@pytest.mark.parametrize("name, link", COMBOS)
+def test_ebp_rows(name, link):
+    """The empirical best predictor's row log-likelihood (without the data-only term) and
+    its score and weight, on the (rows, nodes) arrays it evaluates."""
+    from types import SimpleNamespace
+
+    from bayesglmm.frequentist import ebp
+
+    p = point(name, link, seed=14)
+    design = SimpleNamespace(family=p.family)
+    lo, hi = ETA_RANGE_OF.get((name, link), ETA_RANGE[link])
+    nodes = np.clip(p.eta[:, None] + np.linspace(-0.2, 0.2, 5)[None, :], lo, hi)
+    y, t = p.y[:, None], None if p.trials is None else p.trials[:, None]
+    const = p.family.log_constant(p.y, p.trials)[:, None]
+
+    def ref(eta):
+        return p.family.loglik(y, trials=t, dispersion=p.disp, eta=eta) - const
+
+    close(ebp._row_loglik(design, y, t, nodes, p.disp), ref(nodes), ref(nodes + SHIFT))
+    score, W = ebp._score_weight(design, p.y, p.trials, p.eta, p.disp)
+    terms = p.family.eta_terms(p.y, p.eta, p.trials, p.disp or 1.0)
+    close(score, terms.score, p.score(p.eta + SHIFT))
+    np.testing.assert_allclose(W, terms.W, rtol=RTOL)
+
+
+@pytest.mark.parametrize("pair", [("binomial", "logit"), ("poisson", "log")], ids="/".join)
+def test_gauss_seidel_objective(pair):
+    from bayesglmm.frequentist.moments import gauss_seidel as gs
+
+    p = point(*pair, seed=15)
+    rng = np.random.default_rng(15)
+    X = np.column_stack([np.ones(p.y.size), rng.normal(size=p.y.size)])
+    idx = [rng.integers(0, 4, p.y.size)]
+    beta, b = np.array([0.2, -0.4]), [rng.normal(size=4)]
+    eta = X @ beta + b[0][idx[0]]
+    const = p.family.log_constant(p.y, p.trials)
+
+    def ref(e):
+        return float(np.sum(p.loglik(eta=e) - const) - 0.5 * np.sum(b[0] ** 2) / 0.8**2)
+
+    got = gs.joint_objective(p.y, p.n, X, np.zeros(p.y.size), idx, [0.8], beta, b, p.family)
+    close(got, ref(eta), ref(eta + SHIFT))
+
+
+@pytest.mark.parametrize("pair", [("binomial", "probit"), ("gaussian", "identity")], ids="/".join)
+def test_gauss_seidel_refuses_a_non_canonical_or_dispersion_family(pair):
+    from bayesglmm.frequentist.moments.gauss_seidel import gauss_seidel
+
+    X = np.ones((4, 1))
+    with pytest.raises(MethodError, match="canonical-link family without a dispersion"):
+        gauss_seidel(np.ones(4), None, X, None, [np.arange(4) % 2], [1.0], get_family(*pair))
+
+
+#: responses drawn per family by the prior predictive check (draws x rows)
+PRIOR_DRAWS = 400
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_prior_predictive_draws_the_family(name):
+    """With every parameter held (``Fixed`` priors) the prior predictive draws are the
+    family's at one mean: standardized by the reference's cumulants they have mean 0 and
+    variance 1 (bounds: 5 Monte Carlo standard errors of 24,000 draws)."""
+    from bayesglmm.analysis.sensitivity.prior_predictive import simulate_prior
+    from bayesglmm.model.priors import Fixed
+
+    link = FAMILIES[name].links[0]
+    priors = {"Intercept": Fixed(0.3), "x": Fixed(0.0), "g": Fixed(0.0)}
+    if name in DISPERSION:
+        priors[FAMILIES[name].dispersion_name] = Fixed(DISPERSION[name])
+    model = _model(name, link, priors=priors)
+    d = model.design
+    y = simulate_prior(model, model.priors, PRIOR_DRAWS, np.random.default_rng(16))
+    n = np.ones(d.n) if d.trials is None else d.trials
+    mu = d.family.link.linkinv(np.full(d.n, 0.3) + d.offset)
+    k1, k2, k3, k4 = d.family.cumulants(mu, d.trials, DISPERSION.get(name))
+    z = ((y * n if name == "binomial" else y) - k1) / np.sqrt(k2)
+    count = z.size
+    assert abs(z.mean()) < 5 / np.sqrt(count)
+    kurt = float(np.mean(k4 / k2**2))  # excess kurtosis of z
+    assert abs(z.var() - 1.0) < 5 * np.sqrt((kurt + 2.0) / count)
 
 
 # ---------------------------------------------------------------------------- capabilities

@@ -2,8 +2,8 @@
 
 Per posterior draw ``s``: the linear predictor ``eta_s`` (:mod:`bayesglmm.predict`, new
 levels drawn from ``N(0, Sigma_s)``), the mean ``g^{-1}(eta_s)`` and one replicated response
-from the family (binomial with the rows' trials, Poisson, Gaussian with ``sigma_s``,
-negative binomial with ``alpha_s`` as a gamma-Poisson mixture).
+from the family's :meth:`~bayesglmm.model.families.Family.simulate` (binomial with the rows'
+trials, Gaussian with ``sigma_s``, negative binomial with ``alpha_s``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,6 @@ import pandas as pd
 from ..errors import MethodError
 from ..model.newdata import new_trials
 from ..results.predict import linear_predictor_draws, posterior_array, prediction_rows
-
-
-def _simulate(family, mu, trials, dispersion, rng) -> np.ndarray:
-    if family == "binomial":
-        n = np.broadcast_to(trials, mu.shape).astype(np.int64)
-        return rng.binomial(n, np.clip(mu, 0.0, 1.0))
-    if family == "poisson":
-        return rng.poisson(mu)
-    if family == "gaussian":
-        return rng.normal(mu, dispersion[:, None])
-    alpha = dispersion[:, None]  # negative binomial, NB2: var = mu + mu^2 / alpha
-    return rng.poisson(rng.gamma(alpha, mu / alpha))
 
 
 def posterior_predictive(
@@ -69,13 +57,13 @@ def posterior_predictive(
     design = model.design
     rng = np.random.default_rng(random_seed)
     eta = linear_predictor_draws(result, design, rows, rng)
-    mu = design.family.link.linkinv(eta)
+    family = design.family
+    mu = family.link.linkinv(eta)
     disp = None
-    if design.family.has_dispersion:
-        name = "sigma" if design.family.name == "gaussian" else "alpha"
-        disp = posterior_array(result.idata, name).reshape(-1)
+    if family.has_dispersion:
+        disp = posterior_array(result.idata, family.dispersion_name).reshape(-1, 1)
     trials = new_trials(design, newdata)
-    y = _simulate(design.family.name, mu, trials, disp, rng)
+    y = family.simulate(mu, rng, trials, disp)
     post = result.idata.posterior
     shape = (post.sizes["chain"], post.sizes["draw"], rows.n)
     name, dim = design.spec.response.name, f"{design.spec.response.name}_dim_0"

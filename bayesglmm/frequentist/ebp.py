@@ -45,7 +45,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import special
 
 from ..errors import MethodError, OptionError
 from ..model.newdata import NewRows, new_rows, training_rows
@@ -78,7 +77,7 @@ def _psi_hat(result, design) -> Psi:
     covs = [term_covariance(result, t) for t in design.random]
     disp = None
     if design.family.has_dispersion:
-        name = "sigma" if design.family.name == "gaussian" else "alpha"
+        name = design.family.dispersion_name
         if name not in result.dispersion:
             raise MethodError(
                 f"the result has no dispersion {name!r} for the {design.family.name} family"
@@ -159,27 +158,18 @@ def _find(names: list[str], theta_name: str) -> int | None:
 
 
 # --------------------------------------------------------------------------------------
-# per-row score and weight of the log-likelihood in eta
+# per-row log-likelihood, score and weight in eta (the family's own)
 
 
 def _row_loglik(design, y, trials, eta, disp):
+    """Each row's log-likelihood at ``eta`` without its data-only term (constant in ``b``)."""
     fam = design.family
-    mu = fam.link.linkinv(eta)
-    if fam.name == "binomial":
-        n = trials
-        p = np.clip(mu, 1e-300, 1 - 1e-16)
-        return special.xlogy(y, p) + special.xlog1py(n - y, -p)  # constant in b dropped
-    return fam.loglik(y, mu, trials, disp)
+    return fam.loglik(y, fam.link.linkinv(eta), trials, disp, constant=0.0)
 
 
 def _score_weight(design, y, trials, eta, disp):
-    fam = design.family
-    mu = fam.link.linkinv(eta)
-    m = trials if trials is not None else 1.0
-    V = fam.variance(mu, disp if fam.name == "negative_binomial" else 1.0)
-    phi = disp**2 if fam.name == "gaussian" else 1.0
-    d = fam.link.mu_eta(eta)
-    return (y - m * mu) * d / (V * phi), m * d**2 / (V * phi)
+    """Each row's score ``dl/deta`` and Fisher weight at ``eta``."""
+    return design.family.score_weight(y, eta, trials, 1.0 if disp is None else disp)
 
 
 def _log_normal(b: np.ndarray, S: np.ndarray) -> np.ndarray:

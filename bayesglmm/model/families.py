@@ -114,6 +114,8 @@ class Family:
     dispersion_name: ClassVar[str | None] = None
     #: the response is a count (whole, non-negative)
     discrete: ClassVar[bool] = True
+    #: each row is a number of successes of its own number of trials (a mean is per trial)
+    has_trials: ClassVar[bool] = False
     #: the variance is ``phi V(mu)`` with ``phi`` free (a GLM estimates it by Pearson's
     #: statistic, as R's ``summary.glm``); 1 otherwise
     scale_free: ClassVar[bool] = False
@@ -224,13 +226,7 @@ class Family:
         """
         n = _trials(y, trials)
         link = self.link
-        mu = link.linkinv(eta)
-        mu_eta = link.mu_eta(eta)
-        V = self.variance(mu, dispersion)
-        phi = self.scale(dispersion)
-        resid = y - n * mu
-        score = resid * mu_eta / (V * phi)
-        W = n * mu_eta**2 / (V * phi)
+        mu, mu_eta, V, phi, resid, score, W = self._first_order(y, n, eta, dispersion)
         ll = self.loglik(y, mu, n, dispersion, eta=eta, constant=constant)
         out = ResponseTerms(mu=mu, loglik=ll, score=score, W=W)
         if second:
@@ -242,6 +238,40 @@ class Family:
                 out.W_obs = W - resid * (mee * V - mu_eta**2 * dV) / (V**2 * phi)
             out.dW = n * (2.0 * mu_eta * mee * V - mu_eta**3 * dV) / (V**2 * phi)
         return out
+
+    def score_weight(
+        self,
+        y: np.ndarray,
+        eta: np.ndarray,
+        trials: np.ndarray | None = None,
+        dispersion: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The score ``dl/deta`` and Fisher weight ``W`` at ``eta``, as :meth:`eta_terms`
+        gives them, without the log-likelihood."""
+        _, _, _, _, _, score, W = self._first_order(y, _trials(y, trials), eta, dispersion)
+        return score, W
+
+    def _first_order(self, y, n, eta, dispersion):
+        """``mu``, ``mu_eta``, ``V``, ``phi``, the residual ``y - n mu``, the score and ``W``."""
+        link = self.link
+        mu = link.linkinv(eta)
+        mu_eta = link.mu_eta(eta)
+        V = self.variance(mu, dispersion)
+        phi = self.scale(dispersion)
+        resid = y - n * mu
+        score = resid * mu_eta / (V * phi)
+        W = n * mu_eta**2 / (V * phi)
+        return mu, mu_eta, V, phi, resid, score, W
+
+    def cumulants(
+        self,
+        mu: np.ndarray,
+        trials: np.ndarray | None = None,
+        dispersion: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The first four cumulants ``(mean, variance, k3, k4)`` of each row's response at
+        the mean ``mu`` per trial."""
+        raise NotImplementedError(f"the {self.name} family gives no cumulants")
 
     # ------------------------------------------------------------------ deviance
     def unit_deviance(
@@ -357,6 +387,7 @@ class Binomial(Family):
     family_name: ClassVar[str] = "binomial"
     links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog", "log")
     canonical_link: ClassVar[str | None] = "logit"
+    has_trials: ClassVar[bool] = True
 
     def log_constant(self, y, trials=None):
         n = _trials(y, trials)
@@ -384,6 +415,12 @@ class Binomial(Family):
 
     def variance_derivative(self, mu, dispersion=1.0):
         return 1.0 - 2.0 * mu
+
+    def cumulants(self, mu, trials=None, dispersion=None):
+        n = _trials(mu, trials)
+        pq = mu * (1.0 - mu)
+        v = n * pq
+        return n * mu, v, v * (1.0 - 2.0 * mu), v * (1.0 - 6.0 * pq)
 
     def unit_deviance(self, y, mu, trials=None, dispersion=None):
         n = _trials(y, trials)
@@ -437,6 +474,9 @@ class Poisson(Family):
     def variance_derivative(self, mu, dispersion=1.0):
         return np.ones_like(mu)
 
+    def cumulants(self, mu, trials=None, dispersion=None):
+        return mu, mu, mu, mu
+
     def unit_deviance(self, y, mu, trials=None, dispersion=None):
         m = np.maximum(mu, _EPS)
         return 2.0 * (special.xlogy(y, y / m) - (y - m))
@@ -477,6 +517,11 @@ class Gaussian(Family):
 
     def scale(self, dispersion=1.0):
         return dispersion**2
+
+    def cumulants(self, mu, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "cumulant")
+        zero = np.zeros_like(mu)
+        return mu, zero + dispersion**2, zero, zero
 
     def unit_deviance(self, y, mu, trials=None, dispersion=None):
         return (y - mu) ** 2
@@ -525,6 +570,12 @@ class NegativeBinomial(Family):
 
     def variance_derivative(self, mu, dispersion=1.0):
         return 1.0 + 2.0 * mu / dispersion
+
+    def cumulants(self, mu, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "cumulant")
+        r = mu / dispersion  # NB2: k2 = mu (1 + r), k3 = k2 (1 + 2r), ...
+        k2 = mu * (1.0 + r)
+        return mu, k2, k2 * (1.0 + 2.0 * r), mu * (1.0 + r * (7.0 + r * (12.0 + 6.0 * r)))
 
     def unit_deviance(self, y, mu, trials=None, dispersion=None):
         self._need_dispersion(dispersion, "deviance")

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special
+
+#: a count's mean is capped here, so that vague priors draw finite counts
+MAX_MEAN = 1e9
 
 
 def _sd(prior, n: int, rng) -> np.ndarray:
@@ -51,33 +53,19 @@ def simulate_prior(model, priors, n: int, rng) -> np.ndarray:
     for t in d.random:
         b = _random_effects(t, priors, n, rng)
         eta += np.einsum("nrk,rk->nr", b[:, t.index, :], t.X)
-    fam, link = d.family.name, d.family.link.name
-    mu = _inverse_link(link, eta)
-    if fam == "binomial":
-        trials = d.trials if d.trials is not None else np.ones(d.n)
-        return rng.binomial(trials.astype(np.int64), np.clip(mu, 0, 1)) / trials
-    if fam == "poisson":
-        return rng.poisson(np.minimum(mu, 1e9)).astype(float)
-    if fam == "gaussian":
-        sigma = _sd(priors.dispersion["sigma"], n, rng)
-        return mu + sigma[:, None] * rng.standard_normal(mu.shape)
-    if fam == "negative_binomial":
-        alpha = priors.dispersion["alpha"].sample(rng, (n, 1))
-        lam = rng.gamma(alpha, np.minimum(mu, 1e9) / alpha)
-        return rng.poisson(np.minimum(lam, 1e9)).astype(float)
-    raise ValueError(f"no prior predictive simulation for family {fam!r}")
-
-
-def _inverse_link(link: str, eta):
-    if link == "logit":
-        return special.expit(eta)
-    if link == "probit":
-        return special.ndtr(eta)
-    if link == "cloglog":
-        return -np.expm1(-np.exp(np.minimum(eta, 30)))
-    if link == "log":
-        return np.exp(np.minimum(eta, 30))
-    return eta
+    fam = d.family
+    with np.errstate(over="ignore"):
+        mu = fam.link.linkinv(eta)
+    if fam.discrete:
+        mu = np.minimum(mu, MAX_MEAN)
+    disp = None
+    if fam.has_dispersion:  # the Gaussian sigma, the negative-binomial alpha
+        disp = _sd(priors.dispersion[fam.dispersion_name], n, rng)[:, None]
+    try:
+        y = fam.simulate(mu, rng, d.trials, disp)
+    except NotImplementedError:
+        raise ValueError(f"no prior predictive simulation for family {fam.name!r}") from None
+    return fam.fitting_scale(y.astype(float), d.trials)[0]  # binomial: proportions
 
 
 def statistics(model, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -100,7 +88,7 @@ def prior_predictive_check(model, priors, n: int = 400, seed: int | None = None)
     above the observed value; near 0 or 1 says the prior does not cover the data).
     """
     d = model.design
-    y_obs = d.y / d.trials if d.family.name == "binomial" and d.trials is not None else d.y
+    y_obs = d.family.fitting_scale(d.y, d.trials)[0]
     observed = {k: float(v[0]) for k, v in statistics(model, y_obs).items()}
     rng = np.random.default_rng(seed)
     try:

@@ -22,7 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+
+from ...errors import MethodError
+from ...model.families import Family, get_family
 
 #: stop when the largest change of any coordinate in a sweep is below this
 TOL = 1e-10
@@ -43,17 +45,28 @@ class JointMaximum:
     objective: float
 
 
-def _mean(eta, family):
-    return special.expit(eta) if family == "binomial" else np.exp(np.minimum(eta, 700.0))
+def _canonical(family: str | Family) -> Family:
+    """The family, which must have its canonical link and no dispersion: the score of a
+    row is then ``y - n mu`` and its Fisher weight ``n V(mu)``."""
+    fam = get_family(family)
+    if not fam.canonical or fam.has_dispersion:
+        raise MethodError(
+            f"Gauss-Seidel joint maximization takes a canonical-link family without a "
+            f"dispersion parameter, not {fam.name}/{fam.link.name}"
+        )
+    return fam
+
+
+def _mean_weight(fam: Family, eta, trials):
+    mu = fam.link.linkinv(eta)
+    return mu, trials * fam.variance(mu)
 
 
 def joint_objective(y, trials, X, offset, indices, sds, beta, effects, family="binomial"):
-    """The penalized joint log-likelihood (without constants)."""
+    """The penalized joint log-likelihood (without the data-only terms)."""
+    fam = _canonical(family)
     eta = X @ beta + offset + sum(b[idx] for b, idx in zip(effects, indices, strict=True))
-    if family == "binomial":
-        ll = np.sum(y * eta - trials * np.logaddexp(0.0, eta))
-    else:
-        ll = np.sum(y * eta - np.exp(eta))
+    ll = np.sum(fam.loglik(y, trials=trials, eta=eta, constant=0.0))
     return float(ll - sum(0.5 * np.sum(b * b) / s**2 for b, s in zip(effects, sds, strict=True)))
 
 
@@ -64,7 +77,7 @@ def gauss_seidel(
     offset: np.ndarray | None,
     indices: list,
     sds,
-    family: str = "binomial",
+    family: str | Family = "binomial",
     beta: np.ndarray | None = None,
     tol: float = TOL,
     max_sweeps: int = MAX_SWEEPS,
@@ -76,6 +89,9 @@ def gauss_seidel(
     y, trials : ndarray (n,)
         Successes and trials (binomial, logit link) or counts (``family="poisson"``, log
         link; ``trials`` ignored).
+    family : str or Family
+        A canonical-link family without a dispersion parameter (binomial/logit,
+        poisson/log), or its name.
     X : ndarray (n, p)
     offset : ndarray (n,) or None
     indices : list of int ndarray (n,)
@@ -89,9 +105,10 @@ def gauss_seidel(
     -------
     JointMaximum
     """
+    fam = _canonical(family)
     y = np.asarray(y, float)
     n = y.size
-    trials = np.ones(n) if trials is None or family != "binomial" else np.asarray(trials, float)
+    trials = np.ones(n) if trials is None or not fam.has_trials else np.asarray(trials, float)
     offset = np.zeros(n) if offset is None else np.asarray(offset, float)
     indices = [np.asarray(i, np.int64) for i in indices]
     prec = [1.0 / float(s) ** 2 for s in sds]
@@ -106,8 +123,7 @@ def gauss_seidel(
         for r, idx in enumerate(indices):
             b = effects[r]
             for _ in range(INNER):
-                mu = _mean(eta, family)
-                w = trials * mu * (1.0 - mu) if family == "binomial" else mu
+                mu, w = _mean_weight(fam, eta, trials)
                 grad = np.bincount(idx, y - trials * mu, sizes[r]) - prec[r] * b
                 hess = np.bincount(idx, w, sizes[r]) + prec[r]
                 step = np.clip(grad / hess, -MAX_STEP, MAX_STEP)
@@ -117,8 +133,7 @@ def gauss_seidel(
                 change = max(change, big)
                 if big < tol:
                     break
-        mu = _mean(eta, family)
-        w = trials * mu * (1.0 - mu) if family == "binomial" else mu
+        mu, w = _mean_weight(fam, eta, trials)
         grad = X.T @ (y - trials * mu)
         H = (X * w[:, None]).T @ X
         step = np.clip(np.linalg.solve(H, grad), -MAX_STEP, MAX_STEP)
@@ -128,14 +143,15 @@ def gauss_seidel(
         if change < tol:
             converged = True
             break
-    obj = joint_objective(y, trials, X, offset, indices, sds, beta, effects, family)
+    obj = joint_objective(y, trials, X, offset, indices, sds, beta, effects, fam)
     return JointMaximum(beta, effects, sweep, converged, obj)
 
 
 def newton_joint(y, trials, X, offset, indices, sds, family="binomial", tol=1e-12, max_iter=100):
     """Direct Newton on all coordinates at once (dense; for checking small problems)."""
+    fam = _canonical(family)
     n, p = X.shape
-    trials = np.ones(n) if trials is None or family != "binomial" else trials
+    trials = np.ones(n) if trials is None or not fam.has_trials else trials
     offset = np.zeros(n) if offset is None else offset
     sizes = [int(i.max()) + 1 for i in indices]
     blocks = [X] + [np.eye(L)[i] for L, i in zip(sizes, indices, strict=True)]
@@ -146,8 +162,7 @@ def newton_joint(y, trials, X, offset, indices, sds, family="binomial", tol=1e-1
     x = np.zeros(M.shape[1])
     for _ in range(max_iter):
         eta = M @ x + offset
-        mu = _mean(eta, family)
-        w = trials * mu * (1 - mu) if family == "binomial" else mu
+        mu, w = _mean_weight(fam, eta, trials)
         g = M.T @ (y - trials * mu) - P @ x
         H = (M * w[:, None]).T @ M + P
         step = np.linalg.solve(H, g)

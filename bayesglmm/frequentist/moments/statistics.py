@@ -63,7 +63,7 @@ class MomentProblem:
     def __post_init__(self):
         n = self.y.size
         # E[y_j (y_j - 1) | b] = (1 - c_j) m_j^2: c_j = 1/n_j for binomial rows, 0 for Poisson
-        if self.family.name == "binomial":
+        if self.family.has_trials:
             t = np.asarray(self.trials, float)
             self.c = np.divide(1.0, t, out=np.zeros(n), where=t > 0)
         else:
@@ -168,10 +168,7 @@ class MomentProblem:
                 b = rng.standard_normal((c, self.n_levels[r])) * sd[r]
                 eta += b[:, self.indices[r]]
             mu = self.family.link.linkinv(eta)
-            if self.family.name == "binomial":
-                y = rng.binomial(self.trials.astype(np.int64), np.clip(mu, 0, 1)).astype(float)
-            else:
-                y = rng.poisson(mu).astype(float)
+            y = self.family.simulate(mu, rng, self.trials).astype(float)
             out[lo:hi] = self.statistics(y)
         return out
 

@@ -4,9 +4,10 @@ Given the random effects ``b`` the rows are independent, so
 
 .. math::  V = E_b\\,\\mathrm{Var}(S \\mid b) + \\mathrm{Var}_b\\,E(S \\mid b)
 
-and ``Var(S | b)`` is exact from the first four cumulants of each row (binomial with
-``n`` trials and probability ``p``: ``npq``, ``npq(1 - 2p)``, ``npq(1 - 6pq)``; Poisson:
-all equal to the mean). Writing a level's total ``T = M + D`` (``M = E[T | b]``), its
+and ``Var(S | b)`` is exact from the first four cumulants of each row (the family's
+:meth:`~bayesglmm.model.families.Family.cumulants`; binomial with ``n`` trials and
+probability ``p``: ``npq``, ``npq(1 - 2p)``, ``npq(1 - 6pq)``; Poisson: all equal to the
+mean). Writing a level's total ``T = M + D`` (``M = E[T | b]``), its
 pair statistic is ``T^2 - T = D^2 + (2M - 1)D + const``, whence
 
 * ``Var(T^2 - T | b) = k4 + 2 k2^2 + (2M - 1)^2 k2 + 2(2M - 1) k3``;
@@ -33,13 +34,7 @@ from .statistics import CHUNK
 
 def _row_cumulants(prob, eta):
     """Mean, variance, third and fourth cumulants of each row given ``b`` (c, n)."""
-    mu = prob.family.link.linkinv(eta)
-    if prob.family.name == "binomial":
-        pq = mu * (1.0 - mu)
-        v = prob.trials * pq
-        return prob.trials * mu, v, v * (1.0 - 2.0 * mu), v * (1.0 - 6.0 * pq)
-    m = prob.trials * mu
-    return m, m, m, m
+    return prob.family.cumulants(prob.family.link.linkinv(eta), prob.trials)
 
 
 def statistics_variance(prob, theta: np.ndarray, draws) -> np.ndarray:
