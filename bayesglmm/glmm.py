@@ -6,8 +6,9 @@ import time
 
 import pandas as pd
 
+from ._warn import WarningsRecord
 from .errors import MethodError
-from .methods import get_record
+from .methods import MethodRecord, get_record
 from .model.design import Design, build_design
 from .model.formula import parse_formula
 from .model.prior_set import PriorSet, resolve_priors
@@ -90,30 +91,42 @@ class GLMM:
         The one fit pipeline: the method's record (:mod:`bayesglmm.methods`), its options
         checked and completed with their defaults, the record's check that the method
         applies to this model (:class:`~bayesglmm.errors.MethodError` with the reason),
-        then the fitting function, timed, whose estimates become the result
+        then the fitting function, timed, with every warning it raises recorded
+        (:class:`bayesglmm._warn.WarningsRecord`: raised again to the caller unchanged, their
+        texts in ``convergence["warnings"]``), whose estimates become the result
         (:func:`bayesglmm.results.assemble.assemble_result`) with ``timing["total"]`` and
-        ``model`` set.
+        ``model`` set. A fitting function that hands the model to another method
+        (:class:`~bayesglmm.results.assemble.Delegate`) is followed inside the same record.
         """
         from .results.assemble import Delegate, assemble_result
 
-        record = get_record(method)
-        given = resolve_options(record.name, options)
-        reason = record.applies(self.design)
-        if reason:
-            raise MethodError(reason)
-        resolved = {**option_defaults(record.name), **given}
+        record, resolved = self._method(method, options)
         start = time.perf_counter()
-        estimates = record.fit(self, **resolved)
-        if isinstance(estimates, Delegate):
-            return self.fit(estimates.method, **estimates.options)
+        with WarningsRecord() as raised:
+            estimates = record.fit(self, **resolved)
+            while isinstance(estimates, Delegate):
+                record, resolved = self._method(estimates.method, estimates.options)
+                estimates = record.fit(self, **resolved)
+        total = time.perf_counter() - start
         return assemble_result(
             method=record.name,
             design=self.design,
             estimates=estimates,
             options=resolved,
-            total=time.perf_counter() - start,
+            total=total,
+            raised=raised.texts,
             model=self,
         )
+
+    def _method(self, method: str, options: dict) -> tuple[MethodRecord, dict]:
+        """The record of ``method`` and every option of it (``options`` checked, the rest
+        at their defaults); MethodError if the method does not apply to this model."""
+        record = get_record(method)
+        given = resolve_options(record.name, options)
+        reason = record.applies(self.design)
+        if reason:
+            raise MethodError(reason)
+        return record, {**option_defaults(record.name), **given}
 
     def __repr__(self) -> str:
         d = self.design

@@ -21,8 +21,6 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import options as _options
 from .errors import MethodError
 from .options import (
@@ -124,35 +122,17 @@ def _one_cluster(design) -> str | None:
 QUADRATURE_DIM = 3
 
 
-def grouping(design) -> str:
-    """How the grouping factors relate: ``"none"``, ``"single"``, ``"nested"`` (two, the
-    levels of one inside those of the other), ``"crossed"`` (two, not nested) or
-    ``"multiple"`` (three or more)."""
-    groups = list(dict.fromkeys(t.group for t in design.random))
-    if len(groups) < 2:
-        return ("none", "single")[len(groups)]
-    if len(groups) > 2:
-        return "multiple"
-    index = {g: next(t.index for t in design.random if t.group == g) for g in groups}
-    for outer, inner in (groups, groups[::-1]):
-        pairs = np.unique(np.column_stack([index[inner], index[outer]]), axis=0)
-        if np.unique(pairs[:, 0]).size == pairs.shape[0]:  # each inner level: one outer
-            if np.unique(index[inner]).size > np.unique(index[outer]).size:
-                return "nested"
-    return "crossed"
-
-
 def _quadrature(design) -> str | None:
-    groups = list(dict.fromkeys(t.group for t in design.random))
-    for g in groups:
-        k = sum(t.n_columns for t in design.random if t.group == g)
+    structure = design.grouping
+    groups = structure["groups"]
+    for g, k in structure["dims"].items():
         if k > QUADRATURE_DIM:
             return (
                 f"adaptive quadrature integrates {k} random effects per level of {g!r}; the "
                 f"product rule is limited to {QUADRATURE_DIM} dimensions (n_quad^{k} nodes). "
                 "Use method='laplace', or uncorrelated/fewer random slopes"
             )
-    kind = grouping(design)
+    kind = structure["kind"]
     if kind == "crossed":
         return (
             f"adaptive quadrature needs one grouping factor or two nested ones; {groups[0]!r} "

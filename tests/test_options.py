@@ -8,8 +8,10 @@ sample or optimize replaced by a function that raises :class:`Ran`; a case passe
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -379,3 +381,54 @@ def test_a_misspelt_method_gets_a_suggestion():
 
     with pytest.raises(MethodError, match="unknown method 'lapalce'; did you mean 'laplace'"):
         get_method("lapalce")
+
+
+def test_one_grouping_decision_for_the_record_and_the_quadrature():
+    """Design.grouping decides single / nested / crossed once; the agq record's check and
+    the quadrature's structure both follow it."""
+    from bayesglmm.errors import MethodError
+    from bayesglmm.frequentist.agq import quadrature_structure
+    from bayesglmm.methods import get_record
+
+    frame = pd.DataFrame(
+        {
+            "a": np.repeat(["a0", "a1", "a2"], 8),
+            "b": [f"b{i // 2}" for i in range(24)],  # 12 levels, each inside one of a
+            "c": np.tile(["c0", "c1", "c2", "c3"], 6),  # crossed with a
+        }
+    )
+    frame["y"] = np.random.default_rng(3).integers(0, 2, len(frame))
+    expected = {"(1|a)": "single", "(1|a) + (1|b)": "nested", "(1|a) + (1|c)": "crossed"}
+    record = get_record("agq")
+    for terms, kind in expected.items():
+        design = GLMM(f"y ~ 1 + {terms}", frame).design
+        assert design.grouping["kind"] == kind
+        reason = record.applies(design)
+        if kind == "crossed":
+            assert "crossed" in reason
+            with pytest.raises(MethodError, match="crossed"):
+                quadrature_structure(design)
+        else:
+            assert reason is None and quadrature_structure(design)["kind"] == kind
+    nested = GLMM("y ~ 1 + (1|a) + (1|b)", frame).design.grouping
+    assert (nested["outer"], nested["inner"]) == ("a", "b")
+
+
+def test_the_solver_defaults_of_ee_are_the_records(monkeypatch):
+    """solve_equations called without tol/max_iter uses the ee record's defaults."""
+    from bayesglmm import options
+    from bayesglmm.frequentist.moments import fit as moments_fit
+
+    seen = {}
+
+    def least_squares(prob, B, S, draws, start, free, tol, max_iter):
+        seen.update(tol=tol, max_iter=max_iter)
+        raise Ran
+
+    table = dict(options.METHODS["ee"])
+    table["tol"] = dataclasses.replace(table["tol"], default=1e-3)
+    monkeypatch.setitem(options.METHODS, "ee", table)
+    monkeypatch.setattr(moments_fit, "_least_squares", least_squares)
+    with pytest.raises(Ran):
+        moments_fit.solve_equations(SimpleNamespace(p=1, R=1), None, None, None, None)
+    assert seen == {"tol": 1e-3, "max_iter": options.METHODS["ee"]["max_iter"].default}

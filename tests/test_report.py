@@ -68,3 +68,76 @@ def test_gibbs_report_lists_its_step_kinds():
     assert kinds == ["polya_gamma", "slice"]
     line = next(x for x in fit.report().splitlines() if x.startswith("Sampler:"))
     assert line.startswith("Sampler: gibbs (polya_gamma, slice)"), line
+
+
+def _hand_built(kind: str, details):
+    """A result built by hand (as read from an old file): ``details`` a dict without a
+    ``details_type`` tag, or a Details of another kind."""
+    from bayesglmm import FitResult
+    from bayesglmm.results.details import Details
+    from bayesglmm.results.result import TABLE_COLUMNS
+
+    table = pd.DataFrame(
+        {
+            "estimate": [0.5, 0.3],
+            "std_error": [0.1, np.nan],
+            "z": [5.0, np.nan],
+            "p": [1e-6, np.nan],
+            "mcse": [0.01, 0.02],
+        },
+        index=pd.Index(["Intercept", "var(g)"], name="parameter"),
+    ).reindex(columns=list(TABLE_COLUMNS))
+    info = {"kind": kind, "groups": {"g": 5}, "details": {}}
+    if isinstance(details, Details):
+        typed = details
+    else:
+        info["details"], typed = details, None
+    return FitResult(
+        method="m",
+        formula="y ~ 1 + (1|g)",
+        family="binomial",
+        link="logit",
+        fixed_effects=pd.Series({"Intercept": 0.5}),
+        fixed_effects_se=pd.Series({"Intercept": 0.1}),
+        variance_components=pd.Series({"g": 0.3}),
+        loglik=-20.0,
+        n_params=2,
+        nobs=30,
+        table=table,
+        convergence={"iterations": 3, "messages": []},
+        info=info,
+        details=typed,
+    )
+
+
+def test_reports_read_the_declared_fields_of_their_kind():
+    """A result's details are always its kind's class, also when built by hand or read from
+    a file without the tag: the layouts read REML, the log-likelihood's standard errors and
+    the sampler from those fields."""
+    from bayesglmm.results.details import (
+        Details,
+        LikelihoodDetails,
+        LmmDetails,
+        MonteCarloDetails,
+        SamplerDetails,
+    )
+
+    lmm = _hand_built("lmm", {"reml": True})
+    assert isinstance(lmm.details, LmmDetails) and lmm.details.reml is True
+    assert lmm.report().splitlines()[0] == "Linear mixed model fit by REML"
+    ml = _hand_built("lmm", Details(title="by hand"))
+    assert isinstance(ml.details, LmmDetails) and ml.details.title == "by hand"
+    assert ml.report().splitlines()[0] == "Linear mixed model fit by maximum likelihood"
+
+    lik = _hand_built("likelihood", {"loglik_se": 0.25})
+    assert isinstance(lik.details, LikelihoodDetails) and lik.details.loglik_se == 0.25
+    assert "logLik standard error 0.25" in lik.report()
+    assert "standard error" not in _hand_built("likelihood", {}).report().split("Random")[0]
+
+    mc = _hand_built("monte_carlo", {"loglik_mcse": 0.125})
+    assert isinstance(mc.details, MonteCarloDetails) and mc.details.loglik_mcse == 0.125
+    assert "Monte Carlo se 0.125" in mc.report()
+
+    bayes = _hand_built("bayesian", Details(extra={"nuts_sampler": "compiled"}))
+    assert isinstance(bayes.details, SamplerDetails)
+    assert "Sampler: NUTS (bayesglmm's compiled density, nutpie)" in bayes.report()

@@ -166,7 +166,6 @@ def posterior_estimates(
         messages=messages + [f"{k}: {v}" for k, v in flagged.items()],
         iterations=n_draws,
         singular=False,
-        warnings=messages,
         convergence_details=diag,
         priors=priors,
         prior_swap=swap,

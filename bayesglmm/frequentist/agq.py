@@ -74,27 +74,20 @@ def gauss_hermite(n_quad: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quadrature_structure(design) -> dict:
-    """Classify the random effects: one factor, two nested factors, or an error."""
-    groups = list(dict.fromkeys(t.group for t in design.random))
-    dims = {g: sum(t.n_columns for t in design.random if t.group == g) for g in groups}
-    for g, k in dims.items():
+    """Classify the random effects (:attr:`~bayesglmm.model.design.Design.grouping`): one
+    factor, two nested factors, or an error."""
+    structure = design.grouping
+    groups = structure["groups"]
+    for g, k in structure["dims"].items():
         if k > MAX_DIM:
             raise MethodError(
                 f"adaptive quadrature integrates {k} random effects per level of {g!r}; the "
                 f"product rule is limited to {MAX_DIM} dimensions (n_quad^{k} nodes). Use "
                 "method='laplace', or uncorrelated/fewer random slopes"
             )
-    if len(groups) == 1:
-        return {"kind": "single", "groups": groups}
-    index = {g: next(t.index for t in design.random if t.group == g) for g in groups}
-    if len(groups) == 2:
-        for outer, inner in (groups, groups[::-1]):
-            pairs = np.unique(np.column_stack([index[inner], index[outer]]), axis=0)
-            if np.unique(pairs[:, 0]).size == pairs.shape[0]:  # each inner level: one outer
-                n_in = np.unique(index[inner]).size
-                n_out = np.unique(index[outer]).size
-                if n_in > n_out:
-                    return {"kind": "nested", "outer": outer, "inner": inner, "groups": groups}
+    if structure["kind"] in ("single", "nested"):
+        return structure
+    if structure["kind"] == "crossed":
         raise MethodError(
             f"adaptive quadrature needs one grouping factor or two nested ones; {groups[0]!r} "
             f"and {groups[1]!r} are crossed (levels of one occur with several levels of the "

@@ -141,7 +141,7 @@ def likelihood_estimates(
         n_quad=n_quad,
         extra=dict(extra_info or {}),
     )
-    raised = _warn(design, details, converged, table, singular, vcov_problem, method)
+    _warn(design, details, converged, table, singular, vcov_problem, method)
     return Estimates(
         kind="likelihood",
         table=table,
@@ -154,7 +154,6 @@ def likelihood_estimates(
         messages=messages,
         iterations=opt.n_iter,
         singular=bool(singular),
-        warnings=raised,
         convergence_details=details,
         theta=theta,
         theta_names=cov.theta_names,
@@ -162,23 +161,17 @@ def likelihood_estimates(
     )
 
 
-def _warn(design, conv, converged, table, singular, vcov_problem, method) -> list[str]:
-    """Warn about what needs attention; returns the messages (kept in the result)."""
-    said: list[str] = []
-
-    def say(message: str, category: type[Warning]) -> None:
-        said.append(message)
-        warn(message, category)
-
+def _warn(design, conv, converged, table, singular, vcov_problem, method) -> None:
+    """Warn about what needs attention (``GLMM.fit`` keeps the warnings with the result)."""
     if singular:
-        say(
+        warn(
             f"boundary (singular) fit ({method}): {'; '.join(singular)} (a diagonal of the "
             f"relative covariance factor is below {SINGULAR_TOL:g}). The model is at the edge "
             "of its parameter space; consider dropping the term.",
             SingularFitWarning,
         )
     if not converged:
-        say(
+        warn(
             f"{method} fit did not converge: optimizer says {conv['optimizer_message']!r}; "
             f"max |gradient| {conv['max_abs_gradient']:.3g}, Newton step left "
             f"{conv['max_newton_step']:.3g} (see result.convergence). Try rescaling "
@@ -193,7 +186,7 @@ def _warn(design, conv, converged, table, singular, vcov_problem, method) -> lis
         )
         for name in [str(v) for v in np.asarray(design.fixed_names)[big]]:
             row = fx.loc[name]
-            say(
+            warn(
                 f"fixed effect {name!r} diverges (estimate {row['estimate']:.3g}, standard error "
                 f"{row['std_error']:.3g}): complete or quasi-complete separation; the response "
                 f"is (nearly) determined by {name!r}. Its estimate and Wald interval are not "
@@ -204,7 +197,7 @@ def _warn(design, conv, converged, table, singular, vcov_problem, method) -> lis
             for j, comp in enumerate(t.component_names):
                 sd = np.sqrt(table.loc[f"var({comp})", "estimate"])
                 if sd * np.abs(t.X[:, j]).max() > DIVERGE_ABS:
-                    say(
+                    warn(
                         f"the variance of {comp!r} diverges (sd {sd:.3g} on the link scale): "
                         f"{_constant_groups(design, t)} The random effects of {t.group!r} "
                         "separate the responses; the variance is not estimable by maximum "
@@ -212,12 +205,11 @@ def _warn(design, conv, converged, table, singular, vcov_problem, method) -> lis
                         SeparationWarning,
                     )
     if vcov_problem and not singular:
-        say(
+        warn(
             f"{vcov_problem}: standard errors are not available; the model may not be "
             "identifiable (or the fit is at a saddle point)",
             ConvergenceWarning,
         )
-    return said
 
 
 def _constant_groups(design, term) -> str:

@@ -612,7 +612,6 @@ def fit_lmm(
         messages=optimizer_messages(sol.optimizer),
         iterations=sol.optimizer["iterations"],
         singular=bool(sol.optimizer["singular"]),
-        warnings=sol.optimizer.get("warnings", []),
         convergence_details=sol.optimizer,
         theta=sol.theta,
         theta_names=cf.theta_names,

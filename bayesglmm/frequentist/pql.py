@@ -242,9 +242,7 @@ def fit_pql(
         else:
             state = pql_iterations(d, cf, reml, dispersion, max_iter, tol, alpha, progressbar)
     sol = state.solution
-    said: list[str] = []
     if state.separation:
-        said.append(state.separation)
         warn(state.separation, PQLWarning)
     elif not state.converged:
         hint = (
@@ -254,12 +252,12 @@ def fit_pql(
             if dispersion == "estimated"
             else ""
         )
-        said.append(
+        warn(
             f"PQL did not converge in {len(state.history)} iterations: the last relative "
             f"change of the linear predictor was {state.history[-1]:.3g} (tol {tol:g}); the "
-            f"estimates are those of the last iteration.{hint}"
+            f"estimates are those of the last iteration.{hint}",
+            PQLConvergenceWarning,
         )
-        warn(said[-1], PQLConvergenceWarning)
     t2 = time.perf_counter()
 
     se = np.sqrt(np.diag(sol.cov_beta))
@@ -292,7 +290,6 @@ def fit_pql(
         messages=messages,
         iterations=len(state.history),
         singular=bool(sol.optimizer["singular"]),
-        warnings=said,
         convergence_details={
             "relative_change": state.history[-1],
             "history": state.history,

@@ -195,6 +195,30 @@ class Design:
     def groups(self) -> dict[str, RandomTerm]:
         return {t.group: t for t in self.random}
 
+    @property
+    def grouping(self) -> dict:
+        """How the grouping factors relate.
+
+        ``kind`` is ``"none"``, ``"single"``, ``"nested"`` (two factors, each level of
+        ``inner`` inside one level of ``outer``, which has fewer levels), ``"crossed"``
+        (two, not nested) or ``"multiple"`` (three or more); ``groups`` lists the factors
+        in formula order and ``dims`` the random effects per level of each.
+        """
+        groups = list(dict.fromkeys(t.group for t in self.random))
+        dims = {g: sum(t.n_columns for t in self.random if t.group == g) for g in groups}
+        out = {"kind": "multiple", "groups": groups, "dims": dims}
+        if len(groups) < 2:
+            return {**out, "kind": ("none", "single")[len(groups)]}
+        if len(groups) > 2:
+            return out
+        index = {g: next(t.index for t in self.random if t.group == g) for g in groups}
+        for outer, inner in (groups, groups[::-1]):
+            pairs = np.unique(np.column_stack([index[inner], index[outer]]), axis=0)
+            if np.unique(pairs[:, 0]).size == pairs.shape[0]:  # each inner level: one outer
+                if np.unique(index[inner]).size > np.unique(index[outer]).size:
+                    return {**out, "kind": "nested", "outer": outer, "inner": inner}
+        return {**out, "kind": "crossed"}
+
 
 # --------------------------------------------------------------------------------------
 # helpers

@@ -2,8 +2,9 @@
 into a :class:`~bayesglmm.results.result.FitResult` (:func:`assemble_result`).
 
 A fitting function (``fit_laplace``, ``fit_gee`` ...) computes and returns its numbers, typed;
-it does not time the fit, attach the model or touch a result. :meth:`bayesglmm.GLMM.fit`
-checks the options and the design, times the call and hands the estimates here.
+it does not time the fit, collect the warnings it raises, attach the model or touch a
+result. :meth:`bayesglmm.GLMM.fit` checks the options and the design, times the call, records
+its warnings and hands the estimates here.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ class Estimates:
         The covariance behind the table's standard errors.
     random_effects : dict
         Predicted random effects per term (and ``"<term> (conditional variance)"``).
-    iterations, messages, singular, warnings, convergence_details
+    iterations, messages, singular, convergence_details
         The fit's convergence (``convergence_details``: the method's diagnostics).
+    warnings : list of str
+        Warnings the method keeps without raising them (those it raises are recorded by
+        :meth:`bayesglmm.GLMM.fit`).
     theta, theta_names
         Relative covariance parameters of likelihood fits.
     priors, prior_swap, idata
@@ -79,12 +83,22 @@ class Delegate:
 
 
 def assemble_result(
-    *, method: str, design, estimates: Estimates, options: dict, total: float, model=None
+    *,
+    method: str,
+    design,
+    estimates: Estimates,
+    options: dict,
+    total: float,
+    raised: list[str] | tuple = (),
+    model=None,
 ) -> FitResult:
     """The :class:`FitResult` of ``estimates`` (through
     :func:`~bayesglmm.results.result.build_result`, which owns the schema), with
-    ``timing["total"] = total`` and its ``model``."""
+    ``timing["total"] = total``, its ``model`` and, in ``convergence["warnings"]``, the
+    texts of the warnings ``raised`` during the fit followed by those the method kept
+    without raising, each once."""
     e = estimates
+    warned = list(dict.fromkeys([*map(str, raised), *map(str, e.warnings)]))
     return build_result(
         method=method,
         kind=e.kind,
@@ -98,7 +112,7 @@ def assemble_result(
         messages=e.messages,
         iterations=e.iterations,
         singular=e.singular,
-        warnings=e.warnings,
+        warnings=warned,
         convergence_details=e.convergence_details,
         options=options,
         priors=e.priors,

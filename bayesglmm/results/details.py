@@ -6,9 +6,11 @@ one matrix, named by its ``kind`` (``"model"``: the inverse information; ``"robu
 over the parameters in ``names`` (the fixed effects first, or a covariance parameter before
 them), with other estimates of it (GEE's) kept in ``others``.
 
-A :class:`Details` subclass per kind of method holds what a reader of that kind may use
-(the report's title, the residual degrees of freedom, a sampler's steps ...), typed;
-whatever else the method records goes to ``extra``. :meth:`Details.to_dict` is the
+A :class:`Details` subclass per kind of fit (:data:`DETAILS_TYPES`, by the kind's name)
+holds what a reader of that kind may use (the report's title, the residual degrees of
+freedom, a sampler's steps ...), typed; whatever else the method records goes to
+``extra``. A result's details are always of its kind's class (:func:`details_of_kind`), so
+a reader of a kind reads that class's fields. :meth:`Details.to_dict` is the
 JSON form kept in ``FitResult.info["details"]`` (and so in saved files), from which
 :func:`details_from_dict` and :meth:`Covariance.from_details` read them back.
 """
@@ -92,7 +94,8 @@ class Covariance:
 @dataclass
 class Details:
     """What every kind of fit may report: a title for its report, the residual degrees of
-    freedom, quantiles of its Pearson residuals; ``extra`` holds the method's other
+    freedom, quantiles of its Pearson residuals, the standard error of its log-likelihood
+    where that is estimated rather than computed; ``extra`` holds the method's other
     diagnostics (JSON-serialisable)."""
 
     tag: ClassVar[str] = "details"
@@ -100,6 +103,9 @@ class Details:
     title: str | None = None
     df_resid: int | None = None
     pearson_residuals: list | None = None
+    #: standard error of an estimated log-likelihood (the iterative Laplace solver's
+    #: stochastic log-determinant); None where the log-likelihood is computed
+    loglik_se: float | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -131,8 +137,6 @@ class LikelihoodDetails(Details):
 
     label: str | None = None
     deviance: float | None = None
-    #: standard error of an estimated log-likelihood (the iterative Laplace solver)
-    loglik_se: float | None = None
     n_quad: int | None = None
 
 
@@ -235,6 +239,17 @@ _LEGACY_TITLES = {
     "sml": "Generalized linear mixed model fit by maximum likelihood (simulated maximum "
     "likelihood)",
 }
+
+
+def details_of_kind(details: Details, kind: str) -> Details:
+    """``details`` as the details class of ``kind`` (:data:`DETAILS_TYPES`): itself if it
+    is one, else read from its JSON form (fields the class lacks go to ``extra``)."""
+    cls = DETAILS_TYPES.get(kind, Details)
+    if isinstance(details, cls):
+        return details
+    d = details.to_dict()
+    d.pop("details_type", None)
+    return cls.from_dict(d)
 
 
 def details_from_dict(d: dict, kind: str | None = None, method: str | None = None) -> Details:

@@ -11,7 +11,9 @@
   posterior sd, 95 % interval, R-hat, bulk and tail ESS; sampler, draws, divergences and
   the priors.
 
-Reports read only the result schema (:mod:`bayesglmm.result`), never the method's code.
+Reports read only the result schema (:mod:`bayesglmm.results.result`), never the method's
+code; a layout reads the fields of its kind's details class
+(:mod:`bayesglmm.results.details`), which a result's details always are.
 """
 
 from __future__ import annotations
@@ -171,12 +173,11 @@ def _glmer_report(r) -> list[str]:
     out += [f"Formula: {r.formula}", ""]
     if r.loglik is not None:
         out += _criteria(r, _df_resid(r))
-        loglik_se = getattr(details, "loglik_se", None)
-        if loglik_se is not None:  # the iterative solver of large crossed designs
+        if details.loglik_se is not None:  # the iterative solver of large crossed designs
             out.insert(
                 -1,
                 "(approximate Laplace: log det by conjugate gradients and a stochastic series; "
-                f"logLik standard error {loglik_se:.2g})",
+                f"logLik standard error {details.loglik_se:.2g})",
             )
     else:
         out += [f"{r.method} maximizes no likelihood: logLik, AIC and BIC are not defined", ""]
@@ -204,7 +205,7 @@ def _monte_carlo_report(r) -> list[str]:
         f"Formula: {r.formula}",
         "",
     ]
-    ll_se = getattr(r.details, "loglik_mcse", None)
+    ll_se = r.details.loglik_mcse
     out += _criteria(r, _df_resid(r))
     if ll_se is not None:
         out.insert(-1, f"(logLik estimated by importance sampling; Monte Carlo se {ll_se:.3g})")
@@ -248,9 +249,7 @@ def _monte_carlo_report(r) -> list[str]:
 
 
 def _marginal_report(r) -> list[str]:
-    from .details import MarginalDetails
-
-    d = r.details if isinstance(r.details, MarginalDetails) else MarginalDetails()
+    d = r.details
     out = [
         "Generalized estimating equations: marginal (population-averaged) model",
         f" Family: {r.family}  ( {r.link} )",
@@ -293,7 +292,7 @@ def _marginal_report(r) -> list[str]:
 
 def _lmer_report(r) -> list[str]:
     details = r.details
-    reml = bool(getattr(details, "reml", False))
+    reml = details.reml
     title = "Linear mixed model fit by " + ("REML" if reml else "maximum likelihood")
     out = [title, f"Formula: {r.formula}", ""]
     if reml:
@@ -330,8 +329,7 @@ def _bayes_block(table: pd.DataFrame, rows: list[str], labels: list[str]) -> str
 
 
 def _sampler_line(r) -> str:
-    describe = getattr(r.details, "describe", None)
-    return f"Sampler: {describe() if describe else r.method}"
+    return f"Sampler: {r.details.describe()}"
 
 
 def _bayes_report(r) -> list[str]:

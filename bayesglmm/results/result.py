@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .details import Covariance, Details, details_from_dict
+from .details import Covariance, Details, details_from_dict, details_of_kind
 
 #: the kinds of fit; ``report()`` prints one layout per kind
 KINDS = ("likelihood", "quasi_likelihood", "lmm", "bayesian", "monte_carlo", "marginal")
@@ -120,8 +120,8 @@ class FitResult:
         The covariance behind the table's standard errors, with its kind (``"model"``,
         ``"robust"``, ``"bias_reduced"``, ``"posterior"``); kept in ``info["details"]``.
     details : Details
-        The method's details, typed (:mod:`bayesglmm.results.details`); their JSON form is
-        ``info["details"]``.
+        The method's details, typed: always the details class of the result's kind
+        (:mod:`bayesglmm.results.details`); their JSON form is ``info["details"]``.
     model : GLMM or None
         The model the result was fitted from (set by :meth:`bayesglmm.GLMM.fit`); not saved
         or pickled.
@@ -155,6 +155,7 @@ class FitResult:
         raw = self.info.get("details") or {} if isinstance(self.info, dict) else {}
         if self.details is None:
             self.details = details_from_dict(raw, self.info.get("kind"), self.method)
+        self.details = details_of_kind(self.details, self.kind)
         if self.vcov is None:
             self.vcov = Covariance.from_details(raw)
 
@@ -392,6 +393,7 @@ def build_result(
         if vcov is None:
             vcov = Covariance.from_details(details or {})
         details = details_from_dict(details or {}, kind, method)
+    details = details_of_kind(details, kind)
     details_json = {**details.to_dict(), **(vcov.to_details() if vcov is not None else {})}
     table = standard_table(design, table)
     fixed_rows = [str(n) for n in design.fixed_names]

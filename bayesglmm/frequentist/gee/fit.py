@@ -160,19 +160,19 @@ def fit_gee(
         rows.append(pd.DataFrame({"estimate": [state.scale]}, index=["dispersion"]))
     table = pd.concat(rows)
 
-    messages, said = [], []
+    messages = []
     if not state.converged:
         msg = (
             f"GEE did not converge in {state.iterations} iterations (max_iter={max_iter}); "
             "try more iterations or another working correlation"
         )
         messages.append(msg)
-        said.append(msg)
         warn(msg, GEEConvergenceWarning)
     if getattr(corr, "projected", False):
-        msg = "the unstructured working correlation was not positive definite and was projected"
-        said.append(msg)
-        warn(msg, GEEConvergenceWarning)
+        warn(
+            "the unstructured working correlation was not positive definite and was projected",
+            GEEConvergenceWarning,
+        )
     names = list(d.fixed_names)
     details = MarginalDetails(
         se_type=se,
@@ -203,7 +203,6 @@ def fit_gee(
         vcov=Covariance(se, names, state.cov[se], others),
         messages=messages,
         iterations=state.iterations,
-        warnings=said,
         convergence_details={"max_abs_score": float(np.max(np.abs(state.score)))},
         details=details,
     )

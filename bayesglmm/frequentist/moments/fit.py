@@ -28,6 +28,7 @@ import scipy.optimize
 
 from ..._warn import warn
 from ...errors import MethodError
+from ...options import option_defaults
 from ...results.assemble import Estimates
 from ...results.details import Covariance, QuasiDetails
 from ...results.result import wald_table
@@ -36,9 +37,6 @@ from .gauss_seidel import gauss_seidel
 from .statistics import MomentProblem, monte_carlo_draws, quadrature_draws
 from .variance import statistics_variance
 
-#: the equation solver's defaults
-TOL = 1e-10
-MAX_ITER = 200
 #: the reports' titles
 TITLES = {
     "ee": "Generalized linear mixed model fit by the method of simulated moments (Jiang 1998)",
@@ -71,7 +69,7 @@ class EEConvergenceWarning(UserWarning):
 def moment_problem(model, method: str) -> MomentProblem:
     d = model.design  # binomial or Poisson, random intercepts: the method's record
     trials = d.trials if d.trials is not None else np.ones(d.n)
-    if d.family.name == "binomial":
+    if d.family.has_trials:
         for t in d.random:
             per_level = np.bincount(t.index, trials, t.n_levels)
             if np.all(per_level <= 1):
@@ -105,14 +103,18 @@ def _draws(prob, expectation, n_sim, n_quad, rng):
     return monte_carlo_draws(prob.n_levels, n_sim, rng), expectation
 
 
-def solve_equations(prob, B, S, draws, start, tol=TOL, max_iter=MAX_ITER):
-    """Solve ``B (S - u(theta)) = 0`` under ``sigma >= 0`` (least squares).
+def solve_equations(prob, B, S, draws, start, tol=None, max_iter=None):
+    """Solve ``B (S - u(theta)) = 0`` under ``sigma >= 0`` (least squares); ``tol`` and
+    ``max_iter`` default to the method record's (``option_defaults("ee")``).
 
     Near ``sigma = 0`` the equations depend on ``sigma^2`` only, so the solver creeps
     toward the boundary; a ``sigma`` left below :data:`SD_SNAP` is tried at exactly 0 (the
     others re-solved) and kept there when the squared residual grows by less than
     :data:`SNAP_RTOL` (relative).
     """
+    defaults = option_defaults("ee")
+    tol = defaults["tol"] if tol is None else tol
+    max_iter = defaults["max_iter"] if max_iter is None else max_iter
     sol = _least_squares(prob, B, S, draws, start, np.ones(prob.p + prob.R, bool), tol, max_iter)
     small = np.flatnonzero(sol.x[prob.p :] < SD_SNAP) + prob.p
     if small.size:
@@ -315,8 +317,7 @@ def _start_beta(prob) -> np.ndarray:
     """Fixed effects at the joint maximum with every sd at ``SD_START`` (Gauss-Seidel)
     for canonical links, else the GLM fit."""
     glm = glm_start(GEEData(prob.y, prob.trials, prob.X, prob.offset, prob.family))
-    canonical = {"binomial": "logit", "poisson": "log"}.get(prob.family.name)
-    if prob.family.link.name != canonical:
+    if not prob.family.canonical or prob.family.has_dispersion:
         return glm
     fit = gauss_seidel(
         prob.y,
@@ -325,7 +326,7 @@ def _start_beta(prob) -> np.ndarray:
         prob.offset,
         prob.indices,
         [SD_START] * prob.R,
-        family=prob.family.name,
+        family=prob.family,
         beta=glm,
         tol=1e-8,
         max_sweeps=500,
@@ -416,14 +417,13 @@ def _fit(
     if at_zero:  # du/dsd = 0 at sd = 0: no standard errors at the boundary
         rows = [f"var({c})" for c in at_zero]
         table.loc[rows, ["std_error", "mcse"]] = np.nan
-    messages, said = list(fallback), list(fallback)
+    messages = list(fallback)
     if not converged:
         msg = (
             f"{method}: the estimating equations have no root with sd >= 0 or the solver "
             f"stopped ({sol.message}); max relative residual {residual:.3g}"
         )
         messages.append(msg)
-        said.append(msg)
         warn(msg, EEConvergenceWarning)
     names = list(d.fixed_names) + [f"sd({c})" for c in d.component_names]
     details = QuasiDetails(
@@ -454,7 +454,6 @@ def _fit(
         messages=messages,
         iterations=int(sum(s["nfev"] for s in steps)),
         singular=bool(at_zero),
-        warnings=said,
         convergence_details={
             "max_relative_residual": float(residual),
             "singular_components": at_zero,

@@ -43,11 +43,6 @@ from .stopping import (
     standardized_change,
 )
 
-#: starting Monte Carlo size
-MC_SIZE = 200
-#: largest Monte Carlo size
-MC_MAX = 100_000
-
 
 def fit_mcem(
     model,

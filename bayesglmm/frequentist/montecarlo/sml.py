@@ -43,8 +43,6 @@ from .finish import (
 )
 from .sml_levels import LevelObjective
 
-#: default number of importance draws
-SML_SIZE = 10_000
 #: relative step of the differences in theta
 FD_STEP = 1e-6
 
