@@ -20,12 +20,13 @@ its replications on it too.
 
 from .runner import StudyResult, run_study
 from .simulation import BootstrapResult, SimulationStudy, parametric_bootstrap, simulation_study
-from .tasks import Task, derive_seed
+from .tasks import ClusterError, Task, derive_seed
 
 __all__ = [
     "Task",
     "run_study",
     "StudyResult",
+    "ClusterError",
     "derive_seed",
     "simulation_study",
     "SimulationStudy",

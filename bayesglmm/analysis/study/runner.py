@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import warnings
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    ProcessPoolExecutor,
-    as_completed,
-    wait,
-)
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..._warn import warn as warn_user
+from ...errors import OptionError
 from ...options import tqdm_progress
+from .pool import run_pool
 from .store import ResultStore
 from .tasks import Task, check_arguments, check_tasks, derive_seed, fingerprint, is_dask_client
 from .workers import compile_root, execute, failed_record
 
 #: columns of :attr:`StudyResult.table`, in this order
 TABLE_COLUMNS = ("key", "status", "seconds", "worker", "error", "seed", "resumed")
-#: times a broken local pool (a worker process killed) is restarted for the unfinished tasks
-POOL_RESTARTS = 3
 
 
 @dataclass
@@ -75,6 +67,7 @@ def run_study(
     max_workers: int | None = None,
     random_seed: int | None = None,
     progressbar: bool | None = None,
+    worker_timeout: float | None = 60.0,
 ) -> StudyResult:
     """Run independent tasks, each with its own derived seed, and collect their values.
 
@@ -101,6 +94,10 @@ def run_study(
         The study's seed; None: the store's, or fresh entropy (``StudyResult.random_seed``).
     progressbar : bool, optional
         None: a bar once the study has run a second; False: none; True: always.
+    worker_timeout : float or None
+        Seconds to wait for a Dask cluster to have at least one worker before the study
+        starts; then :class:`~bayesglmm.analysis.study.ClusterError` (None: wait forever).
+        A scheduler that cannot be reached raises it at once.
 
     Returns
     -------
@@ -109,18 +106,34 @@ def run_study(
 
     Notes
     -----
-    A task that raises is recorded as ``"failed"`` with its error text (and traceback in
-    ``.tracebacks``) and does not stop the study; so is a task whose worker died. Every
+    A task that raises (``sys.exit()`` included) is recorded as ``"failed"`` with its error
+    text (and traceback in ``.tracebacks``) and does not stop the study; so is a task whose
+    value cannot be pickled or stored, with the pickling error. On the local pool a task
+    that kills its worker process fails alone: the tasks the broken pool held are run again
+    one at a time (:mod:`bayesglmm.analysis.study.pool`). A store that cannot be written is
+    read without running anything. Every
     worker process gets its own PyTensor compile directory (:mod:`bayesglmm.study.workers`).
     """
-    return run_tasks(tasks, store, client, max_workers, random_seed, progressbar)
+    return run_tasks(
+        tasks, store, client, max_workers, random_seed, progressbar, worker_timeout=worker_timeout
+    )
 
 
-def run_tasks(tasks, store, client, max_workers, random_seed, progressbar, desc="study", warn=True):
+def run_tasks(
+    tasks,
+    store,
+    client,
+    max_workers,
+    random_seed,
+    progressbar,
+    desc="study",
+    warn=True,
+    worker_timeout=60.0,
+):
     """:func:`run_study` with the progress bar's label, and without the warning about
     failed tasks when ``warn`` is False (for callers in the package)."""
     tasks = check_tasks(tasks)
-    args = check_arguments(store, client, max_workers, random_seed, progressbar)
+    args = check_arguments(store, client, max_workers, random_seed, progressbar, worker_timeout)
     args["desc"] = desc
     random_seed = args["random_seed"]
     st = ResultStore(store) if store is not None else None
@@ -139,11 +152,30 @@ def run_tasks(tasks, store, client, max_workers, random_seed, progressbar, desc=
                 if rec is not None and rec["status"] == "done":
                     records[t.key] = {**rec, "resumed": True}
         pending = [t for t in tasks if t.key not in records]
+        if st is not None and st.read_only and pending:
+            pending = _read_only(st, pending, prints, records)
         _run_pending(pending, seeds, prints, records, st, args, len(tasks))
     finally:
         if st is not None:
             st.close()
     return _collect(tasks, records, random_seed, st, warn)
+
+
+def _read_only(st, pending, prints, records) -> list:
+    """A store that cannot be written is read, not run: its failed tasks are reported as
+    stored, and a task it does not hold is refused."""
+    for t in pending:
+        rec = st.load(t.key, prints[t.key])
+        if rec is not None:
+            records[t.key] = {**rec, "resumed": True}
+    missing = [t.key for t in pending if t.key not in records]
+    if missing:
+        raise OptionError(
+            f"store {str(st.path)!r} cannot be written ({st.read_only}) and has no result for "
+            f"{len(missing)} task(s) (first: {missing[0]!r}): copy it to a writable directory "
+            "to run them"
+        )
+    return []
 
 
 def _run_pending(pending, seeds, prints, records, st, args, n_total) -> None:
@@ -172,6 +204,10 @@ def _run_pending(pending, seeds, prints, records, st, args, n_total) -> None:
                         "resumed": False,
                     }
                     rec["error"] = f"could not store the value: {rec['error']}"
+                    try:  # the failure itself is stored (the task is retried on resume)
+                        st.save(rec)
+                    except Exception:  # noqa: BLE001, S110 - the store is unwritable: in memory
+                        pass
             records[rec["key"]] = rec
             bar.update(1)
             if rec["status"] == "failed":
@@ -187,7 +223,7 @@ def _execute(pending, seeds, args):
     if client is not None and is_dask_client(client):
         from ._dask import run_dask
 
-        yield from run_dask(client, pending, seeds, str(compile_root()))
+        yield from run_dask(client, pending, seeds, str(compile_root()), args["worker_timeout"])
     elif client is not None:
         yield from _run_executor(client, pending, seeds)
     else:
@@ -196,7 +232,7 @@ def _execute(pending, seeds, args):
             for t in pending:
                 yield execute(t.key, t.fn, dict(t.kwargs), seeds[t.key], "local")
         else:
-            yield from _run_pool(pending, seeds, n)
+            yield from run_pool(pending, seeds, n)
 
 
 def _run_executor(executor: Executor, pending, seeds):
@@ -213,72 +249,6 @@ def _run_executor(executor: Executor, pending, seeds):
     finally:
         for fut in futures:
             fut.cancel()
-
-
-def _run_pool(pending, seeds, n_workers: int):
-    """A spawn-started process pool; restarted (for the unfinished tasks) if a worker dies."""
-    import cloudpickle
-
-    from .workers import execute_pickled, init_local_worker
-
-    ctx = multiprocessing.get_context("spawn")
-    blas = max(1, (os.cpu_count() or 1) // n_workers)
-    todo = list(pending)
-    for attempt in range(POOL_RESTARTS + 1):
-        pool = ProcessPoolExecutor(
-            n_workers, mp_context=ctx, initializer=init_local_worker,
-            initargs=(str(compile_root()), blas),
-        )  # fmt: skip
-        broken = None
-        finished = set()
-        try:
-            queue, inflight = iter(todo), {}
-            while True:
-                # a few tasks ahead of the workers (each holds its pickled kwargs)
-                for t in queue:
-                    try:
-                        payload = cloudpickle.dumps((t.fn, dict(t.kwargs)))
-                    except Exception as err:  # noqa: BLE001 - cannot reach a worker
-                        rec = failed_record(t.key, seeds[t.key], err, "driver")
-                        rec["error"] = f"could not send the task to a worker: {rec['error']}"
-                        finished.add(t.key)
-                        yield rec
-                        continue
-                    fut = pool.submit(execute_pickled, t.key, payload, seeds[t.key], "local")
-                    inflight[fut] = t
-                    if len(inflight) >= 2 * n_workers:
-                        break
-                if not inflight:
-                    break
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    t = inflight.pop(fut)
-                    try:
-                        rec = fut.result()
-                    except BrokenProcessPool as err:
-                        broken = err
-                        continue
-                    except Exception as err:  # noqa: BLE001 - e.g. an unpicklable value
-                        rec = failed_record(t.key, seeds[t.key], err, "driver")
-                    finished.add(t.key)
-                    yield rec
-                if broken is not None:
-                    break
-        finally:
-            pool.shutdown(wait=broken is None, cancel_futures=True)
-        todo = [t for t in todo if t.key not in finished]
-        if broken is None or not todo:
-            return
-        if attempt == POOL_RESTARTS:
-            for t in todo:
-                yield failed_record(t.key, seeds[t.key], broken, "driver")
-            return
-        warnings.warn(
-            f"a worker process of the study died ({broken}); restarting the pool for "
-            f"{len(todo)} unfinished task(s)",
-            RuntimeWarning,
-            stacklevel=4,
-        )
 
 
 def _collect(tasks, records, random_seed, st, warn=True) -> StudyResult:
@@ -303,10 +273,9 @@ def _collect(tasks, records, random_seed, st, warn=True) -> StudyResult:
     )
     if out.failed and warn:
         first = table.loc[table["status"] == "failed"].iloc[0]
-        warnings.warn(
+        warn_user(
             f"{len(out.failed)} of {len(tasks)} study tasks failed (first: {first['key']!r}: "
             f"{first['error']}); see .table, rerun with the same store to retry them",
             RuntimeWarning,
-            stacklevel=4,
         )
     return out

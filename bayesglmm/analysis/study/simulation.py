@@ -20,12 +20,10 @@ import pandas as pd
 
 from ...errors import OptionError
 from ...options import integer, known_options, resolve_options
-from .runner import StudyResult, run_study
+from .runner import StudyResult, run_tasks
+from .summary import FIT_COLUMNS, summarize, tidy_estimates
 from .tasks import Task
-
-#: columns of the fit rows a replication returns
-_FIT_COLUMNS = ("estimate", "std_error", "lower", "upper")
-
+from .truth import check_truth
 
 # ------------------------------------------------------------------------------------------
 # the task (runs on a worker)
@@ -74,7 +72,7 @@ def fit_replicate(
                     pd.DataFrame({"method": [label], "parameter": [None], "error": [repr(err)]})
                 )
                 continue
-        rows = fit.table.loc[:, list(_FIT_COLUMNS)].copy()
+        rows = fit.table.loc[:, list(FIT_COLUMNS)].copy()
         rows.insert(0, "parameter", rows.index.astype(str))
         rows.insert(0, "method", label)
         rows["converged"] = bool(fit.converged)
@@ -137,6 +135,7 @@ def simulation_study(
     max_workers: int | None = None,
     random_seed: int | None = None,
     progressbar: bool | None = None,
+    worker_timeout: float | None = 60.0,
 ) -> SimulationStudy:
     """Simulate ``n_rep`` data sets on a model's design and fit each by every method.
 
@@ -156,7 +155,7 @@ def simulation_study(
     fit_options : dict, optional
         Options per method, e.g. ``{"nuts": {"draws": 500}}``, checked before anything runs.
         Methods that take ``random_seed`` get a derived one unless given here.
-    store, client, max_workers, random_seed, progressbar
+    store, client, max_workers, random_seed, progressbar, worker_timeout
         As :func:`~bayesglmm.study.run_study` (one task per replication).
 
     Returns
@@ -166,7 +165,7 @@ def simulation_study(
         coverage per method and parameter, with Monte Carlo standard errors).
     """
     n_rep = integer(1)("n_rep", n_rep)
-    model_args, spec_truth = _model_args(model)
+    model_args, spec_truth, design = _model_args(model)
     truth = {
         "fixed_effects": fixed_effects,
         "variance_components": variance_components,
@@ -178,6 +177,7 @@ def simulation_study(
             raise OptionError("fixed_effects (the true values) must be given for a GLMM")
         truth.update({k: v for k, v in spec_truth.items() if truth.get(k) is None})
     truth = {k: v for k, v in truth.items() if v is not None}
+    check_truth(design, truth, model_args["family"])
     resolved = _methods(methods, fit_options)
     truth_series = _truth_series(model_args, truth)
     tasks = [
@@ -188,46 +188,12 @@ def simulation_study(
         )
         for r in range(n_rep)
     ]
-    study = run_study(tasks, store, client, max_workers, random_seed, progressbar)
-    estimates = _tidy(study, truth_series)
+    study = run_tasks(
+        tasks, store, client, max_workers, random_seed, progressbar, desc="simulation",
+        worker_timeout=worker_timeout,
+    )  # fmt: skip
+    estimates = tidy_estimates(study, truth_series, list(resolved))
     return SimulationStudy(estimates, summarize(estimates), truth_series, study)
-
-
-def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
-    """Per method and parameter: ``truth``, ``n`` (fits), ``n_failed``, ``converged``
-    (fraction), ``mean``, ``bias`` and ``bias_mcse``, ``sd`` (empirical), ``mean_se``,
-    ``mse``, ``rmse``, ``coverage`` (of the fits' intervals, where they have them) and
-    ``coverage_mcse``. Monte Carlo standard errors are ``sd / sqrt(n)`` and
-    ``sqrt(c (1 - c) / n)``."""
-    ok = estimates[estimates["parameter"].notna()]
-    failed = estimates[estimates["parameter"].isna()].groupby("method").size()
-    rows = []
-    for (method, param), g in ok.groupby(["method", "parameter"], sort=False):
-        err = g["estimate"] - g["truth"]
-        n = int(g["estimate"].notna().sum())
-        cov = g["covered"].dropna().astype(float)
-        c = float(cov.mean()) if len(cov) else np.nan
-        sd = float(g["estimate"].std(ddof=1)) if n > 1 else np.nan
-        rows.append(
-            {
-                "method": method,
-                "parameter": param,
-                "truth": float(g["truth"].iloc[0]),
-                "n": n,
-                "n_failed": int(failed.get(method, 0)),
-                "converged": float(g["converged"].astype(float).mean()),
-                "mean": float(g["estimate"].mean()),
-                "bias": float(err.mean()),
-                "bias_mcse": sd / np.sqrt(n) if n > 1 else np.nan,
-                "sd": sd,
-                "mean_se": float(g["std_error"].mean()),
-                "mse": float((err**2).mean()),
-                "rmse": float(np.sqrt((err**2).mean())),
-                "coverage": c,
-                "coverage_mcse": float(np.sqrt(c * (1 - c) / len(cov))) if len(cov) else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------
@@ -246,7 +212,8 @@ class BootstrapResult:
     summary : DataFrame
         Per parameter: ``estimate`` (the original fit), ``boot_mean``, ``bias``,
         ``std_error`` (sd of the refits), ``lower`` and ``upper`` (percentile interval at
-        ``level``), ``n`` (refits used), ``n_failed``.
+        ``level``), ``n`` (refits used), ``n_failed``; when every refit failed, one row
+        whose ``note`` says so with the first error.
     study : StudyResult
     """
 
@@ -271,6 +238,7 @@ def parametric_bootstrap(
     max_workers: int | None = None,
     random_seed: int | None = None,
     progressbar: bool | None = None,
+    worker_timeout: float | None = 60.0,
 ) -> BootstrapResult:
     """Parametric bootstrap of a fit: simulate from its estimates, refit, ``n_boot`` times.
 
@@ -286,7 +254,7 @@ def parametric_bootstrap(
         Level of the percentile intervals.
     fit_options : dict, optional
         Options of the refits, replacing the original fit's.
-    store, client, max_workers, random_seed, progressbar
+    store, client, max_workers, random_seed, progressbar, worker_timeout
         As :func:`~bayesglmm.study.run_study`.
     """
     from ...options import real
@@ -317,6 +285,7 @@ def parametric_bootstrap(
         max_workers=max_workers,
         random_seed=random_seed,
         progressbar=progressbar,
+        worker_timeout=worker_timeout,
     )
     reps = sim.estimates
     rows = []
@@ -337,6 +306,17 @@ def parametric_bootstrap(
                 "n_failed": n_failed,
             }
         )
+    if not rows:  # every refit failed
+        first = reps["error"].dropna()
+        rows.append(
+            {
+                "parameter": None,
+                "n": 0,
+                "n_failed": n_failed,
+                "note": f"all {n_failed} refits failed (first: "
+                f"{first.iloc[0] if len(first) else 'no error recorded'})",
+            }
+        )
     return BootstrapResult(reps, pd.DataFrame(rows), level, sim.study)
 
 
@@ -344,7 +324,7 @@ def parametric_bootstrap(
 # helpers
 
 
-def _model_args(model) -> tuple[dict, dict | None]:
+def _model_args(model) -> tuple[dict, dict | None, object]:
     from ...glmm import GLMM
     from ..specs import ModelSpec, load_spec
 
@@ -372,7 +352,7 @@ def _model_args(model) -> tuple[dict, dict | None]:
             "fixed_effects": dict(ref.fixed_effects),
             "variance_components": dict(ref.variance_components),
         }
-    return args, truth
+    return args, truth, model.design
 
 
 def _methods(methods, fit_options) -> dict:
@@ -415,19 +395,3 @@ def _dispersion_of(result):
         if name in result.dispersion.index:
             return float(result.dispersion[name])
     return None
-
-
-def _tidy(study: StudyResult, truth: pd.Series) -> pd.DataFrame:
-    frames = []
-    for key, rows in study.results.items():
-        rows = rows.copy()
-        rows.insert(0, "rep", int(key.split("=", 1)[1]))
-        frames.append(rows)
-    if not frames:
-        return pd.DataFrame(columns=["rep", "method", "parameter", "truth", *_FIT_COLUMNS])
-    out = pd.concat(frames, ignore_index=True)
-    out.insert(3, "truth", out["parameter"].map(truth).astype(float))
-    inside = (out["lower"] <= out["truth"]) & (out["truth"] <= out["upper"])
-    has = out["lower"].notna() & out["upper"].notna() & out["truth"].notna()
-    out["covered"] = inside.where(has)
-    return out

@@ -39,6 +39,8 @@ class ResultStore:
         self.path = Path(path)
         self.tasks_dir = self.path / "tasks"
         self._lock = None
+        #: why the store cannot be written (None: it can); a read-only store is only read
+        self.read_only: str | None = None
 
     # ------------------------------------------------------------------ opening
     def open(self, random_seed: int | None, fingerprints: dict[str, str]) -> int:
@@ -48,9 +50,16 @@ class ResultStore:
         Raises :class:`OptionError` if the store was made with another seed or holds a task
         of the same key with another definition.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._acquire_lock()
         manifest = self.path / "manifest.json"
+        if not (self.path.is_dir() and manifest.exists()):
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OptionError(
+                    f"store {str(self.path)!r} cannot be created: {type(err).__name__}: "
+                    f"{err.strerror or err}"
+                ) from None
+        self._acquire_lock()
         if manifest.exists():
             try:
                 meta = json.loads(manifest.read_text())
@@ -75,6 +84,12 @@ class ResultStore:
                         "(function or kwargs changed): use another store for the new study"
                     )
             new = {k: v for k, v in fingerprints.items() if k not in known}
+            if new and self.read_only:
+                raise OptionError(
+                    f"store {str(self.path)!r} cannot be written ({self.read_only}) and does "
+                    f"not hold task {next(iter(new))!r}: copy it to a writable directory to "
+                    "add tasks"
+                )
             if new:
                 meta["tasks"] = {**known, **new}
                 self._write_bytes(manifest, json.dumps(meta, indent=1).encode())
@@ -98,6 +113,8 @@ class ResultStore:
                 "tasks": dict(fingerprints),
             }
             self._write_bytes(manifest, json.dumps(meta, indent=1).encode())
+        if self.read_only:
+            return int(random_seed)
         self.tasks_dir.mkdir(exist_ok=True)
         for stale in self.tasks_dir.glob(".tmp-*"):  # left by a run killed mid-write
             stale.unlink(missing_ok=True)
@@ -109,7 +126,19 @@ class ResultStore:
             self._lock = None
 
     def _acquire_lock(self) -> None:
-        fh = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the run
+        """Hold the store's lock for the run; a store that cannot be written (a read-only
+        directory or file system, or another run holding the lock) is opened for reading
+        only, without a lock."""
+        try:
+            fh = open(self.path / ".lock", "a+")  # noqa: SIM115 - held for the run
+        except OSError as err:  # read-only: a finished store is still read
+            if (self.path / "manifest.json").exists():
+                self.read_only = f"{type(err).__name__}: {err.strerror or err}"
+                return
+            raise OptionError(
+                f"store {str(self.path)!r} cannot be written: {type(err).__name__}: "
+                f"{err.strerror or err}"
+            ) from None
         try:
             import fcntl
 
@@ -118,6 +147,9 @@ class ResultStore:
             pass
         except OSError:
             fh.close()
+            if (self.path / "manifest.json").exists():  # read what it holds, write nothing
+                self.read_only = "in use by another running study"
+                return
             raise OptionError(
                 f"store {str(self.path)!r} is in use by another running study"
             ) from None
@@ -162,6 +194,7 @@ class ResultStore:
             os.close(fd)
             try:
                 value.save(tmp)
+                os.chmod(tmp, _file_mode())
                 os.replace(tmp, self.tasks_dir / name)
             finally:
                 if os.path.exists(tmp):
@@ -180,6 +213,7 @@ class ResultStore:
     def _write_bytes(self, path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
+            _follow_umask(fd)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -194,3 +228,17 @@ def _name(key: str) -> str:
     """A file name for ``key``: a readable prefix and a digest (unique, any characters)."""
     slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", key)[:40]
     return f"{slug}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file (0666 less the umask; temporary files are 0600)."""
+    mask = os.umask(0o022)  # read it (there is no other portable way) and put it back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _follow_umask(fd: int) -> None:
+    try:
+        os.fchmod(fd, _file_mode())
+    except (AttributeError, OSError):  # no fchmod (Windows)
+        pass

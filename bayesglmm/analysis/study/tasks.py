@@ -14,8 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import OptionError
-from ...options import flag, integer, seed
+from ...errors import BayesGLMMError, OptionError
+from ...options import flag, integer, real, seed
+
+
+class ClusterError(BayesGLMMError, ConnectionError):
+    """The Dask cluster given to a study cannot run it: its scheduler is not reachable, or
+    it has no worker within ``worker_timeout`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,9 @@ def check_tasks(tasks) -> list[Task]:
     return tasks
 
 
-def check_arguments(store, client, max_workers, random_seed, progressbar) -> dict:
+def check_arguments(
+    store, client, max_workers, random_seed, progressbar, worker_timeout=60.0
+) -> dict:
     """:func:`run_study`'s other arguments, normalized, or one :class:`OptionError`."""
     if store is not None and not isinstance(store, str | os.PathLike):
         raise OptionError(f"store must be a directory path or None, got {type(store).__name__}")
@@ -137,7 +144,9 @@ def check_arguments(store, client, max_workers, random_seed, progressbar) -> dic
             "max_workers sizes the local process pool; with a client, the cluster's workers "
             "are used (leave max_workers=None)"
         )
+    worker_timeout = real(0, none=True)("worker_timeout", worker_timeout)
     return {
+        "worker_timeout": worker_timeout,
         "store": store,
         "client": client,
         "max_workers": max_workers,

@@ -116,7 +116,7 @@ def execute(key: str, fn, kwargs: dict, seed: int, where: str) -> dict:
     worker = _worker_name(where)
     try:
         value = fn(**kwargs, seed=seed)
-    except Exception as err:  # noqa: BLE001 - recorded, retried on resume
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - recorded, retried on resume
         rec = failed_record(key, seed, err, where)
         rec["seconds"], rec["traceback"] = time.perf_counter() - start, traceback.format_exc()
         return rec
@@ -142,16 +142,32 @@ def _worker_name(where: str) -> str:
     return f"{socket.gethostname().split('.')[0]}:{os.getpid()}"
 
 
-def execute_pickled(key: str, payload: bytes, seed: int, where: str) -> dict:
+def execute_pickled(key: str, payload: bytes, seed: int, where: str) -> bytes:
     """:func:`execute` of ``(fn, kwargs)`` sent as cloudpickle bytes (functions defined in
-    a notebook or a script's ``__main__``, lambdas and closures travel by value, as on Dask)."""
+    a notebook or a script's ``__main__``, lambdas and closures travel by value, as on Dask).
+
+    Returns the record pickled here, so that a value that cannot be pickled fails its own
+    task with the pickling error instead of reaching the pool's machinery."""
     import pickle
 
     try:
         fn, kwargs = pickle.loads(payload)
     except Exception as err:  # noqa: BLE001
-        return failed_record(key, seed, err, where)
-    return execute(key, fn, kwargs, seed, where)
+        rec = failed_record(key, seed, err, where)
+        rec["error"] = f"could not load the task on its worker: {rec['error']}"
+    else:
+        rec = execute(key, fn, kwargs, seed, where)
+    try:
+        return pickle.dumps(rec, protocol=4)
+    except Exception as err:  # noqa: BLE001 - e.g. a value holding a lock or a generator
+        bad = failed_record(key, seed, err, where)
+        bad["error"] = f"the task's value cannot be pickled (sent back or stored): {bad['error']}"
+        bad["seconds"] = rec.get("seconds", float("nan"))
+        try:
+            return pickle.dumps(bad, protocol=4)
+        except Exception:  # noqa: BLE001 - the exception itself does not pickle
+            bad["exception"] = None
+            return pickle.dumps(bad, protocol=4)
 
 
 def failed_record(key: str, seed: int, err: BaseException, where: str) -> dict:
