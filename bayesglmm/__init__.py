@@ -19,6 +19,7 @@ from .errors import (
     MethodError,
     OptionError,
     PriorError,
+    ResultFileError,
 )
 from .frequentist.ebp import ebp
 from .glmm import GLMM
@@ -103,4 +104,5 @@ __all__ = [
     "MethodError",
     "OptionError",
     "PriorError",
+    "ResultFileError",
 ]

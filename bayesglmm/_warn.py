@@ -16,6 +16,8 @@ import os
 import sys
 import warnings
 
+from ._arviz import is_arviz_notice
+
 #: frames whose file starts with this belong to bayesglmm and are skipped
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -98,7 +100,8 @@ class WarningsRecord:
     """Record every warning raised inside the ``with`` block; on leaving it (normally or by
     an exception) put the text of each that concerns the fit (not a :data:`CODE_WARNINGS`)
     in :attr:`texts`, then raise each warning again, unchanged (category, message, the
-    user's line), through the caller's filters.
+    user's line), through the caller's filters. ArviZ's refactor notice (raised when a fit
+    first imports PyMC) is dropped.
 
     Warnings raised in other processes (sampler workers) never reach this process and are
     not recorded.
@@ -122,7 +125,7 @@ class WarningsRecord:
 
     def __exit__(self, *exc) -> None:
         self._catch.__exit__(*exc)
-        caught = self._caught
+        caught = [w for w in self._caught if not is_arviz_notice(w.message, w.category)]
         self.texts.extend(
             str(w.message) for w in caught if not issubclass(w.category, CODE_WARNINGS)
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -229,8 +230,9 @@ def _cmd_fit(args) -> int:
     options = _method_options(args, method)
     data = _read_csv(args.data) if args.data else None
     model, name, spec = _build_model(args, data, "CSV")
+    _check_out(Path(args.out))
     print(model)
-    if "random_seed" in options:
+    if "random_seed" in options and draws_at_random(method):
         print(f"random seed: {options['random_seed']} (--seed to change)")
     result = model.fit(method=method, **options)
     print(result)
@@ -252,6 +254,7 @@ def _cmd_compare(args) -> int:
     data = _data_arg(args.data) if args.data else None
     model, name, _ = _build_model(args, data, "CSV_OR_DATASET")
     refs = references_of(model, None)
+    _check_out(Path(args.out))
     print(model)
     seeds = {p.options["random_seed"] for p in plan if "random_seed" in p.options}
     if seeds:
@@ -369,6 +372,7 @@ def _cmd_demo(args) -> int:
     print(demo.message)
     spec = load_spec("salamander")
     model = spec.build(data=demo.data)
+    _check_out(Path(args.out))
     print(model)
     print(f"random seed: {options['random_seed']} (--seed to change)")
     result = model.fit(method="nuts", **options)
@@ -465,6 +469,38 @@ def _method_options(args, method: str) -> dict:
     if args.no_progress and "progressbar" in known:
         options["progressbar"] = False
     return resolve_options(method, options)
+
+
+def draws_at_random(method: str) -> bool:
+    """Whether ``method``'s estimates depend on its seed: samplers, Monte Carlo likelihoods
+    and simulated estimating equations (Laplace and PQL take a seed only for the probes of
+    the large crossed solver, so their printed seed would mislead)."""
+    from .methods import get_record
+
+    record = get_record(method)
+    if "random_seed" not in record.options:
+        return False
+    return record.kind in ("bayesian", "monte carlo") or "n_sim" in record.options
+
+
+def _check_out(out: Path) -> None:
+    """Check, before any fit, that ``--out`` can be created and written in (one line if
+    not); a folder that does not exist yet is not created here, so a fit that fails leaves
+    nothing behind."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out: {str(out)!r} is a file, not a folder; name a folder")
+    base = out
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise CLIError(f"--out: cannot create the folder {str(out)!r}: {str(base)!r} is a file")
+    try:
+        probe = tempfile.mkdtemp(prefix=".bayesglmm-check-", dir=base)
+    except OSError as err:
+        raise CLIError(
+            f"--out: cannot write the folder {str(out)!r} in {str(base)!r}: {err.strerror or err}"
+        ) from None
+    Path(probe).rmdir()
 
 
 def _write_outputs(result, out: Path, stem: str, no_plots: bool) -> None:

@@ -103,11 +103,16 @@ def demo_data(data_dir=None, random_seed: int | None = 0) -> DemoData:
     Raises
     ------
     DatasetUnavailableError
-        The data cannot be read: no copy matches the pinned sha256 (the packaged one
-        included) and the download failed. The message says where it looked and why.
+        ``data_dir`` is not a folder, or the data cannot be read: no copy matches the
+        pinned sha256 (the packaged one included) and the download failed. The message
+        says where it looked and why.
     """
+    from pathlib import Path
+
     from .model import datasets
 
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DatasetUnavailableError(f"data_dir {str(data_dir)!r} is not a folder")
     try:
         df = datasets.load("salamander", data_dir=data_dir)
     except DatasetUnavailableError as err:

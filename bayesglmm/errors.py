@@ -53,3 +53,7 @@ class ImproperPosteriorError(BayesGLMMError):
 
 class SpecError(BayesGLMMError, ValueError):
     """A declarative model spec (``models/*.toml``) is malformed; names the file and key."""
+
+
+class ResultFileError(BayesGLMMError, ValueError):
+    """A saved result file is unreadable or damaged; names the file and the damaged part."""

@@ -8,11 +8,13 @@ import pandas as pd
 
 from ._warn import WarningsRecord
 from .errors import MethodError
+from .method_checks import check_fit
 from .methods import MethodRecord, get_record
+from .model.degenerate import check_response
 from .model.design import Design, build_design
 from .model.formula import parse_formula
 from .model.prior_set import PriorSet, resolve_priors
-from .options import option_defaults, resolve_options
+from .options import flag, option_defaults, resolve_options
 from .results.result import FitResult
 
 
@@ -60,6 +62,7 @@ class GLMM:
         priors: dict | None = None,
         dropna: bool = False,
     ) -> None:
+        dropna = flag()("dropna", dropna)
         self.spec = parse_formula(formula, family, link)
         self.design: Design = build_design(self.spec, data, dropna=dropna)
         self.priors: PriorSet = resolve_priors(self.design, priors)
@@ -91,7 +94,9 @@ class GLMM:
         The one fit pipeline: the method's record (:mod:`bayesglmm.methods`), its options
         checked and completed with their defaults, the record's check that the method
         applies to this model (:class:`~bayesglmm.errors.MethodError` with the reason),
-        then the fitting function, timed, with every warning it raises recorded
+        its rules across options and the memory its sizes need
+        (:func:`bayesglmm.method_checks.check_fit`), then the fitting function, timed,
+        with every warning it raises recorded
         (:class:`bayesglmm._warn.WarningsRecord`: raised again to the caller unchanged, their
         texts in ``convergence["warnings"]``), whose estimates become the result
         (:func:`bayesglmm.results.assemble.assemble_result`) with ``timing["total"]`` and
@@ -123,10 +128,17 @@ class GLMM:
         at their defaults); MethodError if the method does not apply to this model."""
         record = get_record(method)
         given = resolve_options(record.name, options)
+        if record.kind != "bayesian":
+            # nothing to estimate (lme4's check.response.not.const): a Bayesian fit takes such
+            # data, as brms does; its posterior is the prior's, and the propriety check refuses
+            # it where the prior is improper
+            check_response(self.design)
         reason = record.applies(self.design)
         if reason:
             raise MethodError(reason)
-        return record, {**option_defaults(record.name), **given}
+        resolved = {**option_defaults(record.name), **given}
+        check_fit(record, self.design, given, resolved)  # rules across options; memory
+        return record, resolved
 
     def __repr__(self) -> str:
         d = self.design

@@ -23,6 +23,19 @@ from dataclasses import dataclass
 
 from . import options as _options
 from .errors import MethodError
+from .method_checks import (
+    ALPHA,
+    GEE_START,
+    LIKELIHOOD_START,
+    MC_SIZES,
+    MOMENT_SIZES,
+    MOMENT_START,
+    CrossCheck,
+    moments_memory,
+    monte_carlo_memory,
+    quadrature_memory,
+    sampler_memory,
+)
 from .options import (
     NUTS_SAMPLERS,
     PYMC_INITS,
@@ -184,6 +197,14 @@ class MethodRecord:
         The option table (see :func:`bayesglmm.options.option_table`).
     requires : tuple of Requirement
         What the method applies to; :meth:`applies` reports the first one a design fails.
+    checks : tuple of CrossCheck
+        Rules across options (and the model) that the option table cannot state, run by
+        :func:`bayesglmm.method_checks.check_fit` right after the options are resolved.
+    memory : callable, optional
+        ``memory(design, options) -> bytes``: what the fit's sizes make it allocate; a fit
+        needing more than is available is refused before it starts.
+    sizes : tuple of str
+        The size options that drive ``memory`` (named in the refusal).
     """
 
     name: str
@@ -192,6 +213,9 @@ class MethodRecord:
     summary: str
     options: dict
     requires: tuple[Requirement, ...] = ()
+    checks: tuple[CrossCheck, ...] = ()
+    memory: Callable[[object, dict], int] | None = None
+    sizes: tuple[str, ...] = ()
 
     @property
     def fit(self) -> Callable:
@@ -251,6 +275,8 @@ _MC_SHARED = {
     "threads": None,
     "start": None,
 }
+_SAMPLER_SIZES = ("draws", "chains", "log_likelihood")
+_MC_SIZE_NAMES = ("mc_size", "mc_max", "loglik_draws")
 _QUAD_NODES = Option("n_quad", integer(1), "quadrature nodes per dimension (lme4's nAGQ)", 25)
 
 
@@ -274,6 +300,9 @@ def _moments(name: str, weighting: str) -> MethodRecord:
             Option("tol", real(0), "tolerance of the equation solver", 1e-10),
         ),
         (BINOMIAL_POISSON, RANDOM, INTERCEPTS),
+        checks=(MOMENT_SIZES, MOMENT_START),
+        memory=moments_memory,
+        sizes=("expectation", "n_sim", "n_quad"),
     )
 
 
@@ -301,6 +330,8 @@ RECORDS: tuple[MethodRecord, ...] = (
             ),
             Option("init", choice(*PYMC_INITS, none=True), "PyMC's initialization (pymc only)"),
         ),
+        memory=sampler_memory,
+        sizes=_SAMPLER_SIZES,
     ),
     MethodRecord(
         "gibbs",
@@ -330,6 +361,8 @@ RECORDS: tuple[MethodRecord, ...] = (
                 "auto",
             ),
         ),
+        memory=sampler_memory,
+        sizes=_SAMPLER_SIZES,
     ),
     MethodRecord(
         "lmm",
@@ -358,6 +391,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             Option("alpha", real(0, none=True), "negative binomial shape (required there)"),
         ),
         (RANDOM,),
+        checks=(ALPHA,),
     ),
     MethodRecord(
         "laplace",
@@ -382,6 +416,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_LAPLACE_START,
         ),
         (RANDOM,),
+        checks=(LIKELIHOOD_START,),
     ),
     MethodRecord(
         "agq",
@@ -394,6 +429,9 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_LAPLACE_START,
         ),
         (RANDOM, QUADRATURE),
+        checks=(LIKELIHOOD_START,),
+        memory=quadrature_memory,
+        sizes=("n_quad",),
     ),
     MethodRecord(
         "mbp",
@@ -411,6 +449,8 @@ RECORDS: tuple[MethodRecord, ...] = (
             Option("tol", real(0, none=True), "largest relative parameter step that stops"),
         ),
         (RANDOM, QUADRATURE),
+        memory=quadrature_memory,
+        sizes=("n_quad",),
     ),
     MethodRecord(
         "mcem",
@@ -432,6 +472,9 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_MC_START,
         ),
         (MONTE_CARLO_FAMILIES, RANDOM),
+        checks=(MC_SIZES, LIKELIHOOD_START),
+        memory=monte_carlo_memory,
+        sizes=_MC_SIZE_NAMES,
     ),
     MethodRecord(
         "mcnr",
@@ -447,6 +490,9 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_MC_START,
         ),
         (MONTE_CARLO_FAMILIES, RANDOM),
+        checks=(MC_SIZES, LIKELIHOOD_START),
+        memory=monte_carlo_memory,
+        sizes=_MC_SIZE_NAMES,
     ),
     MethodRecord(
         "sml",
@@ -460,6 +506,9 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_MC_START,
         ),
         (MONTE_CARLO_FAMILIES, RANDOM),
+        checks=(MC_SIZES, LIKELIHOOD_START),
+        memory=monte_carlo_memory,
+        sizes=_MC_SIZE_NAMES,
     ),
     MethodRecord(
         "gee",
@@ -493,6 +542,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             ),
         ),
         (families("binomial", "poisson", "gaussian"), ONE_CLUSTER),
+        checks=(GEE_START,),
     ),
     _moments("ee", "first step, Jiang 1998"),
     _moments("ee2", "optimally weighted second step, Jiang & Zhang 2001"),

@@ -12,14 +12,19 @@ Shared options mean the same in every method that takes them:
     most iterations of the optimizer (laplace, agq, lmm) or of the outer loop (pql);
 ``progressbar``
     None (default): a bar for long-running work only (sampling; iterations beyond
-    :data:`PROGRESS_DELAY` seconds), on a terminal and in a pipe alike; False: none;
-    True: always;
+    :data:`PROGRESS_DELAY` seconds), on a terminal or in a notebook; none when stderr goes
+    to a file or pipe (the compiled NUTS sampler prints a line now and then there);
+    False: none, PyMC's log lines included; True: always;
 ``random_seed``
     seed of every random draw (an integer >= 0); the same seed gives the same result;
 ``threads``
-    BLAS threads for the fit's dense linear algebra; None: bayesglmm's choice;
+    BLAS threads for the fit's dense linear algebra; None: bayesglmm's choice; more than
+    the CPU cores this process may use is clamped to them, with a warning;
 ``start``
     starting values (a dict or vector; for samplers one dict per chain is allowed).
+
+Rules across options (``mc_size`` not above ``mc_max``, ...) and the memory a fit's sizes
+need are the method records' (:mod:`bayesglmm.method_checks`), checked right after these.
 
 A method that has no use for a shared option (``max_iter`` for NUTS, ``random_seed`` for the
 deterministic Laplace fit) refuses it like any unknown option.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -188,6 +194,26 @@ def seed(name, v):
     raise OptionError(f"{name} must be an integer >= 0 or None, got {v!r}")
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity set where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def threads(name, v):
+    """None or a positive integer, clamped (with a warning) to :func:`usable_cores`."""
+    n = integer(1, none=True)(name, v)
+    cores = usable_cores()
+    if n is not None and n > cores:
+        from ._warn import warn
+
+        warn(f"{name}={n} is more than the {cores} CPU cores available; using {name}={cores}")
+        n = cores
+    return n
+
+
 def start_values(name, v):
     """None, a dict, a list of dicts (one per chain) or a vector of finite numbers."""
     if v is None or isinstance(v, Mapping):
@@ -237,12 +263,12 @@ SHARED: dict[str, Option] = {
         Option(
             "progressbar",
             flag(none=True),
-            "None: bars for long-running work only, terminal or pipe; False: none; True: always",
+            "None: bars for long-running work on a terminal only; False: none; True: always",
         ),
         Option("random_seed", seed, "seed of every random draw; same seed, same result"),
         Option(
             "threads",
-            integer(1, none=True),
+            threads,
             "BLAS threads for the dense linear algebra; None: bayesglmm's choice",
         ),
         Option("start", start_values, "starting values"),
@@ -332,14 +358,35 @@ def resolve_options(method: str, given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def show_progress(progressbar: bool | None) -> bool:
-    """Whether a sampler (always long-running) shows its bar under ``progressbar``."""
+    """Whether a sampler (always long-running) shows its progress under ``progressbar``."""
     return progressbar is not False
 
 
+def sampler_bar(progressbar: bool | None) -> bool:
+    """Whether PyMC's sampler draws its bar: True always; None only where a bar renders
+    (:func:`bars_render`: not into a file or pipe); False never."""
+    return progressbar is True or (progressbar is None and bars_render())
+
+
+def bars_render() -> bool:
+    """Whether a tqdm bar on stderr is seen as a bar: stderr is a terminal, or a Jupyter
+    kernel runs us (tqdm.auto draws a widget there); not when stderr is a file or pipe."""
+    import sys
+
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+    return "ipykernel" in sys.modules
+
+
 def tqdm_progress(progressbar: bool | None) -> dict:
-    """tqdm keywords for iterative work: shown after :data:`PROGRESS_DELAY` s under None."""
+    """tqdm keywords for iterative work: under None shown after :data:`PROGRESS_DELAY` s,
+    and only where a bar renders (:func:`bars_render`); True always; False never."""
+    shown = progressbar is True or (progressbar is None and bars_render())
     return {
-        "disable": progressbar is False,
+        "disable": not shown,
         "delay": 0.0 if progressbar else PROGRESS_DELAY,
     }
 

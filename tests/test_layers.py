@@ -8,7 +8,7 @@ From the top down::
     engines    bayesglmm/bayes/, bayesglmm/frequentist/, bayesglmm/propriety/
     results    bayesglmm/results/
     model      bayesglmm/model/
-    base       errors.py, options.py, _warn.py, _threads.py
+    base       errors.py, options.py, method_checks.py, _warn.py, _arviz.py, _threads.py
 
 A module imports its own layer and the layers below it, never one above: an engine imports
 no analysis and not the face, the result layer imports no engine, the model layer imports no
@@ -43,7 +43,9 @@ LAYER_OF = {
     "model": "model",
     "errors": "base",
     "options": "base",
+    "method_checks": "base",
     "_warn": "base",
+    "_arviz": "base",
     "_threads": "base",
 }
 ORDER = ["entry", "analysis", "fit API", "engines", "results", "model", "base"]

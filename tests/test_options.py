@@ -309,7 +309,8 @@ def test_warnings_point_at_the_users_line(gaussian):
 def test_progress_bars_only_for_work_beyond_a_second(binary, capsys, monkeypatch):
     """progressbar=None shows PQL's bar only once the iterations have run PROGRESS_DELAY
     seconds (set here to "never" and to "at once", so that the test does not depend on the
-    machine's speed); True always, False never. stderr is captured (not a terminal)."""
+    machine's speed) and only where a bar renders (a terminal); True always, False never.
+    stderr is captured (not a terminal)."""
     from bayesglmm import options
 
     fit = {"method": "pql", "max_iter": 3, "tol": 1e-12}  # 3 iterations, quick
@@ -321,6 +322,9 @@ def test_progress_bars_only_for_work_beyond_a_second(binary, capsys, monkeypatch
         binary.fit(**fit, progressbar=True)
         assert "PQL" in capsys.readouterr().err
         monkeypatch.setattr(options, "PROGRESS_DELAY", 0.0)  # as if every fit were slow
+        binary.fit(**fit)  # stderr is not a terminal: no bar written into it
+        assert "PQL" not in capsys.readouterr().err
+        monkeypatch.setattr(options, "bars_render", lambda: True)  # as on a terminal
         binary.fit(**fit)
         assert "PQL" in capsys.readouterr().err
         binary.fit(**fit, progressbar=False)

@@ -42,6 +42,7 @@ TIDY_COLUMNS = (
     "upper",
     "seconds",
     "kind",
+    "converged",
     "note",
 )
 
@@ -164,9 +165,13 @@ def run_plan(model, plan: list[PlannedFit], progressbar=None):
     """
     from tqdm.auto import tqdm
 
+    from ..method_checks import check_planned
     from ..methods import get_record
     from ..options import tqdm_progress
 
+    for p in plan:  # options that contradict each other, sizes beyond memory: before any fit
+        if get_record(p.method).applies(model.design) is None:
+            check_planned(get_record(p.method), model.design, p.options)
     fits, skipped, seconds = {}, {}, {}
     bar = tqdm(total=len(plan), desc="compare", unit="method", **tqdm_progress(progressbar))
     try:
@@ -327,21 +332,14 @@ class Comparison:
 
         labels = list(self.fits)
         marks = _marks(labels, list(self.fits.values()))
-        out = {}
-        for lab, r in self.fits.items():
-            parts = list(marks.get(lab, []))
-            if not r.converged:
-                msgs = r.convergence.get("messages") or []
-                first = " ".join(str(msgs[0]).split()) if msgs else ""
-                parts.append("did not converge" + (f": {first}" if first else ""))
-            out[lab] = "; ".join(parts)
-        return out
+        return {lab: "; ".join(marks.get(lab, [])) for lab in self.fits}
 
     @property
     def tidy(self) -> pd.DataFrame:
         """One row per method and parameter (:data:`TIDY_COLUMNS`); a skipped method has one
         row with no parameter and its reason in ``note``. ``std_error`` is the posterior sd
-        of Bayesian fits; ``lower``/``upper`` the 95 % interval of the method."""
+        of Bayesian fits; ``lower``/``upper`` the 95 % interval of the method; ``converged``
+        is False for a fit that did not converge (its ``note`` says so)."""
         notes = self._notes()
         rows = []
         for lab in self.order:
@@ -352,6 +350,7 @@ class Comparison:
                         "parameter": None,
                         "seconds": self.seconds[lab],
                         "kind": None,
+                        "converged": None,
                         "note": f"not applicable: {self.skipped[lab]}",
                     }
                 )
@@ -365,6 +364,7 @@ class Comparison:
                         **{c: float(row[c]) for c in ("estimate", "std_error", "lower", "upper")},
                         "seconds": self.seconds[lab],
                         "kind": r.kind,
+                        "converged": bool(r.converged),
                         "note": notes[lab],
                     }
                 )

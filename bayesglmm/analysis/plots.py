@@ -62,7 +62,9 @@ def write_plots(result, out_dir: str | Path, prefix: str = "") -> dict[str, Path
         raise MethodError(
             f"a {result.method!r} fit has no draws to plot (plots are for sampling methods)"
         )
-    import arviz as az
+    from .._arviz import import_arviz
+
+    az = import_arviz()
 
     plt = _pyplot()
     out = Path(out_dir)
@@ -117,7 +119,9 @@ def forest_plot(
     One panel per kind of parameter (fixed effects, variance components, correlations,
     dispersion), each on its own scale. Per parameter, every method's estimate is a dot with
     its 95 % interval as a line (no line where the method gives none, e.g. Laplace
-    variances); reference values are open black marks on the parameter's centre line.
+    variances); reference values are open black marks on the parameter's centre line. A
+    method whose fit did not converge (``converged`` False in ``tidy``) is drawn with crosses
+    and labelled ``"<method> [not converged]"`` in the legend.
 
     Parameters
     ----------
@@ -142,7 +146,7 @@ def forest_plot(
     """
     import numpy as np
 
-    from ..results.tables import _rank
+    from ..results.tables import NOT_CONVERGED, _rank
 
     plt = _pyplot()
     t = tidy[tidy["parameter"].notna()]
@@ -157,6 +161,9 @@ def forest_plot(
     if not params:
         raise MethodError("nothing to plot: no method gave estimates")
     methods = list(dict.fromkeys(t["method"]))
+    failed = set()
+    if "converged" in t.columns:
+        failed = set(t.loc[t["converged"].eq(False), "method"])
     refs = {k: v for k, v in (references or {}).items() if len(v)}
     ranks = sorted({_rank(p) for p in params})
     sizes = [sum(_rank(p) == r for p in params) for r in ranks]
@@ -184,8 +191,9 @@ def forest_plot(
                 colour = cmap(j % cmap.N)
                 if np.isfinite(r["lower"]) and np.isfinite(r["upper"]):
                     ax.hlines(y, r["lower"], r["upper"], color=colour, lw=1.5)
-                (h,) = ax.plot(r["estimate"], y, "o", color=colour, ms=4.5, ls="none")
-                handles.setdefault(m, h)
+                marker = "x" if m in failed else "o"
+                (h,) = ax.plot(r["estimate"], y, marker, color=colour, ms=4.5, ls="none")
+                handles.setdefault(f"{m} [{NOT_CONVERGED}]" if m in failed else m, h)
             for k, (lab, values) in enumerate(refs.items()):
                 if p in values.index and np.isfinite(values[p]):
                     (h,) = ax.plot(

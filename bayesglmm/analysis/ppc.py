@@ -45,7 +45,9 @@ def posterior_predictive(
     -------
     arviz.InferenceData
     """
-    import arviz as az
+    from .._arviz import import_arviz
+
+    az = import_arviz()
     import xarray as xr
 
     if result.kind != "bayesian" or result.idata is None:

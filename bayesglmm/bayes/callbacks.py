@@ -216,8 +216,7 @@ def _glm_estimate(design) -> tuple[np.ndarray, np.ndarray] | None:
         with np.errstate(all="ignore"):
             fit = glm.fit_glm_design(design)
             lin = fit.eta - design.offset
-            binomial = family.name == "binomial"
-            if not fit.converged or (binomial and np.abs(lin).max() > ETA_SEPARATION):
+            if not fit.converged or (family.has_trials and np.abs(lin).max() > ETA_SEPARATION):
                 return None
             beta = np.linalg.lstsq(design.X, lin, rcond=None)[0]
             cov = glm.coefficient_covariance(

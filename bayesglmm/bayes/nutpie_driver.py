@@ -177,7 +177,9 @@ def in_notebook() -> bool:
 def _prepare_result_libraries() -> None:
     """Import what the InferenceData of the result is built with. xarray looks up its
     optional array backends (dask ...) when it makes its first variable: done here too."""
-    import arviz  # noqa: F401
+    from .._arviz import import_arviz
+
+    import_arviz()
     import xarray as xr
 
     xr.Variable(("draw",), np.zeros(1))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
+import multiprocessing
 import os
 import time
 
 from ..errors import BackendNotInstalledError, MethodError, OptionError
-from ..options import show_progress
+from ..options import sampler_bar, show_progress
 from ..results.assemble import Estimates
 from ..results.details import SamplerDetails
 from .posterior import posterior_estimates
+from .start import check_start
 
 #: nuts_sampler value -> module that must be importable, and the extra that installs it
 BACKENDS = {
@@ -106,8 +110,9 @@ def fit_nuts(
         Raise towards 0.95 if divergences are reported.
     parameterization : {"noncentered", "centered"}
     progressbar : bool, optional
-        None (default) and True show the sampler's progress (nutpie's bar on a terminal,
-        a line every few seconds in a pipe; PyMC's bar); False shows nothing.
+        None (default) shows the sampler's progress: nutpie's or PyMC's bar on a terminal;
+        in a file or pipe, no bar (the compiled path prints a line every few seconds).
+        True always draws the bar; False shows nothing, PyMC's log lines included.
     log_likelihood : bool
         Store pointwise log-likelihood (for LOO/WAIC) in ``idata.log_likelihood``.
     allow_improper : bool
@@ -139,9 +144,12 @@ def fit_nuts(
     backend = _choose_backend(model, nuts_sampler, parameterization)
     sample_kwargs = backend_options(backend, options)
     propriety = check_priors(model, allow_improper)
-    progressbar = show_progress(progressbar)
     if cores is None:
         cores = max(1, min(chains, os.cpu_count() or 1))
+    if backend == "pymc" and cores > 1 and multiprocessing.current_process().daemon:
+        # a daemonic process (a Dask worker) may not start PyMC's chain processes: the
+        # chains run one after another, each with its own seed, so the draws are the same
+        cores = 1
     t0 = time.perf_counter()
     if backend == "compiled":
         from .compiled import sample_compiled
@@ -153,7 +161,7 @@ def fit_nuts(
             chains,
             cores,
             random_seed,
-            progressbar,
+            show_progress(progressbar),
             target_accept,
             log_likelihood,
             parameterization=parameterization,
@@ -314,9 +322,11 @@ def _sample_pymc(
 
     t0 = time.perf_counter()
     pm_model = model.build_pymc(parameterization=parameterization)
+    check_start(pm_model, sample_kwargs.get("initvals"), chains)  # before PyMC compiles
     idata, timing = run_pm_sample(
         pm_model,
         log_likelihood,
+        log_lines=show_progress(progressbar),
         draws=draws,
         tune=tune,
         chains=chains,
@@ -324,18 +334,33 @@ def _sample_pymc(
         random_seed=random_seed,
         nuts_sampler=nuts_sampler,
         target_accept=target_accept,
-        progressbar=progressbar,
+        progressbar=sampler_bar(progressbar),
         **sample_kwargs,
     )
     return idata, {"build": time.perf_counter() - t0 - sum(timing.values()), **timing}
 
 
-def run_pm_sample(pm_model, log_likelihood: bool, **sample_args):
-    """``pm.sample`` on ``pm_model`` (+ pointwise log-likelihood), with stage timings."""
+@contextlib.contextmanager
+def pymc_log_lines(shown: bool):
+    """PyMC's INFO lines ("Sampling 4 chains ...") kept (``shown``) or silenced while the
+    block runs: the ``pymc`` logger's level is raised to WARNING, then restored."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    if not shown:
+        logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_pm_sample(pm_model, log_likelihood: bool, log_lines: bool = True, **sample_args):
+    """``pm.sample`` on ``pm_model`` (+ pointwise log-likelihood), with stage timings; PyMC's
+    log lines only with ``log_lines`` (False under ``progressbar=False``)."""
     import pymc as pm
 
     t1 = time.perf_counter()
-    with pm_model:
+    with pm_model, pymc_log_lines(log_lines):
         idata = pm.sample(compute_convergence_checks=False, **sample_args)
         t2 = time.perf_counter()
         if log_likelihood:

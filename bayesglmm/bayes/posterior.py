@@ -59,6 +59,14 @@ def summarize_draws(draws: dict[str, np.ndarray]) -> pd.DataFrame:
     return table
 
 
+def _finite(column: pd.Series, pick) -> float:
+    """``pick`` (max or min) of the non-NaN values of ``column``; NaN when there are none
+    (R-hat of one chain), without NumPy's all-NaN warning."""
+    values = np.asarray(column, dtype=float)
+    values = values[~np.isnan(values)]
+    return float(pick(values)) if values.size else float("nan")
+
+
 def sampler_diagnostics(idata, table: pd.DataFrame, n_chains: int) -> dict:
     """Divergences, R-hat and ESS summary, with advice; warns when something is off."""
     stats = idata.sample_stats if "sample_stats" in idata.groups() else None
@@ -68,9 +76,9 @@ def sampler_diagnostics(idata, table: pd.DataFrame, n_chains: int) -> dict:
             if key in stats:
                 n_div = int(np.asarray(stats[key].values).sum())
                 break
-    max_rhat = float(np.nanmax(table["r_hat"])) if len(table) else float("nan")
-    min_bulk = float(np.nanmin(table["ess_bulk"])) if len(table) else float("nan")
-    min_tail = float(np.nanmin(table["ess_tail"])) if len(table) else float("nan")
+    max_rhat = _finite(table["r_hat"], max)
+    min_bulk = _finite(table["ess_bulk"], min)
+    min_tail = _finite(table["ess_tail"], min)
     messages = []
     if n_div:
         messages.append(

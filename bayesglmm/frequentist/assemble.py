@@ -86,7 +86,7 @@ def likelihood_estimates(
     cors = cov.correlations(theta)
     rows = [table, parameter_rows(variances, cors)]
     if devfun.has_disp:
-        dname = "sigma" if design.family.name == "gaussian" else "alpha"
+        dname = design.family.dispersion_name
         dse = np.nan if V is None else disp * np.sqrt(V[-1, -1])  # delta method
         rows.append(pd.DataFrame({"estimate": [disp], "std_error": [dse]}, index=[dname]))
     table = pd.concat(rows)
@@ -178,36 +178,77 @@ def _warn(design, conv, converged, table, singular, vcov_problem, method) -> Non
             "covariates, better starting values (start=...) or more iterations (max_iter=...).",
             ConvergenceWarning,
         )
-    if design.family.name in ("binomial", "poisson", "negative_binomial"):
-        fx = table.loc[design.fixed_names]
-        scale = np.abs(design.X).max(axis=0)
-        big = (np.abs(fx["estimate"].to_numpy()) * scale > DIVERGE_ABS) & ~(
-            np.abs(fx["z"].to_numpy()) > DIVERGE_Z
-        )
-        for name in [str(v) for v in np.asarray(design.fixed_names)[big]]:
-            row = fx.loc[name]
-            warn(
-                f"fixed effect {name!r} diverges (estimate {row['estimate']:.3g}, standard error "
-                f"{row['std_error']:.3g}): complete or quasi-complete separation; the response "
-                f"is (nearly) determined by {name!r}. Its estimate and Wald interval are not "
-                "meaningful: merge levels, drop the column or use a penalized/Bayesian fit.",
-                SeparationWarning,
-            )
-        for t in design.random:
-            for j, comp in enumerate(t.component_names):
-                sd = np.sqrt(table.loc[f"var({comp})", "estimate"])
-                if sd * np.abs(t.X[:, j]).max() > DIVERGE_ABS:
-                    warn(
-                        f"the variance of {comp!r} diverges (sd {sd:.3g} on the link scale): "
-                        f"{_constant_groups(design, t)} The random effects of {t.group!r} "
-                        "separate the responses; the variance is not estimable by maximum "
-                        "likelihood (use a prior, i.e. a Bayesian fit, or drop the term).",
-                        SeparationWarning,
-                    )
+    if design.family.discrete:  # counts: huge counts and separation
+        if (counts := _large_counts(design)) is not None:
+            _warn_large_counts(design, table, counts, method)
+        else:
+            _warn_separation(design, table)
     if vcov_problem and not singular:
         warn(
             f"{vcov_problem}: standard errors are not available; the model may not be "
             "identifiable (or the fit is at a saddle point)",
+            ConvergenceWarning,
+        )
+
+
+def _warn_separation(design, table) -> None:
+    fx = table.loc[design.fixed_names]
+    scale = np.abs(design.X).max(axis=0)
+    big = (np.abs(fx["estimate"].to_numpy()) * scale > DIVERGE_ABS) & ~(
+        np.abs(fx["z"].to_numpy()) > DIVERGE_Z
+    )
+    for name in [str(v) for v in np.asarray(design.fixed_names)[big]]:
+        row = fx.loc[name]
+        warn(
+            f"fixed effect {name!r} diverges (estimate {row['estimate']:.3g}, standard error "
+            f"{row['std_error']:.3g}): complete or quasi-complete separation; the response "
+            f"is (nearly) determined by {name!r}. Its estimate and Wald interval are not "
+            "meaningful: merge levels, drop the column or use a penalized/Bayesian fit.",
+            SeparationWarning,
+        )
+    for t in design.random:
+        for j, comp in enumerate(t.component_names):
+            sd = np.sqrt(table.loc[f"var({comp})", "estimate"])
+            if sd * np.abs(t.X[:, j]).max() > DIVERGE_ABS:
+                warn(
+                    f"the variance of {comp!r} diverges (sd {sd:.3g} on the link scale): "
+                    f"{_constant_groups(design, t)} The random effects of {t.group!r} "
+                    "separate the responses; the variance is not estimable by maximum "
+                    "likelihood (use a prior, i.e. a Bayesian fit, or drop the term).",
+                    SeparationWarning,
+                )
+
+
+def _large_counts(design) -> str | None:
+    """Why a count model's estimates sit far out on the log scale, when the response's own
+    scale explains it (counts above ``exp(DIVERGE_ABS)``); None otherwise."""
+    if design.family.name not in ("poisson", "negative_binomial"):
+        return None
+    top = float(np.max(design.y))
+    if not top > np.exp(DIVERGE_ABS):
+        return None
+    resp = design.spec.response.expr
+    return f"the response {resp!r} has counts up to {top:.3g} (mean {float(np.mean(design.y)):.3g})"
+
+
+def _warn_large_counts(design, table, counts: str, method: str) -> None:
+    fx = table.loc[design.fixed_names]
+    scale = np.abs(design.X).max(axis=0)
+    big = (np.abs(fx["estimate"].to_numpy()) * scale > DIVERGE_ABS) & ~(
+        np.abs(fx["z"].to_numpy()) > DIVERGE_Z
+    )
+    flagged = [str(v) for v in np.asarray(design.fixed_names)[big]]
+    for t in design.random:
+        for j, comp in enumerate(t.component_names):
+            sd = np.sqrt(table.loc[f"var({comp})", "estimate"])
+            if sd * np.abs(t.X[:, j]).max() > DIVERGE_ABS:
+                flagged.append(f"var({comp})")
+    if flagged:
+        warn(
+            f"{method}: {counts}; at this scale the {design.family.name} likelihood is so "
+            f"sharp that {flagged} are not reliably estimated (no standard error, or "
+            "estimates far out on the log scale). If the response is a rescaled amount "
+            "rather than a count, use its natural count unit or a continuous family.",
             ConvergenceWarning,
         )
 

@@ -76,9 +76,7 @@ class LaplaceDeviance:
     def names(self) -> list[str]:
         out = [f"theta[{n}]" for n in self.cov.theta_names] + list(self.problem.design.fixed_names)
         if self.has_disp:
-            out.append(
-                "log(sigma)" if self.problem.response.family.name == "gaussian" else "log(alpha)"
-            )
+            out.append(f"log({self.problem.response.family.dispersion_name})")
         return out
 
     def bounds(self) -> list[tuple[float | None, float | None]]:

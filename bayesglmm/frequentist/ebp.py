@@ -47,7 +47,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import MethodError, OptionError
+from ..method_checks import check_memory, rule_memory
 from ..model.newdata import NewRows, new_rows, training_rows
+from ..options import choice, integer, seed
 from ..results.predict import model_of, select_terms, term_covariance
 
 METHODS = ("auto", "quadrature", "importance")
@@ -193,6 +195,18 @@ def _rows(result, model, newdata, re_form) -> NewRows:
     return new_rows(design, model.data, newdata, terms)
 
 
+def _check_fit(result) -> None:
+    from ..results.result import FitResult
+
+    if not isinstance(result, FitResult):
+        text = repr(result)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        raise OptionError(
+            f"ebp: result must be a FitResult (from GLMM.fit or FitResult.load), got a "
+            f"{type(result).__name__} ({text})"
+        )
+
+
 def ebp(
     result,
     newdata: pd.DataFrame | None = None,
@@ -239,12 +253,12 @@ def ebp(
         modes, for comparison). ``attrs`` records the method, the parameters in ``g2`` and,
         for importance sampling, the effective sample size.
     """
-    if type not in ("response", "link"):
-        raise OptionError(f"type must be 'response' or 'link', got {type!r}")
-    if method not in METHODS:
-        raise OptionError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(n_draws, int) or n_draws < 100:
-        raise OptionError(f"n_draws must be an integer >= 100, got {n_draws!r}")
+    _check_fit(result)
+    choice("response", "link")("type", type)
+    choice(*METHODS)("method", method)
+    n_quad = integer(1, none=True)("n_quad", n_quad)  # None: the default; 0 is refused
+    n_draws = integer(100)("n_draws", n_draws)
+    random_seed = seed("random_seed", random_seed)
     model = model_of(result, model)
     design = model.design
     if not design.random:
@@ -264,8 +278,13 @@ def ebp(
         k = sum(t.n_columns for t in design.random)
         if k > 3:
             raise MethodError(f"quadrature handles up to 3 effects per level, this model has {k}")
-        engine = _Quadrature(design, rows, psi, n_quad or {1: 30, 2: 12, 3: 8}[k])
+        n_quad = n_quad or {1: 30, 2: 12, 3: 8}[k]
+        levels = sum(t.n_levels for t in design.random)
+        need = 8 * n_quad**k * (levels + rows.n + design.n) + rule_memory(n_quad)
+        check_memory(need, f"ebp with n_quad={n_quad}")
+        engine = _Quadrature(design, rows, psi, n_quad)
     else:
+        check_memory(16 * n_draws * (design.q + rows.n), f"ebp with n_draws={n_draws}")
         engine = _Importance(design, rows, psi, n_draws, np.random.default_rng(random_seed))
     mean, second, mcse = engine.moments(psi, h)
     g1 = np.clip(second - mean**2, 0.0, None)

@@ -22,6 +22,7 @@ import scipy.optimize
 from scipy import stats
 from tqdm.auto import tqdm
 
+from .. import _warn
 from ..errors import MethodError
 from ..results.result import FitResult
 from . import blas_threads
@@ -228,10 +229,9 @@ def _profile_side(prof: _Profile, s_hat, z_hat, dev_min, target, step) -> float:
         if zeta(b) >= target:
             return scipy.optimize.brentq(lambda v: zeta(v) - target, s, b, xtol=PROFILE_XTOL)
         s, b = b, b + 2 * (b - s)
-    warnings.warn(
+    _warn.warn(
         f"profile of sd({prof.term.component_names[prof.comp]}) did not reach the upper limit "
-        f"up to {b:.3g}: the interval is unbounded above",
-        stacklevel=3,
+        f"up to {b:.3g}: the interval is unbounded above"
     )
     return np.inf
 
@@ -329,9 +329,7 @@ def bootstrap_intervals(
         }
     )
     if failed:
-        warnings.warn(
-            f"{failed} of {n_boot} bootstrap refits failed and were dropped", stacklevel=2
-        )
+        _warn.warn(f"{failed} of {n_boot} bootstrap refits failed and were dropped")
     return out
 
 
@@ -343,6 +341,5 @@ def _parameters(devfun: LaplaceDeviance, x: np.ndarray) -> dict[str, float]:
     out.update({f"sd({k})": float(np.sqrt(v)) for k, v in var.items()})
     out.update({f"cor({k})": v for k, v in devfun.cov.correlations(theta).items()})
     if devfun.has_disp:
-        name = "sigma" if devfun.problem.design.family.name == "gaussian" else "alpha"
-        out[name] = disp
+        out[devfun.problem.design.family.dispersion_name] = disp
     return out

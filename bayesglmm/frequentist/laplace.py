@@ -43,14 +43,14 @@ def check_model(design, method: str) -> None:
             "this formula has none (fit a GLM instead)"
         )
     y = design.y
-    fam = design.family.name
+    fam = design.family
     resp = design.spec.response.expr
-    if fam == "binomial":
+    if fam.has_trials:
         if np.all(y == 0):
             raise DataError(f"response {resp!r} has no successes: nothing to estimate")
         if np.all(y == design.trials):
             raise DataError(f"response {resp!r} has no failures: nothing to estimate")
-    elif fam in ("poisson", "negative_binomial") and np.all(y == 0):
+    elif fam.discrete and np.all(y == 0):
         raise DataError(f"response {resp!r} is zero in every row: nothing to estimate")
 
 

@@ -98,12 +98,12 @@ def _check_options(model, reml, dispersion, max_iter, tol, alpha) -> None:
     if not (isinstance(tol, float | int) and tol > 0):
         raise MethodError(f"tol must be a positive number, got {tol!r}")
     fam = model.design.family
-    if fam.name == "negative_binomial" and (alpha is None or not alpha > 0):
+    if fam.has_dispersion and not fam.scale_free and (alpha is None or not alpha > 0):
         raise MethodError(
             "PQL for the negative binomial family needs its shape: pass alpha=... (as "
             "glmmPQL(family = negative.binomial(theta)) takes theta)"
         )
-    if fam.name == "gaussian" and dispersion == "fixed":
+    if fam.scale_free and dispersion == "fixed":
         raise MethodError(
             "a Gaussian model has a free residual variance: use dispersion='estimated'"
         )
@@ -221,7 +221,7 @@ def fit_pql(
     """
     d = model.design
     fam = d.family
-    if fam.name == "gaussian" and fam.link.name == "identity":
+    if fam.scale_free and fam.link.name == "identity":
         warn(
             "PQL on a Gaussian model with the identity link is the linear mixed model "
             f"itself (the working response is y): fitting method='lmm' with reml={reml}",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import _warn
 from ..errors import DatasetUnavailableError, UnknownDatasetError
 
 ENV_VAR = "BAYESGLMM_DATA"
@@ -100,9 +101,7 @@ def _verified(path: Path, info: DatasetInfo) -> bool:
     if not path.is_file():
         return False
     if _sha256(path) != info.sha256:
-        warnings.warn(
-            f"{path} does not match the pinned sha256 of {info.name}; ignored", stacklevel=3
-        )
+        _warn.warn(f"{path} does not match the pinned sha256 of {info.name}; ignored")
         return False
     return True
 

@@ -8,7 +8,6 @@ term, with level names. Nothing here imports PyMC or any estimator.
 from __future__ import annotations
 
 import ast
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,8 +15,10 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
+from .. import _warn
 from ..errors import DataError, FormulaError
-from . import factors
+from . import degenerate, factors
+from .data_checks import check_functions, check_used_columns
 from .families import Family, get_family
 from .spec import RandomTermSpec, Spec
 
@@ -166,7 +167,7 @@ class Design:
 
     @property
     def is_bernoulli(self) -> bool:
-        return self.family.name == "binomial" and self.spec.response.kind == "column"
+        return self.family.has_trials and self.spec.response.kind == "column"
 
     @property
     def Z(self) -> sp.csc_matrix:
@@ -242,7 +243,15 @@ def _names_in(expr: str) -> set[str]:
     return names - called - attr_bases
 
 
+def _known_functions() -> list[str]:
+    from formulae.transforms import TRANSFORMS
+
+    names = {*NAMESPACE, *_FORMULA_FUNCTIONS, *TRANSFORMS} - {"np"}
+    return sorted(n for n in names if not n.startswith("_") and not n.endswith("_"))
+
+
 def _check_columns(expr: str, data: pd.DataFrame, where: str) -> list[str]:
+    check_functions(expr, data, _known_functions())
     used = []
     for name in sorted(_names_in(expr)):
         if name in data.columns:
@@ -281,7 +290,7 @@ def _response(spec: Spec, family: Family, data: pd.DataFrame):
     r = spec.response
     raw = _evaluate(r.expr, data)
     if r.kind == "cbind":
-        if family.name != "binomial":
+        if not family.has_trials:
             raise DataError(f"cbind(...) is a binomial response; the family is {family.name}")
         succ = _as_float(raw, r.expr, data.index)
         fail = _as_float(_evaluate(r.failures_expr, data), r.failures_expr, data.index)
@@ -291,7 +300,7 @@ def _response(spec: Spec, family: Family, data: pd.DataFrame):
                 f"{_positions(fail < 0, data.index)} (more successes than trials?)"
             )
         return succ, succ + fail, None
-    if family.name == "binomial":
+    if family.has_trials:
         if r.expr in data.columns and isinstance(data[r.expr].dtype, pd.CategoricalDtype):
             raw = data[r.expr].array  # keep the category order: it says which is success
         y, levels = _binary(raw, r.expr, data.index)
@@ -394,12 +403,26 @@ def ordered_columns(common) -> tuple[np.ndarray, list[str], dict[str, slice]]:
     return X, names, slices
 
 
-def _check_rank(X: np.ndarray, names: list[str]) -> None:
+#: a design column with values beyond this overflows X'WX and the fit's arithmetic
+HUGE = 1e100
+
+
+def _check_rank(X: np.ndarray, names: list[str], labels: pd.Index) -> None:
     if X.shape[1] == 0:
         return
     if not np.all(np.isfinite(X)):
-        bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
-        raise DataError(f"fixed-effect columns {bad} have infinite or NaN values")
+        bad = [j for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+        i = int(np.flatnonzero(~np.isfinite(X[:, bad[0]]))[0])
+        raise DataError(
+            f"fixed-effect columns {[names[j] for j in bad]} have infinite or NaN values "
+            f"(first: {names[bad[0]]!r} is {X[i, bad[0]]} at row {labels[i]!r})"
+        )
+    top = np.abs(X).max(axis=0)
+    for j in np.flatnonzero(top > HUGE):
+        raise DataError(
+            f"fixed-effect column {names[j]!r} has values up to {top[j]:.3g}: rescale it "
+            f"(values beyond {HUGE:.0e} overflow the fit's arithmetic)"
+        )
     has_intercept = "Intercept" in names
     for j, name in enumerate(names):
         if name != "Intercept" and np.ptp(X[:, j]) == 0 and (has_intercept or X.shape[1] > 1):
@@ -443,7 +466,9 @@ def _term_labels(name: str, term) -> list[str]:
     return list(labs) if labs else [name]
 
 
-def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design:
+def build_design(
+    spec: Spec, data: pd.DataFrame, dropna: bool = False, check: bool = True
+) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
 
     Parameters
@@ -454,6 +479,10 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
         Rows with missing values in the columns the model uses raise a :class:`DataError`
         unless this is True, in which case they are dropped (and listed in
         ``Design.dropped_rows``), as lme4 does with ``na.action = na.omit``.
+    check : bool
+        Warn about variance components the data cannot identify
+        (:func:`bayesglmm.model.degenerate.warn_identifiability`); False for a design whose
+        response is a placeholder (simulation).
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -473,6 +502,7 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
         used += _check_columns(t.expr, data, f"random-effect term {t.label}")
         used += _check_columns(t.group, data, f"random-effect term {t.label}")
     used = list(dict.fromkeys(used))
+    check_used_columns(data, used)
 
     dropped: list = []
     missing = data[used].isna()
@@ -490,7 +520,7 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
                 f"{detail}. Pass dropna=True to drop them."
             )
         dropped = list(data.index[rows.to_numpy()])
-        warnings.warn(f"dropped {len(dropped)} row(s) with missing values: {detail}", stacklevel=3)
+        _warn.warn(f"dropped {len(dropped)} row(s) with missing values: {detail}")
         data = data.loc[~rows.to_numpy()]
         if len(data) == 0:
             raise DataError("no rows are left after dropping missing values")
@@ -499,10 +529,10 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
     y, trials, response_levels = _response(spec, family, data)
     family.check_support(y, trials if r.kind == "cbind" else None, r.expr, labels=data.index)
     if response_levels is not None:
-        warnings.warn(factors.success_message(r.expr, response_levels), stacklevel=3)
+        _warn.warn(factors.success_message(r.expr, response_levels))
 
     X, names, fixed_terms, common = _model_matrix(spec.fixed, data, "fixed-effect design")
-    _check_rank(X, names)
+    _check_rank(X, names, data.index)
 
     offset = np.zeros(len(data))
     for off in spec.offsets:
@@ -523,13 +553,13 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
                     f"{t.spec.label}); merge the terms"
                 )
             names_seen[c] = t.spec.label
-        if family.name == "gaussian" and t.n_levels * t.n_columns >= len(data):
+        if family.dispersion_is_residual and t.n_levels * t.n_columns >= len(data):
             raise DataError(
                 f"grouping factor {t.group!r} has {t.n_levels} levels for {len(data)} rows: "
                 "a Gaussian model cannot separate it from the residual"
             )
 
-    return Design(
+    design = Design(
         spec=spec,
         family=family,
         y=y,
@@ -544,3 +574,6 @@ def build_design(spec: Spec, data: pd.DataFrame, dropna: bool = False) -> Design
         fixed_design=common,
         response_levels=response_levels,
     )
+    if check:
+        degenerate.warn_identifiability(design)
+    return design

@@ -31,6 +31,7 @@ from scipy import special
 
 from ..errors import DataError, FamilyError
 from .links import LINKS, Link
+from .priors import Gamma, HalfNormal, Prior
 
 __all__ = [
     "ENGINE_SPELLINGS",
@@ -119,6 +120,9 @@ class Family:
     #: the variance is ``phi V(mu)`` with ``phi`` free (a GLM estimates it by Pearson's
     #: statistic, as R's ``summary.glm``); 1 otherwise
     scale_free: ClassVar[bool] = False
+    #: the dispersion is the residual standard deviation (a report lists it as the
+    #: "Residual" row of the random effects, as lme4; other dispersions get a line of their own)
+    dispersion_is_residual: ClassVar[bool] = False
     #: the family and its dispersion in messages
     _label: ClassVar[str] = ""
     _dispersion_doc: ClassVar[str] = ""
@@ -133,6 +137,14 @@ class Family:
     def canonical(self) -> bool:
         """Whether the link is the family's canonical link."""
         return self.link.name == self.canonical_link
+
+    def default_dispersion_prior(self, scale: float = 1.0) -> Prior | None:
+        """The default prior of the dispersion parameter (None: the family has none).
+
+        ``scale`` is the response scale of the default priors
+        (:func:`bayesglmm.model.prior_set.response_scale`).
+        """
+        return None
 
     # ------------------------------------------------------------------ log-likelihood
     def log_constant(self, y: np.ndarray, trials: np.ndarray | None = None) -> np.ndarray:
@@ -498,8 +510,12 @@ class Gaussian(Family):
     dispersion_name: ClassVar[str | None] = "sigma"
     discrete: ClassVar[bool] = False
     scale_free: ClassVar[bool] = True
+    dispersion_is_residual: ClassVar[bool] = True
     _label: ClassVar[str] = "Gaussian"
     _dispersion_doc: ClassVar[str] = "the residual sd"
+
+    def default_dispersion_prior(self, scale=1.0):
+        return HalfNormal(2.5 * scale)
 
     def _loglik(self, y, n, mu, eta, dispersion, constant):
         self._need_dispersion(dispersion, "log-likelihood")
@@ -549,6 +565,9 @@ class NegativeBinomial(Family):
     dispersion_name: ClassVar[str | None] = "alpha"
     _label: ClassVar[str] = "negative-binomial"
     _dispersion_doc: ClassVar[str] = "alpha"
+
+    def default_dispersion_prior(self, scale=1.0):
+        return Gamma(0.01, 0.01, on="value")
 
     def log_constant(self, y, trials=None):
         return -special.gammaln(y + 1)

@@ -117,15 +117,60 @@ _UNKNOWN = object()
 
 
 def _level_labels(train: pd.Series, new: pd.Series) -> np.ndarray:
-    """Labels of ``new`` as the design labels the training levels (``str`` of the values)."""
+    """Labels of ``new`` as the design labels the training levels (``str`` of the values).
+
+    Levels are matched by value, as :func:`bayesglmm.model.factors.factor` matches them:
+    ``0.0`` and ``np.int64(0)`` are the integer level ``0``, the string ``"0"`` is the level
+    labelled ``"0"``; a value matching no level keeps its own label (an unseen level).
+    """
     cats = pd.Categorical(train).categories
-    try:
-        conv = pd.Index(new).astype(cats.dtype)
-        if cats.dtype.kind in "iu" and not np.array_equal(np.asarray(conv, float), new):
-            conv = pd.Index(new)  # 1.5 is not the integer level 1
-    except (TypeError, ValueError):
-        conv = pd.Index(new)
-    return np.asarray(conv.astype(str))
+    by_str = {str(c): str(c) for c in cats}
+    by_num = {}
+    if cats.dtype.kind in "iufb":
+        by_num = {float(c): str(c) for c in cats}
+    out = []
+    for v in new.tolist():
+        label = None
+        if by_num and isinstance(v, int | float | np.number) and not isinstance(v, bool):
+            label = by_num.get(float(v))
+        if label is None:
+            label = by_str.get(str(v), str(v))
+        out.append(label)
+    return np.asarray(out, dtype=object).astype(str)
+
+
+def _row(label) -> str:
+    """A row label as the user wrote it (``8``, ``'b'``), not as a NumPy scalar."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
+def _check_finite(frame: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse missing or infinite values in the ``columns`` of newdata (first row named)."""
+    for c in columns:
+        col = frame[c]
+        bad = np.asarray(col.isna())
+        what = "a missing value"
+        if not bad.any() and np.asarray(col).dtype.kind in "iufc":
+            bad = ~np.isfinite(np.asarray(col, dtype=float))
+            what = "an infinite value"
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"newdata column {c!r} has {what} ({col.iloc[i]}) in row "
+                f"{_row(frame.index[i])} (position {i}); predictions need finite values"
+            )
+
+
+def _check_rows(values: np.ndarray, names: list[str], labels: pd.Index, where: str) -> None:
+    """Refuse non-finite entries of an evaluated design (e.g. ``log(x)`` at ``x = 0``)."""
+    values = values.reshape(len(labels), -1)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise DataError(
+            f"the {where} on newdata is not finite in column {names[j]!r} at row "
+            f"{_row(labels[i])} (position {i}): value {values[i, j]}"
+        )
 
 
 def _group_index(term: RandomTerm, train: pd.DataFrame, new: pd.DataFrame):
@@ -143,7 +188,8 @@ def _group_index(term: RandomTerm, train: pd.DataFrame, new: pd.DataFrame):
 def _evaluate_matrix(common, frame: pd.DataFrame, names: list[str], where: str) -> np.ndarray:
     if common is None:
         return np.zeros((len(frame), 0))
-    with factors.new_data():
+    # log(0) and the like: refused with the column named (_check_rows), not a RuntimeWarning
+    with factors.new_data(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         try:
             new = common.evaluate_new_data(frame)
         except Exception as err:  # formulae's message names the column
@@ -185,16 +231,23 @@ def new_rows(
     used = list(dict.fromkeys(value_cols + group_cols))
     na = newdata[used].isna().any()
     if na.any():
-        raise DataError(f"newdata has missing values in column(s) {list(na[na].index)}")
+        cols = list(na[na].index)
+        first = newdata.index[np.flatnonzero(np.asarray(newdata[cols].isna().any(axis=1)))[0]]
+        raise DataError(
+            f"newdata has missing values in column(s) {cols} (first in row {_row(first)})"
+        )
+    _check_finite(newdata, used)
     train = _training_frame(design, data)
     frame = newdata.copy()
     for c in value_cols:
         frame[c] = _align(train[c], newdata[c], c)
 
     X = _evaluate_matrix(design.fixed_design, frame, design.fixed_names, "fixed-effect design")
+    _check_rows(X, list(design.fixed_names), frame.index, "fixed-effect design")
     offset = np.zeros(len(frame))
     for off in spec.offsets:
         offset = offset + _as_float(_evaluate(off, frame), f"offset({off})", frame.index)
+        _check_rows(offset, [f"offset({off})"], frame.index, "offset")
     index, Xz, new_levels = [], [], {}
     for t in terms:
         idx, unseen = _group_index(t, train, newdata)
@@ -204,14 +257,16 @@ def new_rows(
         if t.matrix_design is None:
             Xz.append(np.ones((len(frame), 1)))
         else:
-            Xz.append(_evaluate_matrix(t.matrix_design, frame, t.columns, f"term {t.spec.label}"))
+            Z = _evaluate_matrix(t.matrix_design, frame, t.columns, f"term {t.spec.label}")
+            _check_rows(Z, list(t.columns), frame.index, f"term {t.spec.label}")
+            Xz.append(Z)
     return NewRows(newdata.index, X, offset, list(terms), index, Xz, new_levels)
 
 
 def new_trials(design: Design, newdata: pd.DataFrame | None) -> np.ndarray | None:
     """Binomial trials on the rows: ones for a 0/1 response, successes + failures for
     ``cbind`` (read from ``newdata``); None for other families."""
-    if design.family.name != "binomial":
+    if not design.family.has_trials:
         return None
     if newdata is None:
         return design.trials

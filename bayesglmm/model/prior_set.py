@@ -11,7 +11,6 @@ from ..errors import PriorError
 from .design import Design
 from .priors import (
     LKJ,
-    Gamma,
     HalfNormal,
     InverseWishart,
     Normal,
@@ -65,8 +64,8 @@ class PriorSet:
 
 
 def response_scale(design: Design) -> float:
-    """``s`` in the default priors: sd(y) for Gaussian models, 1 otherwise."""
-    if design.family.name == "gaussian":
+    """``s`` in the default priors: sd(y) for a continuous response (Gaussian), 1 for counts."""
+    if not design.family.discrete:
         sd = float(np.std(design.y))
         return sd if sd > 0 else 1.0
     return 1.0
@@ -92,10 +91,9 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
         ps.random_sd[t.name] = [HalfNormal(2.5 * s) for _ in t.columns]
         if t.correlated:
             ps.correlation[t.name] = LKJ(eta=1.0)
-    if design.family.name == "gaussian":
-        ps.dispersion["sigma"] = HalfNormal(2.5 * s)
-    elif design.family.name == "negative_binomial":
-        ps.dispersion["alpha"] = Gamma(0.01, 0.01, on="value")
+    dispersion = design.family.default_dispersion_prior(s)
+    if dispersion is not None:
+        ps.dispersion[design.family.dispersion_name] = dispersion
 
     groups: dict[str, list] = {}
     components: dict[str, tuple] = {}

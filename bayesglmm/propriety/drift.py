@@ -72,8 +72,10 @@ def _trend(logv: np.ndarray) -> float | None:
 
 def _variance_draws(model, draws: dict) -> dict[str, np.ndarray]:
     out = {k: v for k, v in draws.items() if k.startswith("var(")}
-    if "sigma" in draws and model.design.family.name == "gaussian":
-        out["sigma^2"] = np.asarray(draws["sigma"]) ** 2
+    family = model.design.family
+    if family.dispersion_is_residual and family.dispersion_name in draws:
+        name = family.dispersion_name
+        out[f"{name}^2"] = np.asarray(draws[name]) ** 2
     return out
 
 
@@ -98,7 +100,7 @@ def check_drift(model, idata, draws: dict, warn: bool = True) -> dict:
         ``{"flagged": {parameter: message}, "checked": [parameters]}`` (JSON-serialisable).
     """
     d = model.design
-    scale = float(np.var(d.y)) if d.family.name == "gaussian" else 1.0
+    scale = 1.0 if d.family.discrete else float(np.var(d.y))
     scale = scale if scale > 0 else 1.0
     flagged: dict[str, str] = {}
     checked: list[str] = []
@@ -133,7 +135,7 @@ def check_drift(model, idata, draws: dict, warn: bool = True) -> dict:
                     f"log variance moves by {shift:+.1f} between the first and "
                     f"last quarter of every chain: drifting to {where}"
                 )
-    if d.family.name != "gaussian" and "posterior" in idata.groups():
+    if d.family.discrete and "posterior" in idata.groups():
         post = idata.posterior
         for term, sl in d.fixed_terms.items():
             if not model.priors.fixed[term].flat or term not in post:

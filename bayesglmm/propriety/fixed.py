@@ -119,7 +119,7 @@ def check_fixed(design: Design, priors: PriorSet, signs: np.ndarray | None):
     terms = [t for t in design.fixed_terms if priors.fixed[t].flat]
     param = ", ".join(terms)
     fam, link = design.family.name, design.family.link.name
-    if fam == "gaussian":
+    if not design.family.discrete:
         # Gaussian fixed effects are handled with the variance components (lmm.py): with a
         # full-rank X (checked when the design was built) they integrate out exactly.
         return [], None, None
@@ -135,7 +135,7 @@ def check_fixed(design: Design, priors: PriorSet, signs: np.ndarray | None):
         )
         return [entry], None, None
     cone = recession_cone(design.X[:, cols], signs)
-    if fam == "binomial":
+    if design.family.has_trials:
         condition = (
             "no complete or quasi-complete separation in the columns with flat priors "
             "(rows with 0 < y < n count as a success and a failure)"
@@ -155,12 +155,12 @@ def check_fixed(design: Design, priors: PriorSet, signs: np.ndarray | None):
         rows = [design.row_labels[i] for i in cone.strict_rows]
         n_moving = len(rows)
         kind = "complete" if n_moving == cone.n_rows else "quasi-complete"
-        if fam != "binomial":
+        if not design.family.has_trials:
             kind = "zero-count"
         rows_py = [r.item() if hasattr(r, "item") else r for r in rows]
         separation = {"kind": kind, "direction": direction, "rows": rows_py}
         shown = ", ".join(f"{v:+.3g}*{k}" for k, v in direction.items())
-        towards = "their observed responses" if fam == "binomial" else "zero"
+        towards = "their observed responses" if design.family.has_trials else "zero"
         detail = (
             f"{kind} separation along d = ({shown}): the likelihood never decreases along d "
             f"and tends to its supremum; d moves {n_moving} of {cone.n_rows} rows towards "

@@ -43,7 +43,7 @@ def check_separation(design) -> dict | None:
         covered.
     """
     signs = row_signs(design)
-    if signs is None or design.family.name == "gaussian" or design.X.shape[1] == 0:
+    if signs is None or not design.family.discrete or design.X.shape[1] == 0:
         return None
     if not np.any(np.isin(signs, (-1, 1))):
         return None
@@ -61,7 +61,7 @@ def check_separation(design) -> dict | None:
     # one row per distinct (x, sign) pair)
     eta = np.asarray(design.X @ cone.direction).ravel()
     moved = (np.abs(eta) > 1e-9 * max(1.0, float(np.abs(eta).max()))) & (signs != 2)
-    if design.family.name == "binomial":
+    if design.family.has_trials:
         kind = "complete" if moved.sum() == int((signs != 2).sum()) else "quasi-complete"
     else:
         kind = "zero-count"

@@ -153,12 +153,12 @@ def mixed_groups(design: Design, comp: Component) -> tuple[int, int]:
     """(groups with responses not all equal, groups) for a random-intercept component."""
     idx = comp.term.index
     y = design.y
-    if design.family.name == "binomial":
+    if design.family.has_trials:
         n = design.trials if design.trials is not None else np.ones_like(y)
         succ = np.bincount(idx, weights=y, minlength=comp.q)
         fail = np.bincount(idx, weights=n - y, minlength=comp.q)
         return int(((succ > 0) & (fail > 0)).sum()), comp.q
-    if design.family.name == "gaussian":
+    if not design.family.discrete:  # a continuous response: no group is all equal
         return comp.q, comp.q
     pos = np.bincount(idx, weights=(y > 0).astype(float), minlength=comp.q)
     return int((pos > 0).sum()), comp.q
@@ -169,7 +169,7 @@ def tail_entries(
 ) -> tuple[list[ProprietyEntry], list[str]]:
     """Necessary tail conditions rho(S) + 2 sum a_inf > 0 over subsets of heavy components."""
     heavy = [c for c in comps if math.isfinite(c.a_inf) and not c.correlated]
-    if design.family.name == "gaussian":
+    if not design.family.discrete:
         heavy = [c for c in heavy if c.tails.improper]
     entries: list[ProprietyEntry] = []
     notes: list[str] = []
@@ -248,7 +248,7 @@ def discrete_sufficient(design: Design, priors: PriorSet, comps: list[Component]
     """
     improper = [c for c in comps if c.tails.improper]
     notes: list[str] = []
-    fam = design.family.name
+    trials = design.family.has_trials
     bad = [c.parameter for c in improper if c.correlated or not c.term.is_intercept_only]
     if bad:
         notes.append(
@@ -272,7 +272,7 @@ def discrete_sufficient(design: Design, priors: PriorSet, comps: list[Component]
         m = 0
         for g in range(c.q):
             rows = np.flatnonzero(c.term.index == g)
-            if fam == "poisson":
+            if not trials:  # counts: a group with a positive count
                 m += bool(np.any(y[rows] > 0))
                 continue
             succ = rows[y[rows] > 0]

@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..errors import FormulaError, MethodError, OptionError
 from ..model.newdata import NewRows, new_rows, training_rows
+from ..options import choice, flag, real, seed
 
 TYPES = ("link", "response")
 INTERVALS = (None, "confidence")
@@ -155,13 +156,41 @@ def _vcov_beta(result, design) -> np.ndarray:
 # prediction
 
 
-def _check(type, interval, level):
-    if type not in TYPES:
-        raise OptionError(f"type must be one of {TYPES}, got {type!r}")
-    if interval not in INTERVALS:
-        raise OptionError(f"interval must be None or 'confidence', got {interval!r}")
-    if not (isinstance(level, float | int) and 0 < level < 1):
-        raise OptionError(f"level must be a probability in (0, 1), got {level!r}")
+def _check(type, interval, level, allow_new_levels=False, random_seed=None):
+    """The arguments of a prediction, by the validators of :mod:`bayesglmm.options`."""
+    choice(*TYPES)("type", type)
+    choice("confidence", none=True)("interval", interval)
+    real(0, 1)("level", level)
+    flag()("allow_new_levels", allow_new_levels)
+    seed("random_seed", random_seed)
+
+
+def _check_effects_available(result, terms, re_form) -> None:
+    """Refuse a ``re_form`` naming random effects that the fit does not predict.
+
+    A marginal fit (GEE) has no random effects: the default ``re_form=None`` predicts at
+    the population level, a formula naming terms is refused. A fit storing no predicted
+    effects (the moment methods) is refused with the two ways to predict.
+    """
+    if not terms:
+        return
+    if result.kind == "marginal":
+        if re_form is None:
+            return
+        raise MethodError(
+            f"re_form={re_form!r} asks for random effects, but a {result.method} fit is "
+            "marginal and has none; use re_form='~0' (population-level predictions) or a "
+            "conditional method such as 'laplace' or 'agq'"
+        )
+    if result.kind == "bayesian":
+        return
+    missing = [t.name for t in terms if t.name not in result.random_effects]
+    if missing:
+        raise MethodError(
+            f"this {result.method} fit stores no predicted random effects (term(s) "
+            f"{', '.join(missing)}): predict at the population level with re_form='~0', or "
+            "predict the random effects from the fit with bg.ebp(result)"
+        )
 
 
 def prediction_rows(result, newdata, re_form, allow_new_levels, model=None):
@@ -169,6 +198,9 @@ def prediction_rows(result, newdata, re_form, allow_new_levels, model=None):
     model = model_of(result, model)
     design = model.design
     terms = select_terms(design, re_form)
+    _check_effects_available(result, terms, re_form)
+    if result.kind == "marginal":
+        terms = []  # population-averaged: no random effects, no group columns needed
     if newdata is None:
         return model, training_rows(design, terms)
     rows = new_rows(design, model.data, newdata, terms)
@@ -224,7 +256,7 @@ def predict(
         A Series of predictions indexed by row label; a DataFrame with columns
         ``estimate, std_error, lower, upper`` when ``interval`` is given.
     """
-    _check(type, interval, level)
+    _check(type, interval, level, allow_new_levels, random_seed)
     model, rows = prediction_rows(result, newdata, re_form, allow_new_levels, model)
     link = model.design.family.link
     if result.kind == "bayesian":

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..model.families import FAMILIES
+
 _SIGNIF = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
@@ -34,7 +36,19 @@ def format_report(r) -> str:
         "marginal": _marginal_report,
         "bayesian": _bayes_report,
     }.get(r.kind, _glmer_report)
-    return "\n".join(layout(r))
+    lines = layout(r)
+    if not r.converged:
+        lines.insert(1, _not_converged_line(r))
+    return "\n".join(lines)
+
+
+def _not_converged_line(r) -> str:
+    """The warning line under the title of a fit that did not converge."""
+    msgs = [m for m in (r.convergence or {}).get("messages") or [] if m]
+    first = " ".join(str(msgs[0]).split()) if msgs else ""
+    return "*** NOT CONVERGED: the estimates below are not reliable" + (
+        f" ({first})" if first else ""
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -67,14 +81,22 @@ def _split_component(name: str) -> tuple[str, str]:
     return name, "(Intercept)"
 
 
+def _residual_sd(r) -> str | None:
+    """The name of ``r``'s dispersion when it is the residual sd (Gaussian ``sigma``), else
+    None (:attr:`~bayesglmm.model.families.Family.dispersion_is_residual`)."""
+    family = FAMILIES.get(r.family)
+    return family.dispersion_name if family is not None and family.dispersion_is_residual else None
+
+
 def _random_table(r, residual: bool) -> list[str]:
     """lme4's ``VarCorr`` block: Groups, Name, Variance, Std.Dev. and Corr."""
     rows = []
     for comp, var in r.variance_components.items():
         g, col = _split_component(str(comp))
         rows.append([g, col, var])
-    if residual and "sigma" in r.dispersion.index:
-        rows.append(["Residual", "", float(r.dispersion["sigma"]) ** 2])
+    sd = _residual_sd(r)
+    if residual and sd in r.dispersion.index:
+        rows.append(["Residual", "", float(r.dispersion[sd]) ** 2])
     cors: dict[tuple[str, str], dict[str, float]] = {}
     for key, val in r.re_correlations.items():
         g, pair = str(key).rsplit("|", 1)
@@ -182,9 +204,9 @@ def _glmer_report(r) -> list[str]:
     else:
         out += [f"{r.method} maximizes no likelihood: logLik, AIC and BIC are not defined", ""]
     out += _residuals(details)
-    out += ["Random effects:", *_random_table(r, residual=r.family == "gaussian")]
+    out += ["Random effects:", *_random_table(r, residual=_residual_sd(r) is not None)]
     out.append(_groups_line(r))
-    if r.family != "gaussian":
+    if _residual_sd(r) is None:
         for k, v in r.dispersion.items():
             out.append(f"Dispersion parameter ({k}): {_fmt(float(v))}")
     out.append("")
@@ -219,7 +241,7 @@ def _monte_carlo_report(r) -> list[str]:
     if cdet.get("stop_reason"):
         out.append(f"Stopped: {cdet['stop_reason']}")
     out.append("")
-    out += ["Random effects:", *_random_table(r, residual=r.family == "gaussian")]
+    out += ["Random effects:", *_random_table(r, residual=_residual_sd(r) is not None)]
     var_rows = [f"var({c})" for c in r.variance_components.index]
     mc = r.table.loc[var_rows, "mcse"] if var_rows else pd.Series(dtype=float)
     if len(mc) and np.isfinite(mc.to_numpy()).any():

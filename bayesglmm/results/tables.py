@@ -9,6 +9,9 @@ estimates are marginal (population-averaged), is marked. Used by :func:`bayesglm
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import pandas as pd
 
 from ..errors import BayesGLMMError
@@ -17,6 +20,9 @@ from .result import DISPERSION_ROWS, FitResult
 #: the marks a column label may carry, and what they mean (kept in ``table.attrs["notes"]``)
 PRIORS_DIFFER = "priors differ"
 MARGINAL = "marginal"
+NOT_CONVERGED = "not converged"
+#: ``"model 2"``: the fit is of another model or data set (``allow_different_models=True``)
+MODEL = "model"
 
 
 def _rank(key: str) -> int:
@@ -49,9 +55,87 @@ def _column(r: FitResult) -> pd.Series:
     return pd.concat([p.astype(float) for p in parts if len(p)])
 
 
-def _marks(labels: list[str], results: list[FitResult]) -> dict[str, list[str]]:
+def _data_fingerprint(r: FitResult) -> str | None:
+    """A hash of the response and design arrays the fit used (None without its model)."""
+    design = getattr(getattr(r, "model", None), "design", None)
+    if design is None:
+        return None
+    h = hashlib.sha256()
+    for arr in (design.y, design.X, design.trials, design.offset):
+        if arr is not None:
+            h.update(np.ascontiguousarray(np.asarray(arr, dtype=float)).tobytes())
+    for t in design.random:
+        h.update(np.ascontiguousarray(t.index).tobytes())
+    return h.hexdigest()
+
+
+def model_identity(r: FitResult) -> dict:
+    """What makes two fits estimates of the same model on the same data."""
+    return {
+        "formula": "".join(str(r.formula).split()),
+        "family/link": f"{r.family}/{r.link}",
+        "response": r.info.get("response"),
+        "number of observations": int(r.nobs),
+        "data": _data_fingerprint(r),
+    }
+
+
+def _describe(r: FitResult) -> str:
+    return f"{r.formula} ({r.family}/{r.link}, {r.nobs} observations)"
+
+
+def _differences(a: dict, b: dict) -> list[str]:
+    """Keys of two identities that differ (the data only when both fits know it)."""
+    return [k for k in a if a[k] != b[k] and not (k == "data" and (a[k] is None or b[k] is None))]
+
+
+def model_numbers(
+    labels: list[str], results: list[FitResult], allow_different_models: bool = False
+) -> dict[str, int]:
+    """Number the distinct models among the fits (1, 2, ...), or refuse a mixture.
+
+    Raises
+    ------
+    BayesGLMMError
+        Two fits differ in formula, family/link, response, number of observations or data
+        (when both carry their model), naming the fits and what differs, unless
+        ``allow_different_models``.
+    """
+    idents = [model_identity(r) for r in results]
+    numbers: dict[str, int] = {}
+    firsts: list[tuple[str, dict]] = []
+    for lab, ident in zip(labels, idents, strict=True):
+        same = [k for k, (_, first) in enumerate(firsts) if not _differences(first, ident)]
+        if same:
+            numbers[lab] = same[0] + 1
+            continue
+        if firsts and not allow_different_models:
+            first_lab, first = firsts[0]
+            shown = "; ".join(
+                "data: the response or design values differ"
+                if key == "data"
+                else f"{key}: {first[key]!r} vs {ident[key]!r}"
+                for key in _differences(first, ident)
+            )
+            raise BayesGLMMError(
+                f"compare: fits {first_lab!r} and {lab!r} are not of the same model and "
+                f"data ({shown}); pass allow_different_models=True to put them side by "
+                "side with the columns labelled by model"
+            )
+        firsts.append((lab, ident))
+        numbers[lab] = len(firsts)
+    return numbers
+
+
+def _marks(
+    labels: list[str], results: list[FitResult], allow_different_models: bool = False
+) -> dict[str, list[str]]:
     """Which columns need a mark, and why."""
     notes: dict[str, list[str]] = {lab: [] for lab in labels}
+    numbers = model_numbers(labels, results, allow_different_models)
+    if len(set(numbers.values())) > 1:
+        for lab, r in zip(labels, results, strict=True):
+            notes[lab].append(f"{MODEL} {numbers[lab]}: {lab} is a fit of {_describe(r)}")
     bayes = [(lab, r) for lab, r in zip(labels, results, strict=True) if r.kind == "bayesian"]
     if bayes:
         ref_label, ref = bayes[0]
@@ -72,10 +156,18 @@ def _marks(labels: list[str], results: list[FitResult]) -> dict[str, list[str]]:
                 f"{MARGINAL}: {lab} estimates population-averaged effects, not effects "
                 "conditional on the random effects; they differ in scale"
             )
+    for lab, r in zip(labels, results, strict=True):
+        if not r.converged:
+            msgs = (r.convergence or {}).get("messages") or []
+            first = " ".join(str(msgs[0]).split()) if msgs else ""
+            notes[lab].append(
+                f"{NOT_CONVERGED}: {lab} did not converge" + (f" ({first})" if first else "")
+            )
     return {lab: n for lab, n in notes.items() if n}
 
 
-def join_fits(results) -> pd.DataFrame:
+def join_fits(results, allow_different_models: bool = False) -> pd.DataFrame:
+    """The wide table of :func:`bayesglmm.compare` (see there)."""
     if isinstance(results, dict):
         labels = [str(k) for k in results]
         fits = list(results.values())
@@ -92,9 +184,9 @@ def join_fits(results) -> pd.DataFrame:
     for lab, r in zip(labels, fits, strict=True):
         if not isinstance(r, FitResult):
             raise BayesGLMMError(f"compare: {lab!r} is a {type(r).__name__}, not a FitResult")
-    notes = _marks(labels, fits)
+    notes = _marks(labels, fits, allow_different_models)
     shown = [
-        f"{lab} [{', '.join(sorted({n.split(':')[0] for n in notes[lab]}))}]"
+        f"{lab} [{', '.join(sorted(dict.fromkeys(n.split(':')[0] for n in notes[lab])))}]"
         if lab in notes
         else lab
         for lab in labels

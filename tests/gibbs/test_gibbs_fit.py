@@ -11,6 +11,7 @@ import pytest
 
 from bayesglmm import GLMM, MethodError, priors
 from bayesglmm.bayes.gibbs.assign import conjugate_priors, plan_steps
+from bayesglmm.errors import OptionError
 
 
 def _frame(seed=0, n_groups=8, per_group=6):
@@ -87,7 +88,9 @@ def test_other_sd_priors_are_kept_and_slice_sampled(prior):
     m = GLMM("y ~ x + (1|g)", _frame(), priors={"g": prior})
     new, replaced = conjugate_priors(m.design, m.priors)
     assert replaced == {} and new.random_sd["1|g"][0] == prior
-    fit = _fit(m, draws=40, tune=40, conjugate_priors=True)  # user priors are never swapped
+    with pytest.raises(OptionError, match="conjugate_priors.*same model"):
+        _fit(m, draws=40, tune=40, conjugate_priors=True)  # user priors are never swapped
+    fit = _fit(m, draws=40, tune=40)
     assert fit.info["prior_swap"] == {}
     assert fit.info["details"]["step_kinds"]["1|g_sigma"] == "slice"
     assert fit.info["details"]["step_kinds"]["1|g"] == "polya_gamma"

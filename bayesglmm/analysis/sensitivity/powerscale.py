@@ -99,6 +99,15 @@ class PowerScaleResult:
 
 
 def _check(result, alphas, delta, threshold):
+    from ...results.result import FitResult
+
+    if not isinstance(result, FitResult):
+        text = repr(result)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        raise OptionError(
+            f"powerscale: result must be a FitResult of a Bayesian fit (NUTS or Gibbs), got a "
+            f"{type(result).__name__} ({text})"
+        )
     if getattr(result, "idata", None) is None or "posterior" not in result.idata.groups():
         raise MethodError(
             f"powerscale needs the draws of a Bayesian fit; this is a {result.method!r} fit"
@@ -153,7 +162,9 @@ def _psens(draws: dict, comps: dict, delta: float) -> pd.DataFrame:
     """arviz.psens per parameter for prior and likelihood, on a purpose-built InferenceData."""
     import warnings
 
-    import arviz as az
+    from ..._arviz import import_arviz
+
+    az = import_arviz()
     import xarray as xr
 
     dims = ("chain", "draw")

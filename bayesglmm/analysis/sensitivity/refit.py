@@ -11,7 +11,9 @@ import pandas as pd
 
 from ..._warn import warn
 from ...errors import MethodError, OptionError, PriorError
-from ...options import resolve_options
+from ...method_checks import check_planned
+from ...methods import get_record
+from ...options import integer, resolve_options
 from .prior_ops import alternative_priors, scale_variance_priors, with_priors
 
 BASELINE = "baseline"
@@ -27,7 +29,9 @@ def refit_task(model, priors, method: str, options: dict, keep_idata: bool, seed
     """One refit (a study task): the draws of the reported parameters and diagnostics."""
     import warnings
 
-    import arviz as az
+    from ..._arviz import import_arviz
+
+    az = import_arviz()
 
     from .powerscale import parameter_draws
 
@@ -138,6 +142,24 @@ def _check_propriety(model, alts: dict, allow_improper: bool) -> None:
             warn(f"priors[{name!r}]: propriety undecided: {report.reason}", PriorSensitivityWarning)
 
 
+def _check_model(model) -> None:
+    from ...glmm import GLMM
+    from ...results.result import FitResult
+
+    if isinstance(model, GLMM):
+        return
+    if isinstance(model, FitResult):
+        hint = (
+            "pass the model it was fitted from: sensitivity(fit.model, ...)"
+            if model.model is not None
+            else "pass the GLMM it was fitted from (a loaded result holds no model)"
+        )
+        raise OptionError(f"sensitivity: model must be a GLMM, got a FitResult; {hint}")
+    text = repr(model)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    raise OptionError(f"sensitivity: model must be a GLMM, got a {type(model).__name__} ({text})")
+
+
 def sensitivity(
     model,
     priors: dict | None = None,
@@ -199,6 +221,7 @@ def sensitivity(
     """
     from ..study import Task, derive_seed, run_study
 
+    _check_model(model)
     if method not in ("nuts", "gibbs"):
         raise OptionError(f"method must be 'nuts' or 'gibbs' (a Bayesian fit), got {method!r}")
     for key in _OWN:
@@ -206,9 +229,9 @@ def sensitivity(
             raise OptionError(f"{key}= is set by sensitivity itself; pass it as its own argument")
     options = {"draws": draws, "tune": tune, "chains": chains, **fit_options}
     resolve_options(method, options)
+    check_planned(get_record(method), model.design, options)  # across options; memory
     options.setdefault("progressbar", False)
-    if not (isinstance(prior_draws, int) and prior_draws > 0):
-        raise OptionError(f"prior_draws must be a positive integer, got {prior_draws!r}")
+    prior_draws = integer(1)("prior_draws", prior_draws)
     alts = _alternatives(model, priors, scales)
     _check_propriety(model, alts, bool(fit_options.get("allow_improper", False)))
     tasks = [

@@ -22,7 +22,9 @@ def khat_limit(n: int) -> float:
 
 def psis(log_ratio: np.ndarray) -> tuple[np.ndarray, float]:
     """Normalized Pareto-smoothed weights (flat) and k-hat of ``log_ratio`` (chain, draw)."""
-    import arviz as az
+    from ..._arviz import import_arviz
+
+    az = import_arviz()
 
     flat = np.asarray(log_ratio, dtype=float).ravel()
     flat = np.where(np.isnan(flat), -np.inf, flat)
@@ -40,7 +42,9 @@ def psis(log_ratio: np.ndarray) -> tuple[np.ndarray, float]:
 
 def relative_efficiency(x: np.ndarray) -> float:
     """ESS / S of draws ``x`` (chain, draw), capped at 1 (no credit for antithetic chains)."""
-    import arviz as az
+    from ..._arviz import import_arviz
+
+    az = import_arviz()
 
     x = np.asarray(x, dtype=float)
     if x.ndim != 2 or x.shape[1] < 4 or np.ptp(x) == 0:

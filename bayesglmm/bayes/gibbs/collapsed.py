@@ -169,7 +169,9 @@ def run_collapsed(
 ):
     """Sample the chains (in ``cores`` forked processes); returns (InferenceData, timing,
     details)."""
-    import arviz as az
+    from ..._arviz import import_arviz
+
+    az = import_arviz()
     import xarray as xr
 
     design = model.design

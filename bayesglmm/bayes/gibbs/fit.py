@@ -7,12 +7,15 @@ import logging
 import os
 import time
 
+import numpy as np
+
 from ...errors import OptionError
-from ...options import show_progress
+from ...options import sampler_bar, show_progress
 from ...results.assemble import Estimates
 from ...results.details import SamplerDetails
 from ..nuts import _OWN_KEYWORDS, _check_pymc_keywords, check_priors, run_pm_sample
 from ..posterior import posterior_estimates
+from ..start import check_start, start_dicts, start_number
 from .assign import STEP_KINDS, build_steps, plan_steps
 from .assign import conjugate_priors as conjugate_prior_set
 from .collapsed import choose_scheme, run_collapsed
@@ -76,7 +79,9 @@ def fit_gibbs(
         user chose) by ``InverseGamma(1, s^2)`` and ``InverseWishart(k+1, 2 s^2 I)``, ``s``
         the response scale (1 except for Gaussian models): a different model from the one
         NUTS fits, sometimes faster to sample. ``result.info["priors"]`` holds the priors
-        sampled and ``result.info["prior_swap"]`` what was replaced (empty by default).
+        sampled and ``result.info["prior_swap"]`` what was replaced (empty by default);
+        an :class:`~bayesglmm.errors.OptionError` when every variance prior is the user's
+        (nothing would be replaced).
     log_likelihood : bool
         Store the pointwise log-likelihood (for LOO/WAIC).
     allow_improper : bool
@@ -109,11 +114,12 @@ def fit_gibbs(
     from ..builder import build_pymc_model
 
     sample_kwargs = _check_options(options)
-    progressbar = show_progress(progressbar)
     t0 = time.perf_counter()
     priors, replaced = (
         conjugate_prior_set(model.design, model.priors) if conjugate_priors else (model.priors, {})
     )
+    if conjugate_priors and not replaced:
+        raise OptionError(_nothing_to_swap(model))
     sampled = copy.copy(model)
     sampled.priors = priors
     propriety = check_priors(sampled, allow_improper)
@@ -124,8 +130,10 @@ def fit_gibbs(
         )
     chosen = choose_scheme(model.design, priors, scheme)
     if chosen == "collapsed":
+        _check_collapsed_start(model.design, start, chains)
         return _fit_collapsed(model, priors, replaced, propriety, options)
     pm_model = build_pymc_model(model.design, priors, parameterization="centered")
+    check_start(pm_model, start, chains)  # before PyMC compiles
     plan = plan_steps(model.design, priors, pm_model, steps, nuts_fallback, scale_moves)
     step_methods = build_steps(plan, model.design, pm_model)
     for note in plan.notes:
@@ -137,13 +145,14 @@ def fit_gibbs(
         idata, timing = run_pm_sample(
             pm_model,
             log_likelihood,
+            log_lines=show_progress(progressbar),
             draws=draws,
             tune=tune,
             chains=chains,
             cores=cores,
             random_seed=random_seed,
             step=step_methods,
-            progressbar=progressbar,
+            progressbar=sampler_bar(progressbar),
             **sample_kwargs,
         )
     kinds = dict(plan.kinds)
@@ -192,6 +201,37 @@ def _check_options(options: dict) -> dict:
     if options.get("start") is not None:
         extra["initvals"] = options["start"]
     return extra
+
+
+def _check_collapsed_start(design, start, chains: int) -> None:
+    """Numbers of the right shape for the collapsed sampler's variables (names and signs are
+    checked where the state is built)."""
+    shapes = {term: (sl.stop - sl.start,) for term, sl in design.fixed_terms.items()}
+    shapes.update({t.name: (t.n_levels,) for t in design.random})
+    for d in start_dicts(start, chains):
+        for key, value in d.items():
+            x = start_number(key, value)
+            if key in shapes:
+                try:
+                    np.broadcast_to(x, shapes[key])
+                except ValueError:
+                    raise OptionError(
+                        f"start[{key!r}] has shape {x.shape}; the variable has shape {shapes[key]}"
+                    ) from None
+
+
+def _nothing_to_swap(model) -> str:
+    """Why ``conjugate_priors=True`` would do nothing: every variance prior is the user's."""
+    if not model.design.random:
+        return "conjugate_priors=True: this model has no variance components to give them"
+    groups = {t.group for t in model.design.random}
+    chosen = sorted(groups & model.priors.user_keys) or sorted(model.priors.user_keys)
+    return (
+        "conjugate_priors=True replaces only default priors of variance components, and every "
+        f"variance prior of this model was chosen (priors for {', '.join(chosen)}, e.g. by "
+        "its spec or priors=): it would sample the same model; drop conjugate_priors, or "
+        "leave those priors at their defaults to have them replaced"
+    )
 
 
 def _fit_collapsed(model, priors, replaced, propriety, options) -> Estimates:

@@ -17,7 +17,8 @@ from the ``k``-variate t at the level's mode with the level's block of the Lapla
 Each level's relative variance ``v_l = Var(w_l) / (m \\bar w_l^2)`` is small and
 well estimated, the standard error is ``sqrt(sum_l v_l)``, and the second-order bias of
 ``log \\bar w_l`` (``-v_l / 2``) is added back. Designs whose effects do not split by
-level (crossed or several terms) keep the joint estimate (:func:`joint_loglik`), whose
+level (crossed or several terms) keep the joint estimate (:func:`joint_loglik`), with the
+same correction (:func:`bias_corrected`) and a standard error widened by its size; its
 importance effective size is reported so that a degenerate one is flagged.
 """
 
@@ -54,7 +55,21 @@ def joint_loglik(model: CompleteData, psi: np.ndarray, rng, draws: int) -> dict:
     est, se = loglik_estimate(dummy)
     w = np.exp(lw - lw.max())
     ess = float(w.sum() ** 2 / np.sum(w**2))
+    est, se = bias_corrected(est, se)
     return {"loglik": est, "mcse": se, "ess": ess, "estimator": "joint importance sampling"}
+
+
+def bias_corrected(log_mean: float, rel_se: float) -> tuple[float, float]:
+    """``log`` of a mean weight corrected for its second-order bias, and its error.
+
+    ``E log w-bar ~ log E w - v / 2`` with ``v = Var(w) / (m w-bar^2)`` the relative
+    variance of the mean (``rel_se**2``), so ``v / 2`` is added back. The correction is
+    itself estimated from the same draws (and understated when the weights are heavy
+    tailed), so the standard error returned is ``sqrt(v) + v / 2``: the sampling error plus
+    the size of the correction.
+    """
+    v = rel_se**2
+    return log_mean + 0.5 * v, rel_se + 0.5 * v
 
 
 def _level_curvature(model: CompleteData, st) -> np.ndarray:
@@ -139,4 +154,11 @@ def level_sums(logw: np.ndarray) -> tuple[float, float, float]:
     return est, float(math.sqrt(np.sum(rel_var))), ess
 
 
-__all__ = ["LevelProposal", "blockwise_loglik", "joint_loglik", "level_loglik", "loglik_at"]
+__all__ = [
+    "LevelProposal",
+    "bias_corrected",
+    "blockwise_loglik",
+    "joint_loglik",
+    "level_loglik",
+    "loglik_at",
+]
