@@ -32,7 +32,9 @@ from .method_checks import (
     MOMENT_START,
     CrossCheck,
     moments_memory,
+    moments_seconds,
     monte_carlo_memory,
+    monte_carlo_seconds,
     quadrature_memory,
     sampler_memory,
 )
@@ -205,6 +207,13 @@ class MethodRecord:
         needing more than is available is refused before it starts.
     sizes : tuple of str
         The size options that drive ``memory`` (named in the refusal).
+    seconds : callable, optional
+        ``seconds(design, options) -> seconds``: a rough estimate of the fit's time from its
+        Monte Carlo or simulation sizes; a fit estimated above five minutes is warned about
+        (never refused).
+    slow : tuple of str
+        The size options that drive ``seconds`` (named in the warning, the first as the one
+        to lower).
     """
 
     name: str
@@ -216,6 +225,8 @@ class MethodRecord:
     checks: tuple[CrossCheck, ...] = ()
     memory: Callable[[object, dict], int] | None = None
     sizes: tuple[str, ...] = ()
+    seconds: Callable[[object, dict], float] | None = None
+    slow: tuple[str, ...] = ()
 
     @property
     def fit(self) -> Callable:
@@ -303,6 +314,8 @@ def _moments(name: str, weighting: str) -> MethodRecord:
         checks=(MOMENT_SIZES, MOMENT_START),
         memory=moments_memory,
         sizes=("expectation", "n_sim", "n_quad"),
+        seconds=moments_seconds(2 if name == "ee2" else 1),
+        slow=("n_sim",),
     )
 
 
@@ -475,6 +488,8 @@ RECORDS: tuple[MethodRecord, ...] = (
         checks=(MC_SIZES, LIKELIHOOD_START),
         memory=monte_carlo_memory,
         sizes=_MC_SIZE_NAMES,
+        seconds=monte_carlo_seconds,
+        slow=("mc_max", "mc_size", "max_iter", "tol"),
     ),
     MethodRecord(
         "mcnr",
@@ -493,6 +508,8 @@ RECORDS: tuple[MethodRecord, ...] = (
         checks=(MC_SIZES, LIKELIHOOD_START),
         memory=monte_carlo_memory,
         sizes=_MC_SIZE_NAMES,
+        seconds=monte_carlo_seconds,
+        slow=("mc_max", "mc_size", "max_iter", "tol"),
     ),
     MethodRecord(
         "sml",
