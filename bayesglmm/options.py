@@ -378,7 +378,9 @@ def bars_render() -> bool:
             return True
     except (AttributeError, ValueError):  # a closed or replaced stream
         return False
-    return "ipykernel" in sys.modules
+    ipython = sys.modules.get("IPython")  # a Jupyter kernel has imported it already
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def tqdm_progress(progressbar: bool | None) -> dict:
