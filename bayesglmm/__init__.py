@@ -43,6 +43,12 @@ _LAZY = {
     "posterior_predictive": ("analysis.ppc", "posterior_predictive"),
     "ProprietyReport": ("propriety", "ProprietyReport"),
     "check_propriety": ("propriety", "check_propriety"),
+    "loo": ("inference.loo", "loo"),
+    "waic": ("inference.loo", "waic"),
+    "compare_models": ("inference.loo", "compare_models"),
+    "test_variance": ("inference.variance_tests", "test_variance"),
+    "anova": ("inference.anova", "anova"),
+    "residuals": ("diagnostics.residuals", "residuals"),
 }
 
 # old module paths (bayesglmm.design, bayesglmm.study.runner, ...) import for one release.
@@ -94,6 +100,10 @@ __all__ = [
     "available_methods",
     "check_propriety",
     "ProprietyReport",
+    "loo",
+    "waic",
+    "compare_models",
+    "residuals",
     "BayesGLMMError",
     "BackendNotInstalledError",
     "DataError",
@@ -105,4 +115,6 @@ __all__ = [
     "OptionError",
     "PriorError",
     "ResultFileError",
+    "test_variance",
+    "anova",
 ]

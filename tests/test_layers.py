@@ -3,7 +3,9 @@
 From the top down::
 
     entry      bayesglmm/__init__.py, cli.py, demo.py, _compat.py
-    analysis   bayesglmm/analysis/          (compare, sensitivity, studies, SBC, specs, ...)
+    analysis   bayesglmm/analysis/          (compare, sensitivity, studies, SBC, specs, ...),
+               bayesglmm/inference/         (LOO, WAIC, model comparison)
+               bayesglmm/diagnostics/       (residuals and tests on them)
     fit API    glmm.py (GLMM), methods.py   (the method records)
     engines    bayesglmm/bayes/, bayesglmm/frequentist/, bayesglmm/propriety/
     results    bayesglmm/results/
@@ -34,6 +36,8 @@ LAYER_OF = {
     "demo": "entry",
     "_compat": "entry",
     "analysis": "analysis",
+    "diagnostics": "analysis",
+    "inference": "analysis",
     "glmm": "fit API",
     "methods": "fit API",
     "bayes": "engines",
