@@ -32,7 +32,7 @@ from ..errors import MethodError
 
 #: methods of test_variance that exist
 METHODS = ("lrt",)
-#: methods the issue names that are not built
+#: variance-component tests not built yet (Lin's score test, the exact RLRT, the bootstrap)
 NOT_AVAILABLE = ("score", "rlrt", "bootstrap")
 #: result kinds with a maximized log-likelihood
 LIKELIHOOD_KINDS = ("likelihood", "lmm")
