@@ -319,6 +319,16 @@ def _moments(name: str, weighting: str) -> MethodRecord:
     )
 
 
+#: what MCEM and MCNR share beyond their option tables: the rules across their sizes, the
+#: start check, and the memory and time their Monte Carlo sizes need
+_MC_EM_CHECKS = dict(
+    checks=(MC_SIZES, LIKELIHOOD_START),
+    memory=monte_carlo_memory,
+    sizes=_MC_SIZE_NAMES,
+    seconds=monte_carlo_seconds,
+    slow=("mc_max", "mc_size", "max_iter", "tol"),
+)
+
 RECORDS: tuple[MethodRecord, ...] = (
     MethodRecord(
         "nuts",
@@ -485,11 +495,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_MC_START,
         ),
         (MONTE_CARLO_FAMILIES, RANDOM),
-        checks=(MC_SIZES, LIKELIHOOD_START),
-        memory=monte_carlo_memory,
-        sizes=_MC_SIZE_NAMES,
-        seconds=monte_carlo_seconds,
-        slow=("mc_max", "mc_size", "max_iter", "tol"),
+        **_MC_EM_CHECKS,
     ),
     MethodRecord(
         "mcnr",
@@ -505,11 +511,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             start=_MC_START,
         ),
         (MONTE_CARLO_FAMILIES, RANDOM),
-        checks=(MC_SIZES, LIKELIHOOD_START),
-        memory=monte_carlo_memory,
-        sizes=_MC_SIZE_NAMES,
-        seconds=monte_carlo_seconds,
-        slow=("mc_max", "mc_size", "max_iter", "tol"),
+        **_MC_EM_CHECKS,
     ),
     MethodRecord(
         "sml",

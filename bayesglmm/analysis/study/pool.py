@@ -207,7 +207,7 @@ def check_main_guard(start_method: str) -> None:
     spawned workers would run again (no ``if __name__ == "__main__":`` guard).
 
     Only the ``spawn`` and ``forkserver`` start methods import the main script in the
-    workers; an interactive session or a notebook has no script file and is not checked.
+    workers; an interactive interpreter or a notebook has no script file and is not checked.
     """
     if start_method not in ("spawn", "forkserver"):
         return

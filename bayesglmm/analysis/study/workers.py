@@ -1,6 +1,6 @@
 """What runs on a study's workers: the task wrapper and each worker's own PyTensor cache.
 
-PyTensor's compile cache is not safe for concurrent writers (pymc issue 7819), so every
+PyTensor's compile cache is not safe for concurrent writers (PyMC's tracker, GitHub #7819), so every
 worker process gets its own ``base_compiledir`` before PyTensor is imported there: a
 *slot* directory ``<root>/<host>-<n>`` that the process holds with an exclusive
 ``flock`` for its lifetime. Slots are reused by later workers and later studies (a warm
@@ -69,7 +69,7 @@ def shared_cache_message(workers) -> str:
     return (
         f"worker(s) {', '.join(map(str, workers))} imported PyTensor before bayesglmm.study "
         "could give them their own compile directory, so they share one (unsafe for "
-        "concurrent compiles, pymc issue 7819): import pymc inside the task function (not at "
+        "concurrent compiles, PyMC GitHub #7819): import pymc inside the task function (not at "
         "the top of the script that starts the study), or restart the Dask workers"
     )
 
