@@ -141,3 +141,31 @@ def test_reports_read_the_declared_fields_of_their_kind():
     bayes = _hand_built("bayesian", Details(extra={"nuts_sampler": "compiled"}))
     assert isinstance(bayes.details, SamplerDetails)
     assert "Sampler: NUTS (bayesglmm's compiled density, nutpie)" in bayes.report()
+
+
+def test_report_shows_the_tests_asked_for(cbpp):
+    """report(tests=...) appends each test as it prints, refuses a test of another fit."""
+    import pytest
+
+    from bayesglmm.errors import OptionError
+    from bayesglmm.inference.anova import anova
+    from bayesglmm.inference.variance_tests import test_variance
+
+    formula = "cbind(incidence, size - incidence) ~ period + (1|herd)"
+    fit = GLMM(formula, cbpp).fit("laplace")
+    lrt = test_variance(fit, "(1|herd)")
+    small = GLMM("cbind(incidence, size - incidence) ~ 1 + (1|herd)", cbpp).fit("laplace")
+    table = anova(small, fit)
+    text = fit.report(tests=[lrt, table])
+    assert text.startswith(fit.report())
+    tail = text[len(fit.report()) :].splitlines()
+    assert tail[1] == "Tests:"
+    assert tail[2] == repr(lrt)
+    assert tail[3:] == table.to_string().splitlines()
+    assert fit.report(tests=lrt).endswith(repr(lrt))
+    with pytest.raises(OptionError, match="tests another fit"):
+        small.report(tests=[lrt])
+    with pytest.raises(OptionError, match="not a test result"):
+        fit.report(tests=[3.0])
+    with pytest.raises(OptionError, match="empty"):
+        fit.report(tests=[])

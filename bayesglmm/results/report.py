@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import OptionError
 from ..model.families import FAMILIES
 
 _SIGNIF = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
@@ -39,6 +40,39 @@ def format_report(r) -> str:
     lines = layout(r)
     if not r.converged:
         lines.insert(1, _not_converged_line(r))
+    return "\n".join(lines)
+
+
+def format_tests(r, tests) -> str:
+    """The "Tests" section of ``r.report(tests=...)``: each test as it prints.
+
+    A test result that names its full fit (``fits["full"]``, as :func:`test_variance`'s
+    likelihood-ratio tests do) must name ``r``: a test of another fit is refused, not shown
+    under this one.
+    """
+    if isinstance(tests, (str, bytes, pd.DataFrame)) or not hasattr(tests, "__iter__"):
+        tests = [tests]
+    tests = list(tests)
+    if not tests:
+        raise OptionError("report(tests=...) got an empty list: give the tests to show")
+    lines = ["Tests:"]
+    for i, t in enumerate(tests):
+        if isinstance(t, pd.DataFrame):
+            lines.append(t.to_string())
+            continue
+        full = (getattr(t, "fits", None) or {}).get("full") if hasattr(t, "fits") else None
+        if full is not None and full is not r:
+            raise OptionError(
+                f"report(tests=...): item {i} ({type(t).__name__} of "
+                f"{getattr(t, 'term', '?')}) tests another fit ({full.formula!r}, "
+                f"{full.method}), not this one"
+            )
+        if not hasattr(t, "p_value"):
+            raise OptionError(
+                f"report(tests=...): item {i} is a {type(t).__name__}, not a test result "
+                "(test_variance's result or an anova table)"
+            )
+        lines.append(repr(t))
     return "\n".join(lines)
 
 

@@ -188,13 +188,24 @@ class FitResult:
         """One row per parameter: the table without the columns this method leaves empty."""
         return self.table.dropna(axis=1, how="all").copy()
 
-    def report(self) -> str:
+    def report(self, tests=None) -> str:
         """A text report in the layout users of this kind of fit know: ``summary(glmer)``
         for likelihood fits, ``summary(lmer)`` for linear mixed models, brms's for
-        Bayesian fits."""
-        from .report import format_report
+        Bayesian fits.
 
-        return format_report(self)
+        Parameters
+        ----------
+        tests : sequence, optional
+            Tests of this fit to show under the report, in the given order: results of
+            :func:`bayesglmm.test_variance` (their full fit must be this one) and tables
+            such as :func:`bayesglmm.anova`'s (a ``pandas.DataFrame``, shown as it prints).
+        """
+        from .report import format_report, format_tests
+
+        text = format_report(self)
+        if tests is None:
+            return text
+        return text + "\n" + format_tests(self, tests)
 
     def __repr__(self) -> str:
         lines = [
