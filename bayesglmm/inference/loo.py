@@ -5,13 +5,21 @@
 ArviZ's ``loo`` and ``waic``; :func:`compare_models` ranks fits of the same data by ArviZ's
 ``compare``. Likelihood, quasi-likelihood and marginal fits have no draws and are refused.
 
-``loo(fit, group="Female")`` leaves out all rows of one level at a time by PSIS on the
-*conditional* log-likelihood (given the draws of the random effects) summed over those rows:
-the conditional leave-one-group-out. Its importance ratios include the level's own random
-effect, whose posterior moves far when the level is left out, so its Pareto k values are
-often high. The *integrated* version (the level's random effect integrated out over its
-population distribution before importance sampling, Vehtari et al. 2016; Merkle, Furr &
-Rabe-Hesketh 2019), and exact refits where k is high, are not available.
+``loo(fit, group="Female")`` leaves out all rows of one level at a time (leave-one-group-out),
+one ArviZ "observation" per level:
+
+- ``integrate=True`` (the default): PSIS over the draws of the *integrated* log-likelihood
+  of each level, its own random effects integrated out over their population distribution
+  ``N(0, Sigma^(s))`` by adaptive Gauss-Hermite quadrature (Vehtari et al. 2016; Merkle, Furr
+  & Rabe-Hesketh 2019; :mod:`bayesglmm.inference.group_loo`), the other factors' effects at
+  their draws;
+- ``integrate=False``: PSIS on the log-likelihood *conditional* on the random effects' draws,
+  summed over the level's rows. Its importance ratios include the level's own random effect,
+  whose posterior moves far when the level is left out, so its Pareto k values are often high.
+
+Both estimate the same ``elpd_j = log p(y_j | y_{-j})``. Levels whose Pareto k exceeds
+``k_threshold`` are then refitted exactly without their rows
+(:func:`~bayesglmm.inference.group_loo.group_refit_elpd`) and their values replaced.
 """
 
 from __future__ import annotations
@@ -22,30 +30,64 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._arviz import import_arviz
-from ..errors import BayesGLMMError, MethodError
+from .._warn import warn
+from ..errors import BayesGLMMError, MethodError, OptionError
+from ..options import flag, integer
+from .group_loo import (
+    GH_NODES,
+    _check_nodes,
+    _design_of,
+    group_refit_elpd,
+    integrated_group_loglik,
+)
 
-__all__ = ["loo", "waic", "compare_models", "GROUP_LOO_KIND", "GroupELPDData"]
+__all__ = [
+    "loo",
+    "waic",
+    "compare_models",
+    "GROUP_LOO_KINDS",
+    "GroupELPDData",
+]
 
-#: what ``loo(fit, group=...)`` computes, stored in its result as ``"loo_kind"``
-GROUP_LOO_KIND = "conditional leave-one-group-out"
+#: what ``loo(fit, group=...)`` computes, by ``integrate``; stored in its result as
+#: ``"loo_kind"``
+GROUP_LOO_KINDS = {
+    True: "integrated leave-one-group-out",
+    False: "conditional leave-one-group-out",
+}
+_ARVIZ_K_WARNING = "Estimated shape parameter of Pareto"
+#: ArviZ's scales: the factor from the log predictive density to the reported value
+_SCALES = {"log": 1.0, "negative_log": -1.0, "deviance": -2.0}
 
 
 class GroupELPDData(import_arviz().ELPDData):
-    """ArviZ's ELPD result of a leave-one-group-out, printed with what was left out."""
+    """ArviZ's ELPD result of a leave-one-group-out, printed with what was left out and
+    which levels were refitted exactly."""
 
     def __str__(self) -> str:
+        kind = self["loo_kind"]
+        how = (
+            "the log-likelihood of each level with its random effects integrated out"
+            if kind == GROUP_LOO_KINDS[True]
+            else "the log-likelihood conditional on the random effects, summed over each level"
+        )
+        refitted = list(self["refitted"]) if "refitted" in self else []
+        exact = (
+            f"; exact refits without levels {refitted} replace their PSIS values"
+            if refitted
+            else "; no level was refitted"
+        )
         return (
-            f"{super().__str__()}\n\n{GROUP_LOO_KIND} over the levels of {self['group']!r} "
-            "(the 'observations' above), from the log-likelihood conditional on the random "
-            "effects; the integrated leave-one-group-out is not available"
+            f"{super().__str__()}\n\n{kind} over the levels of {self['group']!r} "
+            f"(the 'observations' above), by PSIS on {how}{exact}"
         )
 
     def __repr__(self) -> str:
         return self.__str__()
 
 
-def _check_bayesian(fit, caller: str, label: str | None = None) -> None:
-    """Refuse a fit without draws or without their pointwise log-likelihood."""
+def _check_bayesian(fit, caller: str, label: str | None = None, loglik: bool = True) -> None:
+    """Refuse a fit without draws or (``loglik``) without their pointwise log-likelihood."""
     who = f"fit {label!r}" if label is not None else "the fit"
     if getattr(fit, "kind", None) != "bayesian" or getattr(fit, "idata", None) is None:
         raise MethodError(
@@ -54,7 +96,7 @@ def _check_bayesian(fit, caller: str, label: str | None = None) -> None:
             "Bayesian fit (method='nuts' or 'gibbs'); for likelihood fits compare AIC/BIC "
             "(fit.aic, fit.bic, bayesglmm.compare)"
         )
-    if "log_likelihood" not in fit.idata.groups():
+    if loglik and "log_likelihood" not in fit.idata.groups():
         raise MethodError(
             f"{caller}: {who} has no pointwise log-likelihood (idata has no "
             "'log_likelihood' group); refit with log_likelihood=True"
@@ -63,17 +105,8 @@ def _check_bayesian(fit, caller: str, label: str | None = None) -> None:
 
 def _group_index(fit, group: str) -> tuple[np.ndarray, list[str]]:
     """Row -> level index and the level names of the grouping factor ``group``."""
-    design = getattr(getattr(fit, "model", None), "design", None)
-    if design is None:
-        raise MethodError(
-            f"loo: group={group!r} needs the fit's model and data (a fit read from a file "
-            "has neither); refit the model, or call loo without group"
-        )
-    for term in design.random:
-        if term.group == group:
-            return np.asarray(term.index), [str(v) for v in term.levels]
-    known = sorted({t.group for t in design.random})
-    raise MethodError(f"loo: group={group!r} is not a grouping factor of the model; it has {known}")
+    term = next(t for t in _design_of(fit, group).random if t.group == group)
+    return np.asarray(term.index), [str(v) for v in term.levels]
 
 
 def _grouped_idata(fit, group: str):
@@ -104,51 +137,230 @@ def _grouped_idata(fit, group: str):
     return az.InferenceData(posterior=fit.idata.posterior, log_likelihood=data)
 
 
-def loo(fit, group: str | None = None, pointwise: bool = False):
+def _integrated_idata(fit, group: str, nodes: int):
+    """InferenceData whose log-likelihood is each level's integrated log-likelihood."""
+    az = import_arviz()
+    import xarray as xr
+
+    values = integrated_group_loglik(fit, group, nodes)
+    name = fit.info.get("response") if isinstance(fit.info, Mapping) else None
+    data = xr.Dataset({str(name or "y"): values})
+    return az.InferenceData(posterior=fit.idata.posterior, log_likelihood=data)
+
+
+def _check_group_options(group, integrate, refit, k_threshold, max_refits, nodes) -> dict:
+    """The group options, checked before any work (one-line :class:`OptionError`)."""
+    integrate = flag()("integrate", integrate)
+    refit = flag(none=True)("refit", refit)
+    if isinstance(k_threshold, bool) or not isinstance(k_threshold, int | float | np.number):
+        raise OptionError(f"k_threshold must be a number >= 0, got {k_threshold!r}")
+    if not (np.isfinite(k_threshold) and k_threshold >= 0):
+        raise OptionError(f"k_threshold must be a finite number >= 0, got {k_threshold!r}")
+    max_refits = integer(0)("max_refits", max_refits)
+    nodes = _check_nodes(nodes)
+    if group is None and (refit or not integrate):
+        raise OptionError(
+            "loo: integrate and refit apply to a leave-one-group-out; give group= (a grouping "
+            "factor)"
+        )
+    return {
+        "integrate": integrate,
+        "refit": refit,
+        "k_threshold": float(k_threshold),
+        "max_refits": max_refits,
+        "nodes": nodes,
+    }
+
+
+def loo(
+    fit,
+    group: str | None = None,
+    pointwise: bool = False,
+    *,
+    integrate: bool = True,
+    refit: bool | None = None,
+    k_threshold: float = 0.7,
+    max_refits: int = 10,
+    nodes: int = GH_NODES,
+    random_seed: int | None = None,
+    store=None,
+    client=None,
+    max_workers: int | None = None,
+    progressbar: bool | None = None,
+):
     """PSIS leave-one-out expected log predictive density of a Bayesian fit (ArviZ's ``loo``).
 
     Parameters
     ----------
     fit : FitResult
         A Bayesian fit (``method="nuts"`` or ``"gibbs"``) with its pointwise log-likelihood
-        (``log_likelihood=True``, the default).
+        (``log_likelihood=True``, the default; the integrated leave-one-group-out needs the
+        fit's model instead).
     group : str, optional
-        A grouping factor (``"Female"``): leave out all rows of one level at a time, by PSIS
-        on the log-likelihood conditional on the random effects' draws, summed over the
-        level's rows. This is the *conditional* leave-one-group-out; its Pareto k values
-        (one per level) are often high, as the level's own random effect is among the
-        importance-sampled parameters. The *integrated* version, which integrates the
-        level's random effect out over its population distribution, is not available.
-        The result's ``"loo_kind"`` says which was computed.
+        A grouping factor (``"Female"``): leave out all rows of one level at a time
+        (leave-one-group-out; module notes), one ArviZ observation per level.
     pointwise : bool
         Keep the pointwise ELPD and Pareto k (``loo_i``, ``pareto_k``) in the result.
+    integrate : bool
+        With ``group``: True (default) importance-samples each level's *integrated*
+        log-likelihood (its random effects integrated out over ``N(0, Sigma^(s))`` by
+        adaptive Gauss-Hermite quadrature, :mod:`bayesglmm.inference.group_loo`); False the
+        log-likelihood *conditional* on the random effects' draws, summed over the level's
+        rows (Pareto k often high).
+    refit : bool or None
+        With ``group``, what to do with levels whose Pareto k exceeds ``k_threshold``:
+        True refits every such level exactly, without its rows, by the fit's method, options
+        and priors, and replaces its PSIS value by ``log mean_s`` of the refit draws'
+        integrated likelihood of the level (the same integrated quantity); False refits
+        none; None (default) refits them when there are at most ``max_refits``. Levels
+        flagged and not refitted are named in a warning.
+    k_threshold : float
+        Pareto k above which a level is flagged (0.7).
+    max_refits : int
+        Most levels refitted when ``refit=None`` (10).
+    nodes : int
+        Gauss-Hermite nodes per dimension of a level's random effects (25; a factor with
+        more than two effects per level uses the Laplace approximation).
+    random_seed : int, optional
+        Seed of the refits (each refit's seed derives from it and the level). None: the
+        fit's own ``random_seed`` when it had one, else fresh entropy.
+    store, client, max_workers, progressbar
+        Where and how the refits run, as :func:`~bayesglmm.analysis.study.run_study` (one
+        task per level; ``client`` a Dask client, ``store`` a directory that resumes them).
 
     Returns
     -------
     arviz.ELPDData
         ``elpd_loo``, ``se``, ``p_loo``, ``warning`` ... as ArviZ returns them; with
-        ``group``, a :class:`GroupELPDData` that also holds ``loo_kind``
-        (:data:`GROUP_LOO_KIND`) and ``group``, and says both when printed.
+        ``group``, a :class:`GroupELPDData` that also holds ``loo_kind`` (a value of
+        :data:`GROUP_LOO_KINDS`), ``group``, ``k_threshold``, ``flagged`` (levels with
+        Pareto k above it), ``refitted`` (levels whose value is an exact refit's) and
+        ``refits`` (a DataFrame per refitted level: ``elpd_psis``, ``elpd_exact``,
+        ``mcse_exact``, ``pareto_k``, ``max_rhat``, ``warnings``, ``error``). After refits
+        ``elpd_loo``, ``se`` and ``p_loo`` are recomputed from the pointwise values as
+        ArviZ computes them; ``warning`` is True only when a flagged level was not
+        refitted.
 
     Raises
     ------
     MethodError
-        The fit is not Bayesian, lacks its log-likelihood, or ``group`` is not one of its
-        grouping factors.
+        The fit is not Bayesian, lacks its log-likelihood (or, with ``group``, its model),
+        or ``group`` is not one of its grouping factors.
+    OptionError
+        A bad option (named), before any work.
 
     Examples
     --------
     >>> fit = bg.GLMM("Mate ~ 0 + Cross + (1|Female) + (1|Male)", data).fit()  # doctest: +SKIP
     >>> bg.loo(fit, pointwise=True).pareto_k.max()                              # doctest: +SKIP
+    >>> bg.loo(fit, group="Female")["refitted"]                                 # doctest: +SKIP
     """
-    _check_bayesian(fit, "loo")
+    opts = _check_group_options(group, integrate, refit, k_threshold, max_refits, nodes)
     az = import_arviz()
     if group is None:
+        _check_bayesian(fit, "loo")
         return az.loo(fit.idata, pointwise=pointwise)
-    result = GroupELPDData(az.loo(_grouped_idata(fit, group), pointwise=pointwise))
-    result["loo_kind"] = GROUP_LOO_KIND
+    _check_bayesian(fit, "loo", loglik=not opts["integrate"])
+    _design_of(fit, group)
+    if opts["integrate"]:
+        idata = _integrated_idata(fit, group, opts["nodes"])
+    else:
+        idata = _grouped_idata(fit, group)
+    with warnings.catch_warnings():
+        # flagged levels are handled (refitted, or named in a warning) below
+        warnings.filterwarnings("ignore", message=_ARVIZ_K_WARNING)
+        result = GroupELPDData(az.loo(idata, pointwise=True))
+    levels = [str(v) for v in result.pareto_k.coords[group].values]
+    k = np.asarray(result.pareto_k.values, dtype=float)
+    flagged = [lv for lv, kj in zip(levels, k, strict=True) if kj > opts["k_threshold"]]
+    todo = _levels_to_refit(flagged, opts)
+    refits = None
+    psis_i = np.asarray(result.loo_i.values, dtype=float).copy()
+    if todo:
+        refits = group_refit_elpd(
+            fit, group, todo, opts["nodes"], random_seed, store, client, max_workers, progressbar
+        )
+        result = _replace(result, refits, levels)
+    refitted = [] if refits is None else [lv for lv in todo if refits.loc[lv, "error"] is None]
+    missed = [lv for lv in flagged if lv not in refitted]
+    if missed:
+        failed = [lv for lv in todo if lv not in refitted]
+        why = (
+            f"their refits failed ({failed})"
+            if failed
+            else (
+                "refit=False"
+                if opts["refit"] is False
+                else f"more than max_refits={opts['max_refits']} levels are flagged"
+            )
+        )
+        warn(
+            f"loo: {len(missed)} level(s) of {group!r} have Pareto k above "
+            f"{opts['k_threshold']:g} and keep their PSIS values ({why}): {missed}; "
+            "refit=True refits them exactly"
+        )
+    result["warning"] = bool(missed)
+    result["loo_kind"] = GROUP_LOO_KINDS[opts["integrate"]]
     result["group"] = group
+    result["k_threshold"] = opts["k_threshold"]
+    result["flagged"] = flagged
+    result["refitted"] = refitted
+    result["refits"] = _refit_table(refits, result["scale"], psis_i, levels, k)
+    if not pointwise:
+        result = GroupELPDData(result.drop(["loo_i", "pareto_k"]))
     return result
+
+
+def _levels_to_refit(flagged: list[str], opts: dict) -> list[str]:
+    if not flagged or opts["refit"] is False:
+        return []
+    if opts["refit"] is None and len(flagged) > opts["max_refits"]:
+        return []
+    return flagged
+
+
+def _replace(result, refits, levels: list[str]):
+    """The result with the refitted levels' exact values and its totals recomputed."""
+    loo_i = result.loo_i.copy()
+    scale = _SCALES[result["scale"]]
+    psis_total = float(result["elpd_loo"])
+    for lv, row in refits.iterrows():
+        if row["error"] is None:
+            loo_i[levels.index(lv)] = scale * row["elpd"]
+    values = np.asarray(loo_i.values, dtype=float)
+    out = result.copy()
+    out["loo_i"] = loo_i
+    out["elpd_loo"] = float(values.sum())
+    out["se"] = float((values.size * np.var(values)) ** 0.5)
+    lppd = float(result["p_loo"]) + psis_total / scale
+    out["p_loo"] = lppd - out["elpd_loo"] / scale
+    return GroupELPDData(out)
+
+
+def _refit_table(refits, scale_name: str, psis_i, levels: list[str], k: np.ndarray):
+    import pandas as pd
+
+    columns = [
+        "elpd_psis", "elpd_exact", "mcse_exact", "pareto_k", "max_rhat", "warnings", "error",
+    ]  # fmt: skip
+    if refits is None:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="level"))
+    scale = _SCALES[scale_name]
+    rows = []
+    for lv, row in refits.iterrows():
+        rows.append(
+            {
+                "level": lv,
+                "elpd_psis": float(psis_i[levels.index(lv)]) / scale,
+                "elpd_exact": row["elpd"],
+                "mcse_exact": row["mcse"],
+                "pareto_k": float(k[levels.index(lv)]),
+                "max_rhat": row["max_rhat"],
+                "warnings": row["warnings"],
+                "error": row["error"],
+            }
+        )
+    return pd.DataFrame(rows, columns=["level", *columns]).set_index("level")
 
 
 def waic(fit, pointwise: bool = False):
