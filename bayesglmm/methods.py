@@ -548,6 +548,12 @@ RECORDS: tuple[MethodRecord, ...] = (
                 "standard errors of the table",
                 "robust",
             ),
+            Option(
+                "association",
+                choice("moment", "prentice"),
+                "alpha by moments, or Prentice's equations with SEs (geese; binary, exch/ar1)",
+                "moment",
+            ),
             Option("groups", column_name, "column of the clusters (default: the (1|g) term)"),
             Option(
                 "time", column_name, "column ordering rows within a cluster (AR(1), unstructured)"

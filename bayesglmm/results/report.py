@@ -305,6 +305,22 @@ def _monte_carlo_report(r) -> list[str]:
 
 
 def _marginal_report(r) -> list[str]:
+    def _geese_block(row: str | None, label: str) -> str:
+        """One parameter of geese's scale or correlation model: Estimate, Std.err (its
+        sandwich), Wald (z squared) and Pr(>W)."""
+        if row is None or row not in r.table.index:
+            return f"{label}  NA"
+        t = r.table.loc[row]
+        est, se, z, p = (float(t[k]) for k in ("estimate", "std_error", "z", "p"))
+        cols = {
+            "Estimate": [f"{est:.4f}"],
+            "Std.err": [f"{se:.4f}" if np.isfinite(se) else "NA"],
+            "Wald": [f"{z * z:.3f}" if np.isfinite(z) else "NA"],
+            "Pr(>W)": [_pvalue(p)],
+            "": [_stars(p)],
+        }
+        return pd.DataFrame(cols, index=[label]).to_string()
+
     d = r.details
     out = [
         "Generalized estimating equations: marginal (population-averaged) model",
@@ -324,10 +340,18 @@ def _marginal_report(r) -> list[str]:
     out += [pd.DataFrame(cols).to_string(), "---", _SIGNIF, ""]
     kind = r.vcov.kind if r.vcov is not None else d.se_type
     out.append(f"Standard errors: {kind or 'NA'}")
+    assoc = (d.extra or {}).get("association")
+    if assoc:  # geese's Scale Model and Correlation Model blocks
+        rows = assoc.get("rows", {})
+        out += ["", "Scale Model:", " Scale Link:                identity"]
+        out += [" Estimated Scale Parameters:", _geese_block(rows.get("gamma"), "(Intercept)")]
+        out += ["", "Correlation Model:", f" Correlation Structure:     {d.corstr or 'NA'}"]
+        out += [" Correlation Link:          identity", " Estimated Correlation Parameters:"]
+        out += [_geese_block(rows.get("alpha"), "alpha"), ""]
     out.append(f"Correlation structure = {d.corstr or 'NA'}")
     if d.working_correlation_text:
         out.append(f"Estimated correlation parameters: {d.working_correlation_text}")
-    if d.scale is not None:
+    if d.scale is not None and not assoc:
         fixed = " (fixed)" if d.scale_fixed else ""
         out.append(f"Estimated scale parameter: {_fmt(float(d.scale))}{fixed}")
     sizes = d.cluster_sizes or {}

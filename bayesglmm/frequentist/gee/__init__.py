@@ -1,5 +1,6 @@
 """Generalized estimating equations for marginal models (``method="gee"``)."""
 
+from .association import Association, association_covariance
 from .correlation import (
     Autoregressive,
     Exchangeable,
@@ -10,6 +11,8 @@ from .correlation import (
 )
 
 __all__ = [
+    "Association",
+    "association_covariance",
     "Autoregressive",
     "Exchangeable",
     "Independence",

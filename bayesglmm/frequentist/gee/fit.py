@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from ..._warn import warn
-from ...errors import DataError, MethodError
+from ...errors import DataError, MethodError, OptionError
 from ...results.assemble import Estimates
 from ...results.details import Covariance, MarginalDetails
 from ...results.result import wald_table
+from .association import PRENTICE_CORSTRS, association_covariance
 from .clusters import make_clusters, repeated_times
 from .correlation import CORSTRS, make_correlation
 from .engine import GEEData, _scale, qic, solve_gee
@@ -66,6 +67,33 @@ def _column(model, name: str, option: str) -> np.ndarray:
     return values.to_numpy()
 
 
+#: table rows of ``association="prentice"``: the scale ``gamma`` and ``alpha``
+PRENTICE_ROWS = ("dispersion", "cor(alpha)")
+
+
+def _check_prentice(design, corstr: str, moments: str) -> None:
+    """Refuse ``association="prentice"`` where its equations are not defined (one line)."""
+    fam = design.family.name
+    if fam != "binomial":
+        raise MethodError(
+            f"association='prentice' is for binary responses (family binomial); got {fam!r}"
+        )
+    if design.trials is not None and np.any(np.asarray(design.trials) != 1):
+        raise MethodError(
+            "association='prentice' is for binary responses: the response has binomial "
+            "totals above 1; give one 0/1 row per trial"
+        )
+    if corstr not in PRENTICE_CORSTRS:
+        raise OptionError(
+            f"association='prentice' takes corstr 'exchangeable' or 'ar1', got {corstr!r}"
+        )
+    if moments != "geepack":
+        raise OptionError(
+            f"association='prentice' uses geepack's scale and pairs: moments must be "
+            f"'geepack', got {moments!r}"
+        )
+
+
 def fit_gee(
     model,
     *,
@@ -77,6 +105,7 @@ def fit_gee(
     tol: float,
     start,
     moments: str,
+    association: str,
 ) -> Estimates:
     """Fit the marginal model by GEE.
 
@@ -113,6 +142,15 @@ def fit_gee(
         (``phi = 1`` for binomial and Poisson, ddof = p corrections, lag-1 AR(1)). They
         change ``alpha`` and hence the estimates; see
         :mod:`bayesglmm.frequentist.gee.correlation`.
+    association : {"moment", "prentice"}
+        ``"moment"``: ``alpha`` and the scale are moment estimates without standard
+        errors. ``"prentice"`` (binary responses, exchangeable or AR(1), ``moments=
+        "geepack"``): Prentice's (1988) estimating equations for ``alpha`` and the scale
+        ``gamma``, as R geepack's ``geese`` with its defaults, solved with ``beta``; their
+        roots are the same estimates, and the table gains the rows ``dispersion``
+        (``gamma``) and ``cor(alpha)`` with geese's sandwich standard errors (``san.se``,
+        whatever ``se`` is); the joint covariance of ``(beta, gamma, alpha)`` is in the
+        details' ``association``. See :mod:`bayesglmm.frequentist.gee.association`.
 
     Returns
     -------
@@ -121,6 +159,8 @@ def fit_gee(
         scale.
     """
     d = model.design  # family and clusters: the method's record
+    if association == "prentice":
+        _check_prentice(d, corstr, moments)
     if start is not None and np.size(start) != d.p:
         raise MethodError(
             f"start must have {d.p} values (one per fixed effect), got {np.size(start)}"
@@ -148,6 +188,7 @@ def fit_gee(
     crit = qic(data, clusters, state.beta, state.cov["robust"], qic_scale)
 
     ses = {k: np.sqrt(np.clip(np.diag(v), 0, None)) for k, v in state.cov.items()}
+    names = list(d.fixed_names)
     table = wald_table(d.fixed_names, state.beta, ses[se])
     rows = [table]
     rows.append(
@@ -156,7 +197,12 @@ def fit_gee(
             index=[f"var({c})" for c in d.component_names],
         )
     )
-    if not data.fixed_scale:
+    assoc = None
+    if association == "prentice":
+        assoc = association_covariance(data, clusters, corr, state.beta, state.scale, names)
+        se_assoc = assoc.std_errors[-2:]
+        rows.append(wald_table(PRENTICE_ROWS, assoc.estimates[-2:], se_assoc))
+    elif not data.fixed_scale:
         rows.append(pd.DataFrame({"estimate": [state.scale]}, index=["dispersion"]))
     table = pd.concat(rows)
 
@@ -168,12 +214,21 @@ def fit_gee(
         )
         messages.append(msg)
         warn(msg, GEEConvergenceWarning)
+    extra_assoc = {}
+    if assoc is not None:
+        extra_assoc["association"] = {
+            "method": "prentice",
+            "names": list(assoc.names),
+            "estimates": assoc.estimates.tolist(),
+            "vcov": assoc.cov.tolist(),
+            "rows": dict(zip(("gamma", "alpha"), PRENTICE_ROWS, strict=True)),
+            "alpha_naive_se": float(np.sqrt(assoc.naive_alpha_var)),
+        }
     if getattr(corr, "projected", False):
         warn(
             "the unstructured working correlation was not positive definite and was projected",
             GEEConvergenceWarning,
         )
-    names = list(d.fixed_names)
     details = MarginalDetails(
         se_type=se,
         corstr=corstr,
@@ -188,6 +243,7 @@ def fit_gee(
         extra={
             "working_correlation": corr.params,
             "moments": moments,
+            **extra_assoc,
             "std_errors": {k: dict(zip(names, v.tolist(), strict=True)) for k, v in ses.items()},
             **{k: v for k, v in crit.items() if k not in ("QIC", "QICu")},
             "estimates": "marginal (population-averaged)",
@@ -208,4 +264,4 @@ def fit_gee(
     )
 
 
-__all__ = ["fit_gee", "SE_TYPES", "CORSTRS"]
+__all__ = ["fit_gee", "SE_TYPES", "CORSTRS", "PRENTICE_ROWS"]
