@@ -7,7 +7,7 @@ import time
 import pandas as pd
 
 from ._warn import WarningsRecord
-from .errors import MethodError
+from .errors import DataError, MethodError
 from .method_checks import check_fit
 from .methods import MethodRecord, get_record
 from .model.degenerate import check_response
@@ -31,7 +31,8 @@ class GLMM:
     formula : str
         lme4 syntax, e.g. ``"Mate ~ 0 + Cross + (1|Female) + (1|Male)"``, with ``cbind(s, f)``
         for binomial counts, ``offset(...)``, nested ``(1|a/b)``, correlated ``(x|g)`` and
-        uncorrelated ``(x||g)`` terms.
+        uncorrelated ``(x||g)`` terms, and glmmTMB's ``ar1(time + 0 | g)`` (an AR(1) over
+        the levels of the factor ``time`` within each level of ``g``).
     data : pandas.DataFrame
     family : str
         ``"binomial"`` (0/1 or ``cbind``), ``"poisson"``, ``"gaussian"`` or
@@ -44,6 +45,12 @@ class GLMM:
         :mod:`bayesglmm.priors`.
     dropna : bool
         Drop rows with missing values instead of raising an error.
+    relmat : dict, optional
+        Known relationship matrices by grouping factor, ``{"animal": K}``: the effects of
+        ``(1|animal)`` are ``N(0, sigma^2 K)``, ``K`` a positive-definite DataFrame indexed
+        by level labels (it may hold levels without data) or an array in the factor's level
+        order (see :func:`bayesglmm.model.relmat.additive_relationship`). Taken by the
+        methods whose record lists ``"relmat"`` in its ``structures``.
 
     Examples
     --------
@@ -61,10 +68,16 @@ class GLMM:
         link: str | None = None,
         priors: dict | None = None,
         dropna: bool = False,
+        relmat: dict | None = None,
     ) -> None:
         dropna = flag()("dropna", dropna)
+        if relmat is not None and not isinstance(relmat, dict):
+            raise DataError(
+                f"relmat must be a dict of grouping factor to matrix, got {type(relmat).__name__}"
+            )
         self.spec = parse_formula(formula, family, link)
-        self.design: Design = build_design(self.spec, data, dropna=dropna)
+        self.relmat = relmat
+        self.design: Design = build_design(self.spec, data, dropna=dropna, relmat=relmat)
         self.priors: PriorSet = resolve_priors(self.design, priors)
         self.data = data
 

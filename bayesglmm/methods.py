@@ -165,6 +165,22 @@ def _quadrature(design) -> str | None:
 
 
 RANDOM = Requirement("a random-effect term", _random)
+
+
+def _structures(record, design) -> str | None:
+    """Why ``record`` cannot take a structured term of ``design`` (its ``structures``)."""
+    for t in getattr(design, "random", ()):
+        kind = getattr(t, "structure", None)
+        if kind is not None and kind not in record.structures:
+            what = {"ar1": "an AR(1) term", "relmat": "a known relationship matrix (relmat)"}
+            takers = ", ".join(repr(r.name) for r in _RECORDS.values() if kind in r.structures)
+            return (
+                f"method <method> does not take {what.get(kind, kind)} ({t.name}); "
+                f"methods that do: {takers}"
+            )
+    return None
+
+
 BINOMIAL_POISSON = Requirement("families: binomial, poisson", _binomial_poisson)
 MONTE_CARLO_FAMILIES = families(
     "binomial", "poisson", why=" (its dispersion parameter has no Monte Carlo M-step here)"
@@ -227,6 +243,9 @@ class MethodRecord:
     sizes: tuple[str, ...] = ()
     seconds: Callable[[object, dict], float] | None = None
     slow: tuple[str, ...] = ()
+    #: the structured covariances the method takes: ``"ar1"`` (``ar1(time + 0 | g)``) and
+    #: ``"relmat"`` (``GLMM(..., relmat=...)``); a design with another is refused
+    structures: tuple[str, ...] = ()
 
     @property
     def fit(self) -> Callable:
@@ -238,6 +257,9 @@ class MethodRecord:
         """None if the method can fit ``design``, else the reason it cannot: one line that
         :meth:`bayesglmm.GLMM.fit` raises as a :class:`MethodError` and ``compare`` keeps as
         the method's note."""
+        structure = _structures(self, design)
+        if structure:
+            return structure.replace("<method>", repr(self.name))
         for req in self.requires:
             reason = req.refuse(design)
             if reason:
@@ -355,6 +377,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         ),
         memory=sampler_memory,
         sizes=_SAMPLER_SIZES,
+        structures=("ar1", "relmat"),
     ),
     MethodRecord(
         "gibbs",
@@ -440,6 +463,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         ),
         (RANDOM,),
         checks=(LIKELIHOOD_START,),
+        structures=("ar1", "relmat"),
     ),
     MethodRecord(
         "agq",

@@ -72,6 +72,10 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
         model.add_coord(group_dim, term.levels)
     idx = term.index
     k = term.n_columns
+    if term.structure == "relmat":
+        return _relmat_block(term, priors, parameterization)
+    if term.structure == "ar1":
+        return _ar1_block(term, priors, parameterization)
     if k == 1:
         sd = _sd_vector(term, priors.random_sd[term.name], None)
         if parameterization == "noncentered":
@@ -141,6 +145,64 @@ def _random_block(term: RandomTerm, priors: PriorSet, parameterization: str):
         else:
             b = pm.Normal(term.name, 0.0, sd[None, :], dims=(group_dim, coef_dim))
     return (pt.as_tensor_variable(term.X) * b[idx]).sum(axis=1)
+
+
+def _relmat_block(term: RandomTerm, priors: PriorSet, parameterization: str):
+    """``b ~ N(0, sigma^2 K)`` as ``b = sigma L z`` (``L L' = K``), dims the factor's levels."""
+    sd = _sd_vector(term, priors.random_sd[term.name][:1], None)
+    L = term.relmat.toarray()
+    if parameterization == "noncentered":
+        z = pm.Normal(f"{term.name}_offset", 0.0, 1.0, dims=term.group)
+        b = pm.Deterministic(term.name, sd * pt.dot(pt.as_tensor_variable(L), z), dims=term.group)
+    else:
+        b = pm.MvNormal(term.name, mu=np.zeros(term.n_levels), chol=sd * L, dims=term.group)
+    return pt.as_tensor_variable(term.X[:, 0]) * b[term.index]
+
+
+def ar1_cholesky_tensor(rho, k: int):
+    """``C`` with ``C C' = R(rho)``, ``R_st = rho^|s-t|``: ``C[t, 0] = rho^t``,
+    ``C[t, s] = rho^(t-s) sqrt(1 - rho^2)`` for ``1 <= s <= t`` (a PyTensor expression)."""
+    s = np.arange(k)
+    lag = s[:, None] - s[None, :]
+    lower = (lag >= 0).astype(float)
+    scale = np.ones((k, k))
+    scale[:, 1:] = 0.0
+    powers = pt.power(rho, np.clip(lag, 0, None).astype(float)) * lower
+    return powers * (scale + (1.0 - scale) * pt.sqrt(1.0 - rho**2))
+
+
+def _ar1_block(term: RandomTerm, priors: PriorSet, parameterization: str):
+    """glmmTMB's ``ar1(time + 0 | g)``: per level of ``g``, ``b ~ N(0, sigma^2 R(rho))`` over
+    the time levels (dims ``(g, "<term>_coef")``, the coords the time levels); ``sigma``
+    under the term's first sd prior, ``rho ~ Uniform(-1, 1)`` (``"<term>_rho"``)."""
+    model = pm.modelcontext(None)
+    coef_dim = f"{term.name}_coef"
+    model.add_coord(coef_dim, ar1_levels(term))
+    prior = priors.random_sd[term.name][0]
+    if prior.scale == "variance":
+        var = build_prior(prior, f"{term.name}_var")
+        sd = pm.Deterministic(f"{term.name}_sigma", pt.sqrt(var))
+    else:
+        sd = build_prior(prior, f"{term.name}_sigma")
+    rho = pm.Uniform(f"{term.name}_rho", -1.0, 1.0)
+    chol = sd * ar1_cholesky_tensor(rho, term.n_columns)
+    dims = (term.group, coef_dim)
+    if parameterization == "noncentered":
+        z = pm.Normal(f"{term.name}_offset", 0.0, 1.0, dims=dims)
+        b = pm.Deterministic(term.name, pt.dot(z, chol.T), dims=dims)
+    else:
+        b = pm.MvNormal(term.name, mu=np.zeros(term.n_columns), chol=chol, dims=dims)
+    return (pt.as_tensor_variable(term.X) * b[term.index]).sum(axis=1)
+
+
+def ar1_levels(term: RandomTerm) -> list[str]:
+    """The time levels of an AR(1) term (``"t0"`` for the column ``"time[t0]"``)."""
+    var = next(p.strip() for p in term.spec.expr.split("+") if p.strip() not in ("0", "-1"))
+    prefix = f"{var}["
+    out = [
+        c[len(prefix) : -1] if c.startswith(prefix) and c.endswith("]") else c for c in term.columns
+    ]
+    return out if len(set(out)) == len(out) else list(term.columns)
 
 
 def _likelihood(design: Design, priors: PriorSet, eta):

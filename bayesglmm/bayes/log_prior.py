@@ -57,6 +57,11 @@ def prior_variables(model, priors=None) -> list[tuple[str, str, Prior, tuple]]:
     out = [(term, term, ps.fixed[term], ("fixed", term, None)) for term in d.fixed_terms]
     for t in d.random:
         sds = ps.random_sd[t.name]
+        if getattr(t, "structure", None) == "ar1":
+            # one sigma for the term; its rho has the flat Uniform(-1, 1) prior, a constant
+            name = f"{t.name}_sigma"
+            out.append((name, name, sds[0], ("random_sd", t.name, 0)))
+            continue
         if t.correlated:
             if sds[0].scale != "covariance":  # inverse-Wishart: no separate sd prior
                 name = f"{t.name}_sigma"

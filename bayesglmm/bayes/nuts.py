@@ -295,7 +295,11 @@ def _choose_backend(model, nuts_sampler: str, parameterization: str) -> str:
         return nuts_sampler
     from .compiled import unsupported_reason
 
-    reason = unsupported_reason(model, parameterization)
+    structured = model.design.structured_terms
+    if structured:  # the compiled densities know unstructured terms only
+        reason = f"the structured term {structured[0].name} ({structured[0].structure})"
+    else:
+        reason = unsupported_reason(model, parameterization)
     if reason is None and importlib.util.find_spec("nutpie") is not None:
         return "compiled"
     if nuts_sampler == "compiled":

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import MethodError
+
 #: a diagonal entry of T below this is "at the boundary" (lme4's isSingular default tol)
 SINGULAR_TOL = 1e-4
 
@@ -97,6 +99,15 @@ class CovarianceFactor:
     """
 
     def __init__(self, design) -> None:
+        structured = [t.spec.label for t in design.random if getattr(t, "structure", None)]
+        if structured and type(self) is CovarianceFactor:
+            # AR(1) and relationship-matrix terms have their own factor
+            # (bayesglmm.frequentist.structured.covariance_factor); code that builds this
+            # plain one does not know them, and refuses rather than mis-reading them
+            raise MethodError(
+                f"this computation does not take structured random-effect terms "
+                f"({', '.join(structured)}): only unstructured and diagonal terms"
+            )
         terms = []
         start = 0
         for t in design.random:

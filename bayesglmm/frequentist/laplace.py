@@ -228,6 +228,13 @@ def fit_laplace(
     t0 = time.perf_counter()
     design = model.design
     check_model(design, "laplace")
+    if design.structured_terms:
+        if solver == "iterative":
+            raise OptionError(
+                f"solver='iterative' does not take the structured term "
+                f"{design.structured_terms[0].name}; use solver='direct'"
+            )
+        solver = "direct"
     with blas_threads(1 if threads is None else threads):
         devfun, opt = fit_laplace_design(
             design,

@@ -37,6 +37,7 @@ from ..model import linalg
 from ..model.linalg import BlockCholesky
 from .covariance import CovarianceFactor
 from .response import Response, ResponseTerms
+from .structured import covariance_factor
 
 #: PIRLS stops when the largest Newton step in u is below this (u is on the N(0, 1) scale)
 U_TOL = 1e-9
@@ -121,7 +122,7 @@ class PirlsProblem:
         #: the same for canonical links
         self.curvature = curvature
         self.design = design
-        self.cov = cov if cov is not None else CovarianceFactor(design)
+        self.cov = cov if cov is not None else covariance_factor(design)
         self.response = Response(design.family, design.y if y is None else y, design.trials)
         self.X = np.asarray(design.X, dtype=float)
         self.offset = np.asarray(design.offset, dtype=float)
@@ -130,7 +131,19 @@ class PirlsProblem:
         terms = design.random
         # slots: one per (term, column); cols[i, j] = column of u touched by row i in slot j
         slot_cols, slot_term, slot_comp = [], [], []
+        #: per term: None, or (columns, values) of L's rows padded to one width (relmat)
+        self.term_rows: list[tuple[np.ndarray, np.ndarray] | None] = []
         for t_i, (t, lo) in enumerate(zip(terms, self.cov.offsets[:-1], strict=True)):
+            if t.relmat is not None:
+                # row i touches the columns of L's row at its level: b = sigma L u
+                nz_cols, nz_vals = _padded_rows(t.relmat)
+                self.term_rows.append((nz_cols, nz_vals))
+                for m in range(nz_cols.shape[1]):
+                    slot_cols.append(lo + nz_cols[t.index, m])
+                    slot_term.append(t_i)
+                    slot_comp.append(0)
+                continue
+            self.term_rows.append(None)
             for c in range(t.n_columns):
                 slot_cols.append(lo + t.index * t.n_columns + c)
                 slot_term.append(t_i)
@@ -205,7 +218,14 @@ class PirlsProblem:
         """``A = Z Lambda(theta)`` as ``n x K`` values (slot j at column ``cols[:, j]``)."""
         out = np.empty((self.n, self.K))
         j = 0
-        for t, Xt in zip(self.cov.terms, self.term_X, strict=True):
+        for t, Xt, rows, dt in zip(
+            self.cov.terms, self.term_X, self.term_rows, self.design.random, strict=True
+        ):
+            if rows is not None:
+                w = rows[1].shape[1]
+                out[:, j : j + w] = (Xt[:, :1] * theta[t.start]) * rows[1][dt.index]
+                j += w
+                continue
             out[:, j : j + t.k] = Xt @ t.T(theta)
             j += t.k
         return out
@@ -467,6 +487,8 @@ class PirlsProblem:
         through ``eta(u_hat)``, whose derivative needs ``du_hat/dp = -H_obs^{-1} d(A's - u)/dp``
         and the diagonal of ``A H^{-1} A'`` (selected entries of ``H^{-1}``).
         """
+        if any(getattr(t, "structure", None) for t in self.cov.terms):
+            raise NotImplementedError("structured terms: theta is not the entries of T")
         resp = self.response
         tr = resp.terms(st.eta, st.dispersion, second=True)
         observed = self.curvature == "observed" and not resp.canonical
@@ -521,6 +543,9 @@ class PirlsProblem:
         """``Var(b | y)`` per term, ``(n_levels, k, k)``: ``T H^{-1}_{ll} T'`` per level."""
         out = []
         for t, lo in zip(self.cov.terms, self.cov.offsets[:-1], strict=True):
+            if getattr(t, "structure", None) == "relmat":
+                out.append(_relmat_conditional_variances(t, lo, st))
+                continue
             k, L = t.k, t.n_levels
             base = lo + np.arange(L)[:, None, None] * k
             r = np.broadcast_to(base + np.arange(k)[None, :, None], (L, k, k)).ravel()
@@ -529,3 +554,31 @@ class PirlsProblem:
             T = t.T(st.theta)
             out.append(T[None] @ Hinv @ T.T[None])
         return out
+
+
+def _padded_rows(L: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of each row of the sparse ``L``, padded to the longest row with
+    the row's own (diagonal) column and value zero."""
+    L = sp.csr_matrix(L)
+    m = L.shape[0]
+    counts = np.diff(L.indptr)
+    w = int(counts.max(initial=1))
+    cols = np.repeat(np.arange(m)[:, None], w, axis=1)
+    vals = np.zeros((m, w))
+    pos = np.arange(L.nnz) - np.repeat(L.indptr[:-1], counts)
+    row = np.repeat(np.arange(m), counts)
+    cols[row, pos] = L.indices
+    vals[row, pos] = L.data
+    return cols, vals
+
+
+def _relmat_conditional_variances(t, lo: int, st: PirlsState) -> np.ndarray:
+    """``Var(b | y) = sigma^2 diag(L H^{-1} L')`` of a relationship-matrix term, ``(m, 1, 1)``."""
+    m = t.n_levels
+    idx = lo + np.arange(m)
+    r, c = np.meshgrid(idx, idx, indexing="ij")
+    Hinv = st.factor.inverse_entries(r.ravel(), c.ravel()).reshape(m, m)
+    L = t.L.toarray()
+    sig = st.theta[t.start]
+    v = sig * sig * np.einsum("ij,jk,ik->i", L, Hinv, L)
+    return v[:, None, None]

@@ -75,6 +75,17 @@ class RandomTerm:
     X: np.ndarray
     #: formulae's design of the term's own columns (None for ``1``), for new data
     matrix_design: object = field(default=None, repr=False)
+    #: for ``relmat={group: K}``: the lower triangular ``L`` (sparse, levels x levels) with
+    #: ``L L' = K``; the effects are ``b = sigma L u``
+    relmat: sp.csr_matrix | None = field(default=None, repr=False)
+
+    @property
+    def structure(self) -> str | None:
+        """``"ar1"`` for ``ar1(time + 0 | g)``, ``"relmat"`` for a known relationship
+        matrix, None for an unstructured term."""
+        if self.relmat is not None:
+            return "relmat"
+        return getattr(self.spec, "structure", None)
 
     @property
     def n_levels(self) -> int:
@@ -86,7 +97,7 @@ class RandomTerm:
 
     @property
     def correlated(self) -> bool:
-        return self.spec.correlated and self.n_columns > 1
+        return self.spec.correlated and self.n_columns > 1 and self.structure is None
 
     @property
     def is_intercept_only(self) -> bool:
@@ -95,12 +106,18 @@ class RandomTerm:
     @property
     def name(self) -> str:
         """Term name as in bambi: ``"1|Female"``, ``"x|g"``, ``"1+x|g"``."""
+        if self.structure == "ar1":
+            return f"ar1({self.spec.expr})|{self.group}"
         cols = "+".join("1" if c == "Intercept" else c for c in self.columns)
         return f"{cols}|{self.group}"
 
     @property
     def component_names(self) -> list[str]:
-        """Names of the term's variances in results: ``"Female"`` or ``"g|x"``."""
+        """Names of the term's variances in results: ``"Female"`` or ``"g|x"``; ``"g|ar1"``
+        for the one variance of an AR(1) term (its ``rho`` is the correlation of the first
+        two time levels, ``cor(g|time[t0],time[t1])``)."""
+        if self.structure == "ar1":
+            return [f"{self.group}|ar1"]
         if self.is_intercept_only:
             return [self.group]
         return [f"{self.group}|{c}" for c in self.columns]
@@ -191,6 +208,11 @@ class Design:
             if len(set(stripped)) == len(stripped):
                 return stripped
         return list(names)
+
+    @property
+    def structured_terms(self) -> list[RandomTerm]:
+        """Terms with a structured covariance (AR(1), known relationship matrix)."""
+        return [t for t in self.random if t.structure is not None]
 
     @property
     def groups(self) -> dict[str, RandomTerm]:
@@ -444,8 +466,21 @@ def _check_rank(X: np.ndarray, names: list[str], labels: pd.Index) -> None:
         )
 
 
-def _random_term(t: RandomTermSpec, data: pd.DataFrame) -> RandomTerm:
+def _random_term(t: RandomTermSpec, data: pd.DataFrame, relmat=None) -> RandomTerm:
     index, levels = _group_factor(t.group, data, t.label)
+    L = None
+    if relmat is not None:
+        from .relmat import relmat_factor
+
+        if t.expr.strip() != "1":
+            raise DataError(
+                f"relmat[{t.group!r}] applies to a random intercept (1|{t.group}); "
+                f"the term {t.label} has other columns"
+            )
+        all_levels, L = relmat_factor(relmat, t.group, levels)
+        pos = {lv: i for i, lv in enumerate(all_levels)}
+        index = np.array([pos[levels[i]] for i in index], dtype=np.int64)
+        levels = all_levels
     if len(levels) < 2:
         raise DataError(
             f"grouping factor {t.group!r} in term {t.label} has only one level "
@@ -455,10 +490,42 @@ def _random_term(t: RandomTermSpec, data: pd.DataFrame) -> RandomTerm:
     if t.expr.strip() == "1":
         Xt, cols = np.ones((len(data), 1)), ["Intercept"]
     else:
+        if getattr(t, "structure", None) == "ar1":
+            _check_ar1(t, data)
         Xt, cols, _, common = _model_matrix(t.expr, data, f"random-effect term {t.label}")
         if Xt.shape[1] == 0:
             raise FormulaError(f"random-effect term {t.label} has no columns")
-    return RandomTerm(t, t.group, cols, levels, index.astype(np.int64), Xt, common)
+    return RandomTerm(t, t.group, cols, levels, index.astype(np.int64), Xt, common, relmat=L)
+
+
+def _check_ar1(t: RandomTermSpec, data: pd.DataFrame) -> None:
+    """``ar1(time + 0 | g)``: one factor, no intercept (glmmTMB's requirements)."""
+    pieces = [p.strip() for _, p in _split_terms(t.expr)]
+    names = [p for p in pieces if p not in ("0", "-1", "")]
+    if "0" not in pieces and "-1" not in t.expr.replace(" ", ""):
+        raise FormulaError(
+            f"{t.label}: write the time factor without an intercept, "
+            f"ar1({names[0] if names else 'time'} + 0 | {t.group})"
+        )
+    if len(names) != 1 or names[0] not in data.columns:
+        raise FormulaError(
+            f"{t.label}: an AR(1) term takes one factor column (the ordered times), "
+            f"as ar1(time + 0 | {t.group})"
+        )
+    col = data[names[0]]
+    if col.nunique() < 2:
+        raise DataError(f"{t.label}: {names[0]!r} has fewer than two levels (times)")
+    if not (isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(col)):
+        raise DataError(
+            f"{t.label}: {names[0]!r} must be a factor (a pandas Categorical, its categories "
+            f"in time order, or strings), as glmmTMB requires; it has dtype {col.dtype}"
+        )
+
+
+def _split_terms(expr: str):
+    from .formula import _split_top
+
+    return _split_top(expr, "+-")
 
 
 def _term_labels(name: str, term) -> list[str]:
@@ -467,7 +534,11 @@ def _term_labels(name: str, term) -> list[str]:
 
 
 def build_design(
-    spec: Spec, data: pd.DataFrame, dropna: bool = False, check: bool = True
+    spec: Spec,
+    data: pd.DataFrame,
+    dropna: bool = False,
+    check: bool = True,
+    relmat: dict | None = None,
 ) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
 
@@ -483,6 +554,9 @@ def build_design(
         Warn about variance components the data cannot identify
         (:func:`bayesglmm.model.degenerate.warn_identifiability`); False for a design whose
         response is a placeholder (simulation).
+    relmat : dict, optional
+        Known relationship matrices by grouping factor, ``{"animal": K}``: the effects of
+        ``(1|animal)`` are ``N(0, sigma^2 K)`` (:func:`bayesglmm.model.relmat.relmat_factor`).
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -543,7 +617,15 @@ def build_design(
             )
         offset = offset + val
 
-    random = [_random_term(t, data) for t in spec.random]
+    relmat = dict(relmat or {})
+    intercept_groups = {t.group for t in spec.random}
+    unknown = [g for g in relmat if g not in intercept_groups]
+    if unknown:
+        raise DataError(
+            f"relmat names {unknown}, which are not grouping factors of the formula "
+            f"({sorted(intercept_groups)})"
+        )
+    random = [_random_term(t, data, relmat.get(t.group)) for t in spec.random]
     names_seen: dict[str, str] = {}
     for t in random:
         for c in t.component_names:
@@ -553,7 +635,11 @@ def build_design(
                     f"{t.spec.label}); merge the terms"
                 )
             names_seen[c] = t.spec.label
-        if family.dispersion_is_residual and t.n_levels * t.n_columns >= len(data):
+        if (
+            family.dispersion_is_residual
+            and t.structure is None
+            and t.n_levels * t.n_columns >= len(data)
+        ):
             raise DataError(
                 f"grouping factor {t.group!r} has {t.n_levels} levels for {len(data)} rows: "
                 "a Gaussian model cannot separate it from the residual"

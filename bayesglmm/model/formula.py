@@ -8,9 +8,28 @@ part and the within-term model matrices are left to formulae.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ..errors import FormulaError
 from .spec import RandomTermSpec, ResponseSpec, Spec
+
+#: covariance structures a term can declare with glmmTMB's syntax, ``ar1(time + 0 | g)``
+STRUCTURES = ("ar1",)
+
+
+@dataclass(frozen=True)
+class StructuredTermSpec(RandomTermSpec):
+    """A random-effect term with a structured covariance, glmmTMB's ``ar1(time + 0 | g)``.
+
+    ``structure`` is ``"ar1"``: the effects of one level of ``group`` over the levels of
+    the factor in ``expr`` (in their order) are ``N(0, sigma^2 R)``, ``R_st = rho^|s-t|``.
+    """
+
+    structure: str = "ar1"
+
+    @property
+    def label(self) -> str:
+        return f"{self.structure}({self.expr} | {self.group})"
 
 
 def _mask_strings(text: str) -> str:
@@ -133,6 +152,28 @@ def _expand_uncorrelated(expr: str, group: str) -> list[RandomTermSpec]:
     return out
 
 
+def _structure_call(text: str) -> tuple[str, str] | None:
+    """(structure, inside) of a term such as ``ar1(time + 0 | g)``; None otherwise."""
+    for name in STRUCTURES:
+        m = re.fullmatch(rf"\s*{name}\s*\((.*)\)\s*", text, flags=re.S)
+        if m and _outer_parens("(" + m.group(1) + ")") is not None:
+            return name, m.group(1)
+    return None
+
+
+def _structured_term(structure: str, inner: str, text: str) -> StructuredTermSpec:
+    bar = _bar_position(inner)
+    if bar is None or bar[1] != 1:
+        raise FormulaError(f"{text} needs the form {structure}(time + 0 | group) with one '|'")
+    expr, group = inner[: bar[0]].strip(), inner[bar[0] + 1 :].strip()
+    if not expr:
+        raise FormulaError(f"random-effect term {text} has nothing before '|'")
+    groups = _grouping(group, text)
+    if len(groups) != 1:
+        raise FormulaError(f"{text}: a structured term takes one grouping factor, not nesting")
+    return StructuredTermSpec(expr, groups[0], correlated=True, structure=structure)
+
+
 def parse_formula(formula: str, family: str = "binomial", link: str | None = None) -> Spec:
     """Parse an lme4-style formula into a :class:`~bayesglmm.spec.Spec`.
 
@@ -179,6 +220,12 @@ def parse_formula(formula: str, family: str = "binomial", link: str | None = Non
             if sep == "" and rhs.lstrip().startswith("-"):
                 continue
             raise FormulaError(f"empty term next to {sep!r} in {rhs!r}")
+        structure = _structure_call(text)
+        if structure is not None:
+            if sep == "-":
+                raise FormulaError(f"a random-effect term cannot be subtracted: -{text}")
+            random.append(_structured_term(*structure, text))
+            continue
         inner = _outer_parens(text)
         bar = _bar_position(inner) if inner is not None else None
         if bar is not None:

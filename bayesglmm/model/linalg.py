@@ -349,10 +349,17 @@ class _SuperLUCholesky:
 
 
 def term_blocks(design) -> tuple[slice | None, int]:
-    """The columns of Z (random-effect vector ``b``) of the largest term, and its block size."""
+    """The columns of Z (random-effect vector ``b``) of the largest term, and its block size.
+
+    A term with a known relationship matrix couples its levels (``Z L``), so it is never the
+    block-diagonal one; with no other term the whole matrix is factored densely.
+    """
     if not design.random:
         return None, 1
     sizes = [t.n_levels * t.n_columns for t in design.random]
-    j = int(np.argmax(sizes))
+    eligible = [getattr(t, "relmat", None) is None for t in design.random]
+    if not any(eligible):
+        return None, 1
+    j = int(np.argmax(np.where(eligible, sizes, -1)))
     start = sum(sizes[:j])
     return slice(start, start + sizes[j]), design.random[j].n_columns

@@ -88,7 +88,7 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
         sig = [default_fixed_prior(cols[:, j], names[j], s)[1] for j in range(cols.shape[1])]
         ps.fixed[term] = Normal(0.0, sig[0] if len(sig) == 1 else tuple(sig))
     for t in design.random:
-        ps.random_sd[t.name] = [HalfNormal(2.5 * s) for _ in t.columns]
+        ps.random_sd[t.name] = [HalfNormal(2.5 * s) for _ in range(_n_sds(t))]
         if t.correlated:
             ps.correlation[t.name] = LKJ(eta=1.0)
     dispersion = design.family.default_dispersion_prior(s)
@@ -128,7 +128,7 @@ def resolve_priors(design: Design, priors: dict | None = None) -> PriorSet:
             _check_kind(prior, key, ("sd", "variance"))
             terms = groups.get(key) or [t for t in design.random if t.name == key]
             for t in terms:
-                ps.random_sd[t.name] = [prior for _ in t.columns]
+                ps.random_sd[t.name] = [prior for _ in range(_n_sds(t))]
         elif key in components:
             prior = as_prior(value, key)
             _check_kind(prior, key, ("sd", "variance"))
@@ -177,3 +177,9 @@ def _check_kind(prior: Prior, key: str, allowed: tuple[str, ...]) -> None:
             f"be used for {key!r}, which needs a prior on "
             f"{' or '.join(what.get(a, a) for a in allowed)}"
         )
+
+
+def _n_sds(term) -> int:
+    """Standard deviations of a term: one per column, one for an AR(1) term (its ``sigma``;
+    its ``rho`` has the flat ``Uniform(-1, 1)`` prior of the PyMC builder)."""
+    return 1 if getattr(term, "structure", None) == "ar1" else term.n_columns

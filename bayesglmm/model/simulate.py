@@ -38,6 +38,7 @@ def simulate(
     dispersion: float | None = None,
     trials=None,
     random_seed: int | None = None,
+    relmat: Mapping | None = None,
 ) -> pd.DataFrame:
     """Draw a response from a GLMM on the design given by ``formula`` and ``data``.
 
@@ -53,7 +54,10 @@ def simulate(
     variance_components : dict
         Variances by component name (``"Female"``, ``"g|x"``).
     correlations : dict, optional
-        Correlations within correlated terms, by ``"group|a,b"``; zero when absent.
+        Correlations within correlated terms, by ``"group|a,b"``; zero when absent. For an
+        AR(1) term ``ar1(time + 0 | g)`` its ``rho``, by the name of the correlation of
+        the first two time levels (``"g|time[t0],time[t1]"``, or ``"g|ar1"``): the effects of
+        a level of ``g`` are ``N(0, var R)``, ``R_st = rho^|s-t|``.
     family, link : str
     dispersion : float
         Gaussian residual sd or negative-binomial shape alpha.
@@ -61,6 +65,9 @@ def simulate(
         Binomial trials for ``cbind`` responses (defaults to the current successes +
         failures if those columns exist).
     random_seed : int
+    relmat : dict, optional
+        Relationship matrices by grouping factor, as :class:`~bayesglmm.GLMM` takes them:
+        the effects of ``(1|animal)`` are drawn from ``N(0, var K)``.
 
     Returns
     -------
@@ -99,7 +106,8 @@ def simulate(
             raise FormulaError(f"cannot simulate into the expression {resp.expr!r}")
         df[resp.expr] = 0
         n_trials = np.ones(n)
-    design = build_design(spec, df, check=False)  # the response is a placeholder
+    # the response is a placeholder
+    design = build_design(spec, df, check=False, relmat=dict(relmat or {}))
 
     beta = _as_vector(fixed_effects, design.fixed_names, "fixed_effects")
     eta = design.X @ beta + design.offset
@@ -114,12 +122,21 @@ def simulate(
         )
         sd = np.sqrt(var)
         corr = np.eye(t.n_columns)
-        for a in range(t.n_columns):
+        for a in range(t.n_columns if t.structure is None else 0):
             for b in range(a + 1, t.n_columns):
                 key = f"{t.group}|{t.columns[a]},{t.columns[b]}"
                 corr[a, b] = corr[b, a] = correlations.pop(key, 0.0)
         cov = corr * np.outer(sd, sd)
-        if t.n_columns == 1:  # also handles a variance of exactly zero
+        if t.structure == "ar1":
+            key = f"{t.group}|{t.columns[0]},{t.columns[1]}"
+            rho = float(correlations.pop(key, correlations.pop(t.component_names[0], 0.0)))
+            if not -1.0 < rho < 1.0:
+                raise DataError(f"correlations[{key!r}] (AR(1) rho) = {rho} is not in (-1, 1)")
+            lag = np.abs(np.subtract.outer(np.arange(t.n_columns), np.arange(t.n_columns)))
+            cov = sd[0] ** 2 * rho**lag
+        if t.structure == "relmat":
+            b = sd[0] * (t.relmat @ rng.normal(size=t.n_levels))[:, None]
+        elif t.n_columns == 1:  # also handles a variance of exactly zero
             b = rng.normal(0.0, sd[0], size=(t.n_levels, 1))
         else:
             b = rng.multivariate_normal(np.zeros(t.n_columns), cov, size=t.n_levels, method="eigh")

@@ -37,6 +37,13 @@ def derived_draws(model, idata) -> dict[str, np.ndarray]:
             for j, n in enumerate(names):
                 out[n] = arr[..., j]
     for t in d.random:
+        if getattr(t, "structure", None) == "ar1":
+            # sigma and the lag-one correlation rho, named as the Laplace table names them
+            sd = variable_draws(post, f"{t.name}_sigma", const)
+            out[f"var({t.component_names[0]})"] = sd**2
+            rho = variable_draws(post, f"{t.name}_rho", const)
+            out[f"cor({t.group}|{t.columns[0]},{t.columns[1]})"] = rho
+            continue
         if t.n_columns == 1:
             sd = variable_draws(post, f"{t.name}_sigma", const)
             out[f"var({t.component_names[0]})"] = sd**2

@@ -114,9 +114,17 @@ def select_terms(design, re_form) -> list:
 
 
 def term_covariance(result, term) -> np.ndarray:
-    """Fitted covariance ``Sigma`` of one term's effects, from the result's table."""
+    """Fitted covariance ``Sigma`` of one term's effects, from the result's table (an AR(1)
+    term: ``var R(rho)`` over its time levels)."""
     k = term.n_columns
     var = result.variance_components.reindex(term.component_names).to_numpy(float)
+    if getattr(term, "structure", None) == "ar1":
+        key = f"{term.group}|{term.columns[0]},{term.columns[1]}"
+        rho = float(result.re_correlations.get(key, np.nan))
+        S = var[0] * rho ** _lags(k)
+        if not np.all(np.isfinite(S)):
+            raise MethodError(f"the result has no variance or correlation for term {term.name}")
+        return S
     sd = np.sqrt(np.clip(var, 0.0, None))
     S = np.diag(var)
     for a in range(k):
@@ -127,6 +135,10 @@ def term_covariance(result, term) -> np.ndarray:
     if not np.all(np.isfinite(S)):
         raise MethodError(f"the result has no variance for term {term.name}")
     return S
+
+
+def _lags(k: int) -> np.ndarray:
+    return np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
 
 
 def _frame(result, key: str, term, what: str) -> np.ndarray | None:
@@ -204,6 +216,14 @@ def prediction_rows(result, newdata, re_form, allow_new_levels, model=None):
     if newdata is None:
         return model, training_rows(design, terms)
     rows = new_rows(design, model.data, newdata, terms)
+    for t in rows.terms:
+        if getattr(t, "structure", None) == "relmat" and rows.new_levels.get(t.group):
+            unseen = rows.new_levels[t.group]
+            raise MethodError(
+                f"newdata has levels of {t.group!r} that are not in its relationship matrix "
+                f"({unseen[:6]}{' ...' if len(unseen) > 6 else ''}); their relationship to "
+                "the fitted levels is unknown: add them to K and refit, or use re_form='~0'"
+            )
     if rows.new_levels and not allow_new_levels:
         listed = "; ".join(
             f"{g!r}: {v[:6]}{' ...' if len(v) > 6 else ''}" for g, v in rows.new_levels.items()
@@ -377,6 +397,9 @@ def _covariance_draws(result, design, term) -> np.ndarray:
     draws = derived_draws(holder, result.idata)
     k = term.n_columns
     var = np.stack([draws[f"var({c})"].ravel() for c in term.component_names], axis=-1)
+    if getattr(term, "structure", None) == "ar1":
+        rho = draws[f"cor({term.group}|{term.columns[0]},{term.columns[1]})"].ravel()
+        return var[:, :1, None] * rho[:, None, None] ** _lags(k)[None]
     sd = np.sqrt(var)
     Sig = np.zeros((var.shape[0], k, k))
     for a in range(k):

@@ -131,12 +131,17 @@ def _random_table(r, residual: bool) -> list[str]:
     sd = _residual_sd(r)
     if residual and sd in r.dispersion.index:
         rows.append(["Residual", "", float(r.dispersion[sd]) ** 2])
+    ar1 = {g for g, col, _ in rows if col == "ar1"}
+    ar1_rho: dict[str, float] = {}
     cors: dict[tuple[str, str], dict[str, float]] = {}
     for key, val in r.re_correlations.items():
         g, pair = str(key).rsplit("|", 1)
+        if g in ar1:  # an AR(1) term's lag-one correlation, shown as glmmTMB does
+            ar1_rho[g] = float(val)
+            continue
         a, b = pair.split(",")
         cors.setdefault((g, "(Intercept)" if b == "Intercept" else b), {})[a] = val
-    has_cor = bool(cors)
+    has_cor = bool(cors) or bool(ar1_rho)
     width_g = max([len("Groups")] + [len(x[0]) for x in rows])
     width_n = max([len("Name")] + [len(x[1]) for x in rows])
     head = f" {'Groups':<{width_g}} {'Name':<{width_n}} Variance Std.Dev."
@@ -148,7 +153,9 @@ def _random_table(r, residual: bool) -> list[str]:
         last_g = g
         line = f" {shown:<{width_g}} {col:<{width_n}} {_fmt(var):<8} {_fmt(np.sqrt(var)):<8}"
         prev = seen.setdefault(g, [])
-        if has_cor and (g, col) in cors:
+        if col == "ar1" and g in ar1_rho:
+            line += f" {ar1_rho[g]:.2f} (ar1)"
+        elif has_cor and (g, col) in cors:
             vals = cors[(g, col)]
             keys = [a if a != "(Intercept)" else "Intercept" for a in prev]
             line += " " + " ".join(f"{vals[k]:5.2f}" if k in vals else "     " for k in keys)
