@@ -15,6 +15,8 @@ Examples
     $ bayesglmm fit salamander --draws 2000 --out results
     $ bayesglmm fit "y ~ x + (1|g)" --data my.csv --family poisson --method nuts
     $ bayesglmm compare salamander --methods laplace,pql,nuts --out results
+    $ bayesglmm test salamander --term "(1|Female)" --method lrt
+    $ bayesglmm test cbpp --term "(1|herd)" --method bootstrap -t n_boot=200 --seed 3
     $ bayesglmm specs
     $ bayesglmm datasets
 """
@@ -36,6 +38,8 @@ EXIT_ERROR = 2
 EXIT_FAILURE = 1
 #: the seed of ``fit`` and ``demo`` when --seed is not given (printed with the fit)
 DEFAULT_SEED = 1
+#: the tests of ``bayesglmm test`` (:func:`bayesglmm.inference.variance_tests.test_variance`)
+TEST_METHODS = ("lrt", "score", "rlrt", "bootstrap")
 #: ``--nuts-sampler`` help: what the default really does
 NUTS_SAMPLER_HELP = (
     "NUTS backend: auto (default: bayesglmm's compiled density sampled with nutpie when the "
@@ -177,6 +181,65 @@ def _parser() -> argparse.ArgumentParser:
     sampling(c, defaults=False)
     c.set_defaults(handler=_cmd_compare)
 
+    t = sub.add_parser(
+        "test",
+        help="test whether a random-effect variance is zero (LRT, score, RLRT, bootstrap)",
+        description="Fit SPEC (a name from `bayesglmm specs`, a .toml file) or FORMULA (with "
+        "--data) by --fit-method, then test the variance(s) of --term by --method "
+        "(bayesglmm.inference.variance_tests.test_variance) and print the result. The score "
+        "test needs no fit of the full model: it takes the unfitted model.",
+    )
+    t.add_argument("model", metavar="SPEC_OR_FORMULA")
+    t.add_argument(
+        "--data", metavar="CSV_OR_DATASET", help="a CSV file or a data set name (see datasets)"
+    )
+    t.add_argument("--family", help="binomial (default), poisson, gaussian, negative_binomial")
+    t.add_argument("--link", help="logit, probit, cloglog, log, identity (default: R's)")
+    t.add_argument(
+        "--term",
+        default=None,
+        help='the random term to test, e.g. "(1|Female)", a grouping factor with one term, or '
+        '"g|x" for one column of a correlated term (default: the model\'s only term)',
+    )
+    t.add_argument(
+        "--method",
+        default="lrt",
+        help=f"the test: {', '.join(TEST_METHODS)} (default: lrt)",
+    )
+    t.add_argument(
+        "--fit-method",
+        default=None,
+        help="the likelihood fit tested (default: lmm for a Gaussian identity model, else laplace)",
+    )
+    t.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the fit method, e.g. -o max_iter=500 (a Python literal)",
+    )
+    t.add_argument(
+        "--test-option",
+        "-t",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the test, e.g. -t n_boot=200 (bootstrap) or -t nsim=20000 (rlrt)",
+    )
+    t.add_argument(
+        "--seed", type=int, default=None, help="random seed of the test (rlrt, bootstrap)"
+    )
+    t.set_defaults(
+        handler=_cmd_test,
+        draws=None,
+        tune=None,
+        chains=None,
+        cores=None,
+        nuts_sampler=None,
+        no_progress=True,
+    )
+
     d = sub.add_parser("demo", help="the salamander crossed random-effects analysis (NUTS)")
     d.add_argument(
         "--out",
@@ -240,7 +303,8 @@ def _cmd_fit(args) -> int:
         with pd.option_context("display.width", 140):
             print("\nBeside the spec's reference values:")
             print(spec.compare(result).to_string(float_format=lambda v: f"{v:.4f}"))
-    _write_outputs(result, Path(args.out), f"{name}_{method}", args.no_plots)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    _write_outputs(result, Path(args.out), f"{name}_{method}", args.no_plots, seed)
     return 0
 
 
@@ -276,6 +340,76 @@ def _cmd_compare(args) -> int:
         written.append(str(png))
     print("\nWrote " + ", ".join(written))
     return 0
+
+
+def _cmd_test(args) -> int:
+    import inspect
+
+    from .inference import variance_tests as vt
+
+    method = args.method.lower()
+    if method not in TEST_METHODS:
+        raise CLIError(f"--method must be one of {', '.join(TEST_METHODS)}, got {args.method!r}")
+    test_options = _literal_options(args.test_option, "--test-option")
+    if args.seed is not None:
+        test_options["random_seed"] = args.seed
+    resolve = getattr(vt, "resolve_test_options", None)
+    if resolve is not None:  # unknown or bad test options: one line before any data
+        resolve(method, test_options)
+    elif test_options:
+        accepted = inspect.signature(vt.test_variance).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            raise CLIError(f"test_variance takes no options, got {', '.join(test_options)}")
+    data = _data_arg(args.data) if args.data else None
+    model, _, _ = _build_model(args, data, "CSV_OR_DATASET")
+    labels = [t.spec.label for t in model.design.random]
+    if args.term is not None:
+        vt.find_term(model.design, args.term)  # an unknown term: one line before the fit
+    elif len(labels) != 1:
+        raise CLIError(
+            "--term: the model has no random-effect term to test"
+            if not labels
+            else f"--term is needed: the model has several random terms ({', '.join(labels)})"
+        )
+    print(model)
+    if method == "score":
+        if args.fit_method is not None or args.option:
+            raise CLIError("--fit-method and --option do not apply: the score test fits no model")
+        result = vt.test_variance(model, args.term, method=method, **test_options)
+    else:
+        fit_method = (args.fit_method or _default_fit_method(model)).lower()
+        from .methods import get_method
+
+        get_method(fit_method)
+        fit_args = argparse.Namespace(**{**vars(args), "seed": None})  # --seed is the test's
+        fit = model.fit(method=fit_method, **_method_options(fit_args, fit_method))
+        print(fit)
+        result = vt.test_variance(fit, args.term, method=method, **test_options)
+    print()
+    print(repr(result))
+    return 0
+
+
+def _default_fit_method(model) -> str:
+    """``lmm`` for a Gaussian model with the identity link, else ``laplace``."""
+    family = model.design.family
+    if family.name == "gaussian" and family.link.name == "identity":
+        return "lmm"
+    return "laplace"
+
+
+def _literal_options(items, flag: str) -> dict:
+    """``KEY=VALUE`` items as a dict, values read as Python literals (else kept as text)."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise CLIError(f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            out[key] = text
+    return out
 
 
 def _compare_methods(args) -> dict:
@@ -393,7 +527,7 @@ def _cmd_demo(args) -> int:
     print("Sources:")
     for ref in spec.references:
         print(f"  {ref.method}: {' '.join(ref.source.split())}")
-    _write_outputs(result, Path(args.out), "salamander_nuts", args.no_plots)
+    _write_outputs(result, Path(args.out), "salamander_nuts", args.no_plots, args.seed)
     return 0
 
 
@@ -503,16 +637,43 @@ def _check_out(out: Path) -> None:
     Path(probe).rmdir()
 
 
-def _write_outputs(result, out: Path, stem: str, no_plots: bool) -> None:
+def _write_outputs(result, out: Path, stem: str, no_plots: bool, seed: int = DEFAULT_SEED) -> None:
+    """Save the fit and its summary; unless ``no_plots``, the ArviZ plots of a fit with draws
+    and, for every fit, ``<stem>_residuals.png`` (quantile residuals, seeded by ``seed``)."""
     out.mkdir(parents=True, exist_ok=True)
     saved = result.save(out / f"{stem}.fit.zip")
     result.summary().to_csv(out / f"{stem}_summary.csv")
     print(f"\nSaved {saved} (FitResult.load reads it) and {out / f'{stem}_summary.csv'}")
-    if result.idata is not None and not no_plots:
+    if no_plots:
+        return
+    paths = {}
+    if result.idata is not None:
         from .analysis.plots import write_plots
 
-        paths = write_plots(result, out, prefix=f"{stem}_")
+        paths.update(write_plots(result, out, prefix=f"{stem}_"))
+    residual_plot = _write_residual_plot(result, out / f"{stem}_residuals.png", seed)
+    if residual_plot is not None:
+        paths["residuals"] = residual_plot
+    if paths:
         print("Plots: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _write_residual_plot(result, path: Path, seed: int) -> Path | None:
+    """The simulated quantile residuals' plots (all panels) as a PNG; a warning line, not
+    an error, when they cannot be computed (the fit itself is already saved)."""
+    from .analysis.plots import DPI
+    from .diagnostics.plots import plot_residuals
+    from .diagnostics.residuals import residuals
+
+    try:
+        res = residuals(result, kind="quantile", random_seed=seed)
+        fig = plot_residuals(res, kind="all")
+    except BayesGLMMError as err:
+        print(f"bayesglmm: warning: no residual plot: {_one_line(err)}", file=sys.stderr)
+        return None
+    fig.savefig(path, dpi=DPI)
+    _pyplot_close(fig)
+    return path
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

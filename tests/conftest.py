@@ -1,6 +1,6 @@
 """Shared fixtures: the reference data sets, loaded from the copy shipped in the package.
 
-``bayesglmm/data`` holds the four reference data sets (provenance and sha256 in
+``bayesglmm/data`` holds the reference data sets (provenance and sha256 in
 ``bayesglmm/data/README.md``), so the tests need no network, no ``../shared/data`` and no
 environment variable; ``$BAYESGLMM_DATA``, when set, is looked in first (and a copy there
 that does not match the pinned sha256 is ignored with a warning). No test skips for want of

@@ -39,8 +39,10 @@ def test_fit_a_spec_writes_result_summary_and_plots(tmp_path, capsys, seeds):
         "seeds_nuts_trace.png",
         "seeds_nuts_rank.png",
         "seeds_nuts_forest.png",
+        "seeds_nuts_residuals.png",
     ):
         assert (tmp_path / name).stat().st_size > 0, name
+    assert "seeds_nuts_residuals.png" in out.split("Plots: ")[1]  # named in the output
     result = FitResult.load(tmp_path / "seeds_nuts.fit.zip")
     assert result.info["options"]["draws"] == 100 and result.info["options"]["random_seed"] == 3
     assert result.idata.posterior.sizes["chain"] == 2
@@ -209,7 +211,10 @@ def test_flags_a_method_does_not_take_are_refused():
 
 
 def test_fit_with_a_frequentist_method(tmp_path, capsys, salamander):
-    """Any registered method runs through the same command (no plots without draws)."""
+    """Any registered method runs through the same command; without draws the only plot is
+    the residuals' (quantile residuals: QQ, against fitted, by the first grouping factor)."""
+    import matplotlib.image as mpimg
+
     from bayesglmm import available_methods
 
     assert "laplace" in available_methods()
@@ -217,7 +222,11 @@ def test_fit_with_a_frequentist_method(tmp_path, capsys, salamander):
     out = capsys.readouterr().out
     assert "Laplace (glmer)" in out and "logLik" in out
     assert (tmp_path / "salamander_laplace.fit.zip").is_file()
-    assert not list(tmp_path.glob("*.png"))
+    png = tmp_path / "salamander_laplace_residuals.png"
+    assert list(tmp_path.glob("*.png")) == [png]
+    assert f"Plots: {png}" in out
+    img = mpimg.imread(png)
+    assert img.shape[1] > 2 * img.shape[0] and img[..., :3].std() > 0.05  # panels side by side
 
 
 def test_salamander_design_matches_the_published_layout():
@@ -333,3 +342,85 @@ def test_compare_mistakes_are_one_line_and_exit_2(argv, needle, tmp_path, capsys
     assert err.startswith("bayesglmm: error:") and needle in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err + captured.out
     assert not out.exists()
+
+
+CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1|herd)"
+
+
+def test_test_command_prints_the_variance_test(capsys):
+    """The LRT of cbpp's herd variance: 2 (l1 - l0) = 2 (-92.02634 - (-99.02926)) = 14.0058
+    (logLik of glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+    binomial) and of the glm without the herd term), p = 0.5 P(chi2(1) > 14.0058)."""
+    from scipy import stats
+
+    assert main(["test", CBPP_FORMULA, "--data", "cbpp", "--term", "(1|herd)"]) == 0
+    out = capsys.readouterr().out
+    assert "FitResult(method='laplace'" in out and "logLik -92.0263" in out  # the fit tested
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("VarianceTest(LRT of (1 | herd): statistic = 14.00")
+    p = float(line.split(" p = ")[1].split()[0])
+    assert p == pytest.approx(0.5 * stats.chi2.sf(14.0058, 1), rel=1e-3)
+
+
+def test_test_command_gives_the_score_test_the_unfitted_model(monkeypatch, capsys):
+    from bayesglmm import GLMM
+    from bayesglmm.inference import variance_tests
+
+    seen = {}
+
+    def record(fit, term=None, method="lrt", **options):
+        seen.update(fit=fit, term=term, method=method, options=options)
+        return "VarianceTest(recorded)"
+
+    def no_fit(self, method="nuts", **options):
+        raise AssertionError("the score test fits no model")
+
+    monkeypatch.setattr(variance_tests, "test_variance", record)
+    monkeypatch.setattr(GLMM, "fit", no_fit)
+    argv = ["test", "salamander", "--term", "(1|Male)", "--method", "score"]
+    assert main([*argv, "-t", "correction=True"]) == 0
+    assert isinstance(seen["fit"], GLMM) and seen["fit"].formula.startswith("Mate ~")
+    assert (seen["term"], seen["method"], seen["options"]) == (
+        "(1|Male)",
+        "score",
+        {"correction": True},
+    )
+    assert capsys.readouterr().out.strip().endswith("'VarianceTest(recorded)'")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--method", "magic"], "--method must be one of lrt, score, rlrt, bootstrap"),
+        (["--term", "(1|Femle)"], "term '(1|Femle)' is not a random term of the model"),
+        (["--method", "bootstrap", "-t", "n_bot=5"], "unknown option 'n_bot'"),
+        (["--method", "lrt", "-t", "n_boot=5"], "an option of method bootstrap"),
+        (["-t", "nsim"], "--test-option expects KEY=VALUE"),
+        (["--fit-method", "magic"], "unknown method 'magic'"),
+        (["--method", "score", "--fit-method", "agq"], "the score test fits no model"),
+        (["--family", "poisson"], "apply to a formula"),
+        (["--data", "/nonexistent.csv"], "no such file"),
+    ],
+)
+def test_test_command_mistakes_are_one_line_and_exit_2(argv, needle, monkeypatch, capsys):
+    """Each mistake is found before any fit (GLMM.fit refuses to run here)."""
+    from bayesglmm import GLMM
+
+    def no_fit(self, method="nuts", **options):
+        raise AssertionError("fitted before the check")
+
+    monkeypatch.setattr(GLMM, "fit", no_fit)
+    assert main(["test", "salamander", "--term", "(1|Female)", *argv]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("bayesglmm: error:") and needle in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err + captured.out
+
+
+def test_test_command_needs_a_term_only_with_several(monkeypatch, capsys):
+    from bayesglmm import GLMM
+
+    monkeypatch.setattr(GLMM, "fit", lambda self, **kw: pytest.fail("fitted before the check"))
+    assert main(["test", "salamander"]) == 2
+    err = capsys.readouterr().err
+    assert "--term is needed: the model has several random terms ((1 | Female), (1 | Male))" in err

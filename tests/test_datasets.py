@@ -17,6 +17,27 @@ def test_reference_files_load_with_their_meaning(salamander, cbpp, seeds, mouse_
     assert mouse_litters.dead.sum() == 614 and mouse_litters["size"].sum() == 6879
 
 
+def test_grouseticks_and_glmmtmb_salamanders_load_as_in_r():
+    """Counts and factor levels as ``str(lme4::grouseticks)`` and ``str(glmmTMB::Salamanders)``
+    show them (R 4.2.2, lme4 1.1-31, glmmTMB 1.1.11)."""
+    g = datasets.load("grouseticks", download=False)
+    assert g.shape == (403, 7) and g["TICKS"].sum() == 2567
+    assert [g[c].nunique() for c in ("INDEX", "BROOD", "YEAR", "LOCATION")] == [403, 118, 3, 63]
+    assert all(str(g[c].dtype) == "category" for c in ("INDEX", "BROOD", "YEAR", "LOCATION"))
+    assert list(g["YEAR"].cat.categories) == [95, 96, 97]
+    assert abs(g["cHEIGHT"].mean()) < 1e-9  # the altitude centred at its mean
+    s = datasets.load("Salamanders", download=False)
+    assert s.shape == (644, 9) and s["count"].sum() == 852 and (s["count"] == 0).sum() == 387
+    assert list(s["mined"].cat.categories) == ["yes", "no"]
+    assert list(s["spp"].cat.categories) == ["GP", "PR", "DM", "EC-A", "EC-L", "DES-L", "DF"]
+    assert s["site"].nunique() == 23 and list(s["site"].cat.categories[:2]) == ["R-1", "R-2"]
+    assert s.groupby("mined", observed=True)["site"].nunique().to_dict() == {"yes": 11, "no": 12}
+    # the first rows of R's print(head(Salamanders))
+    assert list(s["site"].astype(str)[:4]) == ["VF-1", "VF-2", "VF-3", "R-1"]
+    assert s["cover"].iloc[0] == pytest.approx(-1.4423172, abs=1e-7)
+    assert list(s["count"][:4]) == [0, 0, 0, 2]
+
+
 def test_lookup_order_and_sha_check(cbpp, tmp_path, monkeypatch):
     src = datasets.path("cbpp", download=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -87,7 +108,8 @@ def test_unknown_name_is_a_package_error_listing_the_names():
         assert not isinstance(err.value, KeyError)
         assert isinstance(err.value, BayesGLMMError)
         assert str(err.value) == (
-            "unknown data set name 'iris'; available: salamander, cbpp, seeds, mouse_litters"
+            "unknown data set name 'iris'; available: salamander, cbpp, seeds, mouse_litters, "
+            "grouseticks, Salamanders"
         )
 
 

@@ -26,7 +26,7 @@ CELL_TIMEOUT = 600
 def test_every_notebook_is_found():
     names = {p.name for p in NOTEBOOKS}
     expected = {"salamander.ipynb", "improper_posterior.ipynb", "mouse_litters.ipynb"}
-    expected |= {"prior_sensitivity.ipynb", "dask_study.ipynb"}
+    expected |= {"prior_sensitivity.ipynb", "dask_study.ipynb", "diagnostics.ipynb"}
     assert expected <= names
     tested = {n.removeprefix("test_").removesuffix("_notebook") + ".ipynb" for n in globals()}
     assert names <= tested, f"a notebook without its test: {sorted(names - tested)}"
@@ -103,6 +103,14 @@ def test_dask_study_notebook(tmp_path, monkeypatch):
     text = _output_text(nb)
     assert "all checks passed" in text  # the checks cell ran to its end
     assert "rerun ran 3 replications" in text
+
+
+@pytest.mark.slow
+def test_diagnostics_notebook(tmp_path, monkeypatch):
+    nb = _execute(ROOT / "notebooks" / "diagnostics.ipynb", tmp_path, monkeypatch)
+    text = _output_text(nb)
+    assert "all checks passed" in text  # the checks cell ran to its end
+    assert "zero_inflation" in text and "var(INDEX)" in text
 
 
 def test_notebook_checks_fail_loudly(tmp_path, monkeypatch):

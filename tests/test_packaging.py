@@ -1,4 +1,4 @@
-"""The wheel holds what an installed package needs outside its source tree: the four reference
+"""The wheel holds what an installed package needs outside its source tree: the reference
 data sets (checked against their pinned sha256) and their README, every bundled model spec,
 every module (among them the sources of the compiled Numba kernels, which Numba compiles
 from the installed .py files), and nothing of the tests or the benchmarks.
@@ -55,7 +55,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_wheel_ships_the_data_sets_and_their_readme(wheel):
     names = set(wheel.namelist())
     assert "bayesglmm/data/README.md" in names
-    assert len(datasets.DATASETS) == 4
+    assert len(datasets.DATASETS) == 6
     for info in datasets.DATASETS.values():
         member = f"bayesglmm/data/{info.relpath}"
         assert member in names, f"{info.name}: {member} is not in the wheel"

@@ -10,7 +10,6 @@ differences seen (below 1e-5) and far below what a wrong covariance would change
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
 import scipy.optimize
 

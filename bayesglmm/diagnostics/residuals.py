@@ -65,6 +65,17 @@ class Residuals:
         The simulated responses (``kind="quantile"`` only).
     discrete : bool
         The response is a count.
+    groups : dict of str to ndarray
+        Grouping factor -> the level label (str) of each row, one entry per grouping factor
+        of the model's random terms, in formula order; empty without random terms.
+    n_sim : int or None
+        The number of simulated responses per row behind ``kind="quantile"`` residuals
+        (``simulated.shape[0]``: ``n_sim`` for point fits, the number of posterior draws for
+        Bayesian fits); None for the other kinds.
+    random_effects : dict of str to RandomEffectPrediction
+        Per random term (``"1|herd"``): its predicted effects (conditional modes, BLUPs or
+        posterior means), their conditional variances where the fit computed them, and the
+        fitted covariance of the term; empty for marginal (GEE) fits.
     """
 
     values: np.ndarray
@@ -75,6 +86,9 @@ class Residuals:
     observed: np.ndarray = field(repr=False)
     simulated: np.ndarray | None = field(default=None, repr=False)
     discrete: bool = True
+    groups: dict = field(default_factory=dict, repr=False)
+    n_sim: int | None = None
+    random_effects: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -83,8 +97,19 @@ class Residuals:
         """The residuals as a Series indexed by the rows' labels."""
         return pd.Series(self.values, index=self.labels, name=f"{self.kind} residual")
 
-    def tests(self) -> pd.DataFrame:
-        """Tests on the quantile residuals: uniformity, dispersion, zero-inflation, outliers.
+    def tests(self, group=None) -> pd.DataFrame:
+        """Tests on the quantile residuals and the predicted random effects.
+
+        Uniformity, dispersion, zero-inflation and outliers, then one per-group dispersion
+        row (``dispersion[<factor>]``) per grouping factor and one normality row
+        (``re_normality[<term>]`` or ``re_normality[<term>:<column>]``) per column of each
+        random term (see :mod:`bayesglmm.diagnostics.residual_tests`).
+
+        Parameters
+        ----------
+        group : str, list of str or None
+            The grouping factors given per-group dispersion rows: all of them (None), one,
+            several, or none (an empty list).
 
         Returns
         -------
@@ -93,7 +118,73 @@ class Residuals:
         """
         from .residual_tests import residual_tests
 
-        return residual_tests(self)
+        return residual_tests(self, group=group)
+
+    def group_dispersion(self, group: str) -> pd.DataFrame:
+        """The per-level dispersion table behind the ``dispersion[<group>]`` test.
+
+        Parameters
+        ----------
+        group : str
+            A grouping factor of the model.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per level: ``level``, ``n`` (rows), ``statistic`` (observed over mean
+            simulated sum of squares around the simulated means) and ``p_value`` (share of
+            simulations at least as dispersed, one-sided).
+        """
+        from .residual_tests import group_dispersion_table
+
+        return group_dispersion_table(self, group)
+
+    def plot(self, kind: str = "all", group=None, ax=None, **kw):
+        """Diagnostic plots of the residuals (:func:`bayesglmm.diagnostics.plots.plot_residuals`).
+
+        Parameters
+        ----------
+        kind : str
+            Which plot: ``"all"`` or one of the panels ``plot_residuals`` draws.
+        group : str, optional
+            A grouping factor (a key of :attr:`groups`) for the per-group panels.
+        ax : matplotlib Axes, optional
+            Where to draw (a new figure when None).
+        **kw
+            Passed to ``plot_residuals``.
+
+        Returns
+        -------
+        What ``plot_residuals`` returns (the figure or axes).
+        """
+        from .plots import plot_residuals
+
+        return plot_residuals(self, kind=kind, group=group, ax=ax, **kw)
+
+
+@dataclass
+class RandomEffectPrediction:
+    """The predicted effects of one random term, as :class:`Residuals` keeps them.
+
+    Attributes
+    ----------
+    term : str
+        Term name (``"1|herd"``).
+    group : str
+        Its grouping factor.
+    modes : pandas.DataFrame
+        Predicted effects, one row per level, one column per term column.
+    conditional_variance : pandas.DataFrame or None
+        Their conditional (posterior) variances where the fit computed them.
+    covariance : ndarray (k, k)
+        The fitted covariance of the term's effects.
+    """
+
+    term: str
+    group: str
+    modes: pd.DataFrame
+    conditional_variance: pd.DataFrame | None
+    covariance: np.ndarray
 
 
 def _check(kind, n_sim) -> None:
@@ -166,6 +257,8 @@ def residuals(
         conditional=cond,
         observed=y,
         discrete=family.discrete,
+        groups=row_groups(design),
+        random_effects={} if marginal else _predictions(fit, design),
     )
     if kind != "quantile":
         disp = _point_dispersion(fit, family)
@@ -183,7 +276,40 @@ def residuals(
     else:
         sims = _simulate_point(fit, design, cond, int(n_sim), rng)
     values = randomized_pit(y, sims, rng)
-    return Residuals(values=values, simulated=sims, **common)
+    return Residuals(values=values, simulated=sims, n_sim=int(sims.shape[0]), **common)
+
+
+def row_groups(design) -> dict:
+    """Grouping factor -> level label (str) of each row, in formula order."""
+    out = {}
+    for t in design.random:
+        if t.group not in out:
+            out[t.group] = np.asarray([str(v) for v in t.levels], dtype=object)[t.index]
+    return out
+
+
+def _predictions(fit, design) -> dict:
+    """The fit's predicted effects per term (terms the fit has no predictions for are left out)."""
+    out = {}
+    for t in design.random:
+        modes = fit.random_effects.get(t.name)
+        if modes is None:
+            continue
+        try:
+            cov = term_covariance(fit, t)
+        except MethodError:
+            continue
+        cv = fit.random_effects.get(f"{t.name} (conditional variance)")
+        out[t.name] = RandomEffectPrediction(
+            term=t.name,
+            group=t.group,
+            modes=modes.reindex(index=t.levels, columns=t.columns),
+            conditional_variance=None
+            if cv is None
+            else cv.reindex(index=t.levels, columns=t.columns),
+            covariance=cov,
+        )
+    return out
 
 
 def _point_dispersion(fit, family):

@@ -1,7 +1,7 @@
 """Reference data sets: shipped inside the package, checked by sha256 on every load.
 
 Look-up order for a file: an explicit ``data_dir``, the environment variable
-``BAYESGLMM_DATA``, the copy packaged in ``bayesglmm/data`` (the four reference data sets,
+``BAYESGLMM_DATA``, the copy packaged in ``bayesglmm/data`` (the reference data sets,
 with their provenance in ``bayesglmm/data/README.md``), the user cache
 (``$XDG_CACHE_HOME/bayesglmm`` or ``~/.cache/bayesglmm``), then a download from the pinned
 address, verified by sha256 and stored in the cache (for data sets too large to ship). Every
@@ -79,6 +79,25 @@ DATASETS: dict[str, DatasetInfo] = {
         "996e479837f378a213662c273a18860022f1956d8b39666e2d7bf008ace68d69",
         "Fetal deaths in 523 control mouse litters (Haseman & Soares 1976): dead, survived, "
         "and a litter id added for the random intercept.",
+    ),
+    "grouseticks": DatasetInfo(
+        "grouseticks",
+        "rdatasets/lme4/grouseticks.csv",
+        _RDATASETS + "lme4/grouseticks.csv",
+        "8b74d5a7929a5f137ac3766badc1fc39ffc6a97cdf215e62fdd8dc9947db1ef0",
+        "Ticks on red grouse chicks (Elston et al. 2001; lme4): 403 chicks, TICKS counted on "
+        "the head; INDEX (chick), BROOD, YEAR (95/96/97) and LOCATION are factors, HEIGHT "
+        "the altitude (m) and cHEIGHT the centred altitude.",
+    ),
+    "Salamanders": DatasetInfo(
+        "Salamanders",
+        "cran/glmmTMB/Salamanders.rda",
+        "https://raw.githubusercontent.com/cran/glmmTMB/"
+        "24adfef033db874f283afb525893d876f40574f3/data/Salamanders.rda",
+        "cca69c7eb8488d7932217ccc623a815105eb3e522f4debcb1841342c31bfc389",
+        "Salamander counts in Appalachian streams (Price et al. 2016; glmmTMB's Salamanders, "
+        "not lme4's salamander): 644 repeated counts of 7 species (spp) at 23 sites, mined "
+        "yes/no, standardized cover, DOP, Wtemp and DOY; many zeros.",
     ),
 }
 
@@ -207,12 +226,12 @@ def describe(name: str) -> str:
 def load(name: str, data_dir: str | Path | None = None, download: bool = True) -> pd.DataFrame:
     """Load a reference data set as a DataFrame.
 
-    The four reference data sets ship with the package, so this works offline; the file
-    read is checked against its pinned sha256 first.
+    The reference data sets ship with the package, so this works offline; the file read is
+    checked against its pinned sha256 first.
 
     Parameters
     ----------
-    name : {"salamander", "cbpp", "seeds", "mouse_litters"}
+    name : {"salamander", "cbpp", "seeds", "mouse_litters", "grouseticks", "Salamanders"}
     data_dir : path, optional
         A folder laid out like the addresses (see the module docstring), looked in first.
     download : bool
@@ -276,9 +295,34 @@ def _read_mouse_litters(file: Path) -> pd.DataFrame:
     return df
 
 
+def _read_grouseticks(file: Path) -> pd.DataFrame:
+    df = pd.read_csv(file).drop(columns=["rownames"])
+    for col in ("INDEX", "BROOD", "YEAR", "LOCATION"):  # factors in lme4
+        df[col] = pd.Categorical(df[col])
+    return df
+
+
+def _read_salamanders(file: Path) -> pd.DataFrame:
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = rdata.read_rda(str(file))["Salamanders"]
+    df = pd.DataFrame(raw).reset_index(drop=True)
+    for col in ("sample", "count"):
+        df[col] = np.asarray(df[col], dtype=np.int64)
+    for col in ("site", "mined", "spp"):  # R's levels, in R's order
+        df[col] = pd.Categorical(
+            df[col].astype(str), categories=[str(c) for c in raw[col].cat.categories]
+        )
+    return df
+
+
 _READERS = {
     "salamander": _read_salamander,
     "cbpp": _read_cbpp,
     "seeds": _read_seeds,
     "mouse_litters": _read_mouse_litters,
+    "grouseticks": _read_grouseticks,
+    "Salamanders": _read_salamanders,
 }
