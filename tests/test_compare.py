@@ -26,6 +26,7 @@ FAST = {
     "sml": {"mc_size": 50, "max_iter": 5},
     "ee": {"n_sim": 50},
     "ee2": {"n_sim": 50},
+    "kuk": {"n_sim": 4, "max_iter": 2, "max_workers": 1},
 }
 SALAMANDER_PARAMS = [
     "Cross[RR]",

@@ -230,6 +230,7 @@ SMALL = {
     "sml": {"mc_size": 200, "random_seed": 1},
     "ee": {"random_seed": 1},  # one factor: the expectation by quadrature, no n_sim
     "ee2": {"random_seed": 1},
+    "kuk": {"n_sim": 4, "max_iter": 2, "random_seed": 1, "max_workers": 1},
 }
 CBPP = "cbind(incidence, size - incidence) ~ period + (1|herd)"
 
@@ -327,7 +328,7 @@ def test_every_record_declares_what_it_applies_to():
 
     table = method_table()
     assert list(table.columns) == ["method", "kind", "summary", "applies to", "options"]
-    assert sorted(table["method"]) == available_methods() and len(table) == 13
+    assert sorted(table["method"]) == available_methods() and len(table) == 14
     for m in available_methods():
         r = get_record(m)
         assert (r.kind == "bayesian") == (not r.requires), m
