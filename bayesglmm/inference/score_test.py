@@ -105,7 +105,7 @@ from scipy import stats
 from scipy.sparse.linalg import splu
 
 from ..errors import MethodError, OptionError
-from .variance_tests import (
+from .reduced import (
     VarianceTest,
     _drop_column,
     find_term,
