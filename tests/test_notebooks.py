@@ -27,6 +27,7 @@ def test_every_notebook_is_found():
     names = {p.name for p in NOTEBOOKS}
     expected = {"salamander.ipynb", "improper_posterior.ipynb", "mouse_litters.ipynb"}
     expected |= {"prior_sensitivity.ipynb", "dask_study.ipynb", "diagnostics.ipynb"}
+    expected |= {"testing.ipynb"}
     assert expected <= names
     tested = {n.removeprefix("test_").removesuffix("_notebook") + ".ipynb" for n in globals()}
     assert names <= tested, f"a notebook without its test: {sorted(names - tested)}"
@@ -111,6 +112,15 @@ def test_diagnostics_notebook(tmp_path, monkeypatch):
     text = _output_text(nb)
     assert "all checks passed" in text  # the checks cell ran to its end
     assert "zero_inflation" in text and "var(INDEX)" in text
+
+
+@pytest.mark.slow
+def test_testing_notebook(tmp_path, monkeypatch):
+    nb = _execute(ROOT / "notebooks" / "testing.ipynb", tmp_path, monkeypatch)
+    text = _output_text(nb)
+    assert "all checks passed" in text  # the checks cell ran to its end
+    assert "0.5 chi2(0) + 0.5 chi2(1)" in text and "BOOTSTRAP of (1 | Female)" in text
+    assert "Kenward-Roger" in text and "integrated leave-one-group-out" in text
 
 
 def test_notebook_checks_fail_loudly(tmp_path, monkeypatch):
