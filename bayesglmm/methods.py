@@ -193,6 +193,27 @@ QUADRATURE = Requirement(
 )
 
 
+#: h-likelihood random-effect distributions and the (family, link) each needs (None: any)
+HLIK_PAIRS = {"normal": None, "gamma": ("poisson", "log"), "beta": ("binomial", "logit")}
+
+
+def _hlik_pairing(design, given, options) -> str | None:
+    """Why ``re_family`` does not pair with the model's family and link (None: it does)."""
+    re_family = options.get("re_family")
+    pair = HLIK_PAIRS.get(re_family)
+    here = (design.family.name, design.family.link.name)
+    if pair is not None and here != pair:
+        return (
+            f"re_family={re_family!r} needs the {pair[0]} family with the {pair[1]} link "
+            f"(its conjugate pairing); this model is {here[0]}/{here[1]}: use "
+            "re_family='normal'"
+        )
+    return None
+
+
+HLIK_PAIRING = CrossCheck("re_family='gamma': Poisson/log; 'beta': binomial/logit", _hlik_pairing)
+
+
 # ------------------------------------------------------------------------------------------
 # the record
 
@@ -627,6 +648,31 @@ RECORDS: tuple[MethodRecord, ...] = (
         ),
         (families("binomial", "poisson", "gaussian"), ONE_CLUSTER),
         checks=(GEE_START,),
+    ),
+    MethodRecord(
+        "hlik",
+        "bayesglmm.frequentist.hlik:fit_hlik",
+        "likelihood",
+        "hierarchical GLM by h-likelihood (HL(1,1) or HL(0,1)): normal, gamma or beta "
+        "random effects (Lee & Nelder 1996)",
+        option_table(
+            {"max_iter": 200, "progressbar": None, "start": None},
+            Option(
+                "re_family",
+                choice(*HLIK_PAIRS),
+                "random-effect distribution (gamma: Poisson/log, beta: binomial/logit)",
+                "normal",
+            ),
+            Option("tol", real(0), "largest Newton step on (beta, v) that stops", 1e-8),
+            Option(
+                "variant",
+                choice("HL(1,1)", "HL(0,1)"),
+                "fixed effects from p_v(h) (HL(1,1)) or from h (HL(0,1)); dispersions by APHL",
+                "HL(1,1)",
+            ),
+        ),
+        (families("binomial", "poisson", "gaussian"), RANDOM, INTERCEPTS),
+        checks=(HLIK_PAIRING,),
     ),
     _moments("ee", "first step, Jiang 1998"),
     _moments("ee2", "optimally weighted second step, Jiang & Zhang 2001"),
