@@ -21,7 +21,7 @@ from .errors import (
     PriorError,
     ResultFileError,
 )
-from .frequentist.ebp import ebp
+from .frequentist import ebp as _ebp  # noqa: F401 (the module the old path bayesglmm.ebp names)
 from .glmm import GLMM
 from .methods import available_methods
 from .model import priors
@@ -57,6 +57,7 @@ _LAZY = {
     "fence": ("inference.selection", "fence"),
     "fixed_effect_tests": ("inference.anova", "fixed_effect_tests"),
     "residuals": ("diagnostics.residuals", "residuals"),
+    "ebp": ("analysis.study.ebp_bootstrap", "ebp"),
     "influence": ("diagnostics.influence", "influence"),
     "gof_test": ("diagnostics.gof", "gof_test"),
     "Influence": ("diagnostics.influence", "Influence"),
