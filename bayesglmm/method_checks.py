@@ -49,6 +49,28 @@ def _mc_sizes(design, given, options) -> str | None:
     return None
 
 
+#: the (family, link) pairs whose random effects MCEM/MCNR's ``e_step="gibbs"`` draws by data
+#: augmentation (Polya-Gamma for the logit link, Albert-Chib for the probit link)
+GIBBS_E_STEP_LINKS = (("binomial", "logit"), ("binomial", "probit"))
+
+
+def gibbs_e_step_refusal(family: str, link: str) -> str | None:
+    """Why ``e_step="gibbs"`` cannot sample this family and link (None: it can)."""
+    if (family, link) in GIBBS_E_STEP_LINKS:
+        return None
+    return (
+        f"e_step='gibbs' draws the random effects by Polya-Gamma (binomial/logit) or "
+        f"Albert-Chib (binomial/probit) augmentation; this model is {family}/{link}: use "
+        "e_step='mh' or 'importance'"
+    )
+
+
+def _gibbs_e_step(design, given, options) -> str | None:
+    if options.get("e_step") != "gibbs":
+        return None
+    return gibbs_e_step_refusal(design.family.name, design.family.link.name)
+
+
 def moment_expectation(design, expectation: str) -> str:
     """``"quadrature"`` or ``"simulation"``: what ee/ee2's ``expectation`` resolves to
     (``"auto"``: quadrature for one random-effect factor, as the engine decides)."""
@@ -181,6 +203,7 @@ def _check_vector_start(design, start, with_sds: bool) -> str | None:
 
 
 MC_SIZES = CrossCheck("mc_size <= mc_max", _mc_sizes)
+GIBBS_E_STEP = CrossCheck("e_step='gibbs' for binomial logit or probit only", _gibbs_e_step)
 MOMENT_SIZES = CrossCheck("n_sim with simulation only, n_quad with quadrature only", _moment_sizes)
 ALPHA = CrossCheck("alpha for the negative binomial family only", _alpha)
 GEE_START = CrossCheck("start: one number per fixed effect", _vector_start(False))

@@ -26,6 +26,7 @@ from .errors import MethodError
 from .method_checks import (
     ALPHA,
     GEE_START,
+    GIBBS_E_STEP,
     LIKELIHOOD_START,
     MC_SIZES,
     MOMENT_SIZES,
@@ -317,7 +318,12 @@ _SOLVER = Option(
 )
 _LAPLACE_START = Option("start", laplace_start, "vector (theta, beta[, log dispersion]) or dict")
 _MC_START = Option("start", laplace_start, "vector (theta, beta) or dict; default Laplace")
-_E_STEP = Option("e_step", choice("importance", "rejection", "mh"), "E-step sampler", "mh")
+_E_STEP = Option(
+    "e_step",
+    choice("importance", "rejection", "mh", "gibbs"),
+    "E-step sampler (gibbs: Polya-Gamma/Albert-Chib, binomial logit/probit)",
+    "mh",
+)
 _MC_SIZES = (
     Option("mc_max", integer(10), "largest Monte Carlo sample size", 100_000),
     Option("loglik_draws", integer(100), "importance draws for the log-likelihood estimate", 5000),
@@ -365,7 +371,7 @@ def _moments(name: str, weighting: str) -> MethodRecord:
 #: what MCEM and MCNR share beyond their option tables: the rules across their sizes, the
 #: start check, and the memory and time their Monte Carlo sizes need
 _MC_EM_CHECKS = dict(
-    checks=(MC_SIZES, LIKELIHOOD_START),
+    checks=(MC_SIZES, LIKELIHOOD_START, GIBBS_E_STEP),
     memory=monte_carlo_memory,
     sizes=_MC_SIZE_NAMES,
     seconds=monte_carlo_seconds,

@@ -1,8 +1,10 @@
 """Monte Carlo maximum likelihood on salamander: seconds to the stopping rule and Monte Carlo
 size reached, per method and E-step, each in a cold process.
 
-    python benchmarks/bench_mcem.py            # all rows
+    python benchmarks/bench_mcem.py            # all rows; figures to results/mcem_estep.txt
     python benchmarks/bench_mcem.py mcem:importance:booth_hobert
+    python benchmarks/bench_mcem.py mcem:gibbs:booth_hobert:2   # a row with random_seed=2
+    python benchmarks/bench_mcem.py gibbs        # the Gibbs E-step over seeds 1..5
     python benchmarks/bench_mcem.py crossed      # the 10,000-row crossed data, MH MCEM
 
 Measured 30 Nov 2026 on the shared 2-core machine (load 6-12), seconds to the stopping rule
@@ -11,6 +13,10 @@ Measured 30 Nov 2026 on the shared 2-core machine (load 6-12), seconds to the st
 MCNR (MH) 30.3 / 42.1 / 26426; SML 18.0 / 25.6 / 10000 (biased: RW 0.08, var 1.95 / 1.63).
 Crossed 10,000 rows, 2,000 effects, MH MCEM: 66 s to the rule (9 iterations, m = 472), 124 s
 in all (Louis' information and the likelihood at the estimate take the rest).
+
+The Gibbs E-step (``e_step="gibbs"``, Polya-Gamma block Gibbs) rows: see
+results/mcem_estep.txt (all rows measured in one run, side by side). Its cold-process total
+includes importing PyMC (the Polya-Gamma draws are the Gibbs steps' own function).
 
 Peers (issue 9): NIMBLE's ascent-based MCEM 51 s to 262 s on salamander, R's ``glmm``
 813 s; target for bayesglmm's MCEM: under 10 s from a cold process on 2 cores.
@@ -32,25 +38,34 @@ ROWS = [
     "mcem:mh:booth_hobert",
     "mcem:mh:ascent",
     "mcem:rejection:booth_hobert",
+    "mcem:gibbs:booth_hobert",
+    "mcem:gibbs:ascent",
     "mcnr:importance:-",
     "mcnr:mh:-",
+    "mcnr:gibbs:-",
     "sml:importance:-",
 ]
+#: the Gibbs E-step over seeds (its agreement with Booth & Hobert is not one seed's luck)
+GIBBS_SEEDS = [f"mcem:gibbs:booth_hobert:{s}" for s in range(1, 6)]
+#: Booth & Hobert (1999), JRSS-B 61, MCEM: RR RW WR WW var(Female) var(Male)
+#: (bayesglmm/data/models/salamander.toml)
+BOOTH_HOBERT = [1.03, 0.32, -1.95, 0.99, 1.40, 1.25]
+RESULTS = Path(__file__).parent / "results" / "mcem_estep.txt"
 
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import bayesglmm as bg
-method, e_step, rule = sys.argv[1:4]
-if len(sys.argv) > 4:  # the 10,000-row crossed benchmark (benchmarks/crossed_data.py)
-    sys.path.insert(0, sys.argv[4])
+method, e_step, rule, seed = sys.argv[1:5]
+if len(sys.argv) > 5:  # the 10,000-row crossed benchmark (benchmarks/crossed_data.py)
+    sys.path.insert(0, sys.argv[5])
     from crossed_data import FORMULA, make_crossed
 
     model = bg.GLMM(FORMULA, make_crossed(), family="binomial")
 else:
     data = bg.datasets.load("salamander")
     model = bg.GLMM("Mate ~ 0 + Cross + (1|Female) + (1|Male)", data, family="binomial")
-kw = {"random_seed": 1, "progressbar": False}
+kw = {"random_seed": int(seed), "progressbar": False}
 if method != "sml":
     kw["e_step"] = e_step
 if rule != "-":
@@ -67,6 +82,7 @@ out = {
     "fit_total": fit.timing["total"],
     "iterations": fit.convergence["iterations"],
     "final_m": d.get("final_mc_size"),
+    "final_ess": (d.get("history") or [{}])[-1].get("ess"),
     "converged": fit.converged,
     "estimates": [round(v, 3) for v in fit.table["estimate"].tolist()],
     "mcse_max": float(fit.table["mcse"].max()),
@@ -77,16 +93,17 @@ print(json.dumps(out))
 """
 
 
-def main(rows: list[str], crossed: bool = False) -> None:
-    print(
-        f"{'method:e_step:rule':32s} {'to stop':>8s} {'cold':>7s} {'iters':>5s} {'final m':>8s}"
-        "  estimates (RR RW WR WW vF vM)"
-    )
+def main(rows: list[str], crossed: bool = False, write: Path | None = None) -> None:
+    lines = [
+        f"{'method:e_step:rule[:seed]':32s} {'to stop':>8s} {'cold':>7s} {'iters':>5s} "
+        f"{'final m':>8s} {'ess':>7s}  estimates (RR RW WR WW vF vM)  max |est - B&H|"
+    ]
+    print(lines[0], flush=True)
     for row in rows:
-        method, e_step, rule = row.split(":")
+        method, e_step, rule, *seed = row.split(":")
         t0 = time.perf_counter()
         res = subprocess.run(
-            [sys.executable, "-c", CHILD, method, e_step, rule]
+            [sys.executable, "-c", CHILD, method, e_step, rule, seed[0] if seed else "1"]
             + ([str(Path(__file__).parent)] if crossed else []),
             capture_output=True,
             text=True,
@@ -95,22 +112,42 @@ def main(rows: list[str], crossed: bool = False) -> None:
         try:
             out = json.loads(res.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
-            print(f"{row:32s} failed: {res.stderr.strip().splitlines()[-1:]}")
-            continue
-        if "error" in out:
-            print(f"{row:32s} refused after {out['seconds']:.1f} s: {out['error'][:110]}")
-            continue
-        print(
-            f"{row:32s} {out['to_stop']:8.1f} {wall:7.1f} {out['iterations']:5d} "
-            f"{out['final_m']:8d}  {out['estimates']}  mcse<={out['mcse_max']:.3f} "
-            f"logLik {out['loglik']:.2f} ({out['loglik_mcse']:.2f})"
+            line = f"{row:32s} failed: {res.stderr.strip().splitlines()[-1:]}"
+        else:
+            if "error" in out:
+                line = f"{row:32s} refused after {out['seconds']:.1f} s: {out['error'][:110]}"
+            else:
+                ess = out["final_ess"]
+                gap = max(abs(a - b) for a, b in zip(out["estimates"], BOOTH_HOBERT, strict=False))
+                line = (
+                    f"{row:32s} {out['to_stop']:8.1f} {wall:7.1f} {out['iterations']:5d} "
+                    f"{out['final_m']:8d} {ess if ess is not None else float('nan'):7.0f}  "
+                    f"{out['estimates']}  {gap:.3f}  mcse<={out['mcse_max']:.3f} "
+                    f"logLik {out['loglik']:.2f} ({out['loglik_mcse']:.2f})"
+                )
+        print(line, flush=True)
+        lines.append(line)
+    tail = f"published: Booth & Hobert {' '.join(map(str, BOOTH_HOBERT))}; NIMBLE ascent 51-262 s"
+    print(tail)
+    lines.append(tail)
+    if write is not None:
+        head = (
+            "# benchmarks/bench_mcem.py: salamander, Mate ~ 0 + Cross + (1|Female) + (1|Male),\n"
+            "# each row a cold process (nice -n 10, shared 2-core machine), random_seed=1 unless\n"
+            "# the row names one. 'to stop': seconds from the start of the fit to the stopping\n"
+            "# rule; 'cold': the whole process (imports, Louis information, likelihood); 'final\n"
+            "# m': Monte Carlo size at the last iteration; 'ess': its effective size (Kish for\n"
+            "# importance, chain-based for gibbs, m for independent draws).\n"
+            f"# measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
         )
-    print("published: Booth & Hobert 1.03 0.32 -1.95 0.99 1.40 1.25; NIMBLE ascent 51-262 s")
+        write.write_text(head + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["crossed"]:
         main(args[1:] or ["mcem:mh:booth_hobert"], crossed=True)
+    elif args[:1] == ["gibbs"]:
+        main(GIBBS_SEEDS)
     else:
-        main(args or ROWS)
+        main(args or ROWS + GIBBS_SEEDS[1:], write=None if args else RESULTS)

@@ -9,6 +9,7 @@ truncated to the side its outcome says.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import log_ndtr, ndtri_exp
 
 from .augmented import AugmentedEffectsStep
@@ -27,6 +28,27 @@ def truncated_normal(mean: np.ndarray, positive: np.ndarray, rng) -> np.ndarray:
     return mean + np.where(positive, up, down)
 
 
+def albert_chib_latents(eta: np.ndarray, y: np.ndarray, n: np.ndarray, rng):
+    """Working weights ``n_i`` and responses ``sum_t u_it`` from the latent normals.
+
+    Given them, the probit likelihood in ``eta`` is ``exp(kappa eta - n eta^2 / 2)`` up to
+    a constant (``kappa`` the row's sum of latents). ``eta`` may carry leading axes (one row
+    of linear predictors per chain, ``(..., rows)``); ``y`` and ``n`` are per row.
+    """
+    if np.all(n == 1):
+        return np.ones_like(eta), truncated_normal(eta, y > 0.5, rng)
+    counts = np.rint(n).astype(np.int64)
+    successes = np.rint(y).astype(np.int64)
+    row = np.repeat(np.arange(n.size), counts)
+    # within each row the first y trials are the successes
+    trial = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    u = truncated_normal(eta[..., row], trial < successes[row], rng)
+    if eta.ndim == 1:
+        return n.astype(float), np.bincount(row, weights=u, minlength=eta.size)
+    sums = sp.csr_matrix((np.ones(row.size), (np.arange(row.size), row)), shape=(row.size, n.size))
+    return n.astype(float), np.asarray((sums.T @ u.reshape(-1, row.size).T).T).reshape(eta.shape)
+
+
 class AlbertChibStep(AugmentedEffectsStep):
     """Joint draw of fixed and random effects of a probit model by latent normals.
 
@@ -39,12 +61,5 @@ class AlbertChibStep(AugmentedEffectsStep):
     label = "Albert-Chib"
 
     def augment(self, eta, y, n):
-        if np.all(n == 1):
-            return np.ones_like(eta), truncated_normal(eta, y > 0.5, self.rng)
-        counts = np.rint(n).astype(np.int64)
-        successes = np.rint(y).astype(np.int64)
-        row = np.repeat(np.arange(eta.size), counts)
-        # within each row the first y trials are the successes
-        trial = np.arange(row.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        u = truncated_normal(eta[row], trial < successes[row], self.rng)
-        return n.astype(float), np.bincount(row, weights=u, minlength=eta.size)
+        return albert_chib_latents(eta, y, n, self.rng)
+

@@ -21,6 +21,19 @@ from polyagamma import random_polyagamma
 from .augmented import AugmentedEffectsStep
 
 
+def polya_gamma_weights(eta: np.ndarray, y: np.ndarray, n: np.ndarray, rng):
+    """Working weights ``omega ~ PG(n_i, eta_i)`` and responses ``kappa = y - n / 2``.
+
+    Given them, the logit likelihood in ``eta`` is ``exp(kappa eta - omega eta^2 / 2)`` up
+    to a constant. ``eta`` may carry leading axes (one row of linear predictors per chain,
+    ``(..., rows)``); ``y`` and ``n`` are per row. Rows without trials get ``omega = 0``.
+    """
+    omega = np.zeros_like(eta)
+    rows = n > 0  # rows without trials carry no information
+    omega[..., rows] = random_polyagamma(n[rows], eta[..., rows], random_state=rng)
+    return omega, y - n / 2.0
+
+
 class PolyaGammaStep(AugmentedEffectsStep):
     """Joint draw of fixed and random effects of a logit model by Polya-Gamma augmentation.
 
@@ -40,7 +53,4 @@ class PolyaGammaStep(AugmentedEffectsStep):
     label = "Polya-Gamma"
 
     def augment(self, eta, y, n):
-        omega = np.zeros_like(eta)
-        rows = n > 0  # rows without trials carry no information
-        omega[rows] = random_polyagamma(n[rows], eta[rows], random_state=self.rng)
-        return omega, y - n / 2.0
+        return polya_gamma_weights(eta, y, n, self.rng)

@@ -1,7 +1,7 @@
 """Monte Carlo maximum likelihood for GLMMs (no PyMC imported here).
 
 - :mod:`.complete`: the complete-data log-likelihood, its scores and Louis' information;
-- :mod:`.estep`: E-step samplers (importance, rejection, Metropolis-Hastings);
+- :mod:`.estep`: E-step samplers (importance, rejection, Metropolis-Hastings, Gibbs);
 - :mod:`.mstep`: Newton steps for the fixed effects, closed-form covariances;
 - :mod:`.stopping`: Booth & Hobert's and the ascent-based sample-size and stopping rules;
 - :mod:`.mcem` (``method="mcem"``), :mod:`.mcnr` (``method="mcnr"``), :mod:`.sml`

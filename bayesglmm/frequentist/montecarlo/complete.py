@@ -44,13 +44,23 @@ class Sample:
         Self-normalized weights (``1/m`` for unweighted samplers); sum to one.
     info : dict
         Sampler diagnostics (effective sample size, acceptance rates, ...).
+    logw : ndarray (m,), optional
+        Unnormalized log importance weights (importance sampling).
+    chain : ndarray (m,) of int, optional
+        The Markov chain each draw comes from, for dependent draws (the Gibbs E-step keeps
+        several consecutive states of each chain): Monte Carlo covariances are then taken
+        over chain sums (:meth:`sum_cov`). None: independent draws.
+    n_eff : float, optional
+        The effective sample size of dependent draws (:attr:`ess` returns it).
     """
 
     B: np.ndarray
     ZB: np.ndarray
     w: np.ndarray
     info: dict = field(default_factory=dict)
-    logw: np.ndarray | None = None  # unnormalized log weights (importance sampling)
+    logw: np.ndarray | None = None
+    chain: np.ndarray | None = None
+    n_eff: float | None = None
 
     @property
     def m(self) -> int:
@@ -58,8 +68,29 @@ class Sample:
 
     @property
     def ess(self) -> float:
-        """Kish's effective sample size ``1 / sum w^2``."""
+        """Kish's effective sample size ``1 / sum w^2``, or :attr:`n_eff` for dependent
+        draws."""
+        if self.n_eff is not None:
+            return float(self.n_eff)
         return float(1.0 / np.sum(self.w**2))
+
+    def sum_cov(self, D: np.ndarray) -> np.ndarray:
+        """Monte Carlo covariance of ``sum_d w_d D_d`` for centred per-draw values ``D``
+        (``(m, d)`` or ``(m,)``): ``sum_d w_d^2 D_d D_d'`` for independent draws; with
+        chains, ``K / (K - 1) sum_k G_k G_k'`` over the ``K`` chain sums ``G_k = sum_{d in
+        k} w_d D_d`` (batch means with a chain as the batch: right whatever the dependence
+        within a chain, as the chains are independent)."""
+        if self.chain is None and D.ndim == 1:
+            return float(np.sum(self.w**2 * D**2))
+        D2 = D.reshape(D.shape[0], -1)
+        if self.chain is None:
+            C = (D2.T * self.w**2) @ D2
+        else:
+            K = int(self.chain.max()) + 1
+            G = np.zeros((K, D2.shape[1]))
+            np.add.at(G, self.chain, self.w[:, None] * D2)
+            C = G.T @ G * (K / max(K - 1, 1))
+        return C if D.ndim > 1 else float(C[0, 0])
 
     def pruned(self, rel: float = 1e-9) -> Sample:
         """The draws whose weight exceeds ``rel / m`` (renormalized): the others carry at
@@ -69,7 +100,8 @@ class Sample:
             return self
         w = self.w[keep]
         lw = None if self.logw is None else self.logw[keep]
-        return Sample(self.B[keep], self.ZB[keep], w / w.sum(), self.info, lw)
+        ch = None if self.chain is None else self.chain[keep]
+        return Sample(self.B[keep], self.ZB[keep], w / w.sum(), self.info, lw, ch)
 
     def concat(self, other: Sample) -> Sample:
         """The pooled sample (importance weights renormalized over both)."""
@@ -81,7 +113,10 @@ class Sample:
             info = dict(other.info)
             return Sample(B, ZB, w / w.sum(), info, logw)
         w = np.full(B.shape[0], 1.0 / B.shape[0])
-        return Sample(B, ZB, w, dict(other.info))
+        chain = None
+        if self.chain is not None and other.chain is not None:  # the new draws' own chains
+            chain = np.concatenate([self.chain, other.chain + int(self.chain.max()) + 1])
+        return Sample(B, ZB, w, dict(other.info), chain=chain)
 
 
 class CompleteData:
@@ -329,14 +364,15 @@ class CompleteData:
         Returns a dict with ``info`` (``-E[H_c] - E[S S'] + E[S] E[S]'``), ``score`` (the
         Monte Carlo estimate of the observed-data score ``E[S]``), ``hessian`` (``E[H_c]``)
         and ``score_cov`` (Monte Carlo covariance of ``E[S]``: ``sum w_d^2 (S_d - Sbar)
-        (S_d - Sbar)'``, Booth & Hobert 1999, eq. 3.2, with self-normalized weights).
+        (S_d - Sbar)'``, Booth & Hobert 1999, eq. 3.2, with self-normalized weights; over
+        chain sums for dependent draws, :meth:`Sample.sum_cov`).
         """
         S, H = self.scores(psi, sample)
         w = sample.w
         Sbar = w @ S
         D = S - Sbar
         info = -H - (S.T * w) @ S + np.outer(Sbar, Sbar)
-        score_cov = (D.T * w**2) @ D
+        score_cov = sample.sum_cov(D)
         return {"info": info, "score": Sbar, "hessian": H, "score_cov": score_cov}
 
 

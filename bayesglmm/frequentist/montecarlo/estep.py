@@ -21,6 +21,26 @@ Three samplers, each ``draw(psi, m) -> Sample`` (``B`` on the scale of ``b``):
     curvature at the Laplace mode. ``m`` chains are kept from one EM iteration to the next
     (each advanced ``sweeps`` sweeps), so the ``m`` draws are independent across chains;
     new chains start from the Laplace approximation with a burn-in.
+:class:`GibbsSampler`
+    McCulloch (1994, probit; 1997): a Gibbs sampler on the exact conditional ``p(b | y;
+    psi)`` by data augmentation, binomial responses only. Given the random effects, each row
+    gets a latent variable: ``omega_i ~ PG(n_i, eta_i)`` for the logit link (Polson, Scott &
+    Windle 2013), the Albert & Chib (1993) truncated normals for the probit link; given the
+    latents the likelihood is Gaussian in ``eta`` (``exp(kappa eta - omega eta^2 / 2)``),
+    and each random-effect term's effects are drawn from their normal conditional given the
+    others (block Gibbs over terms; with several columns, one column of a term at a time),
+    all levels of a term at once (independent given the latents and the other terms). The
+    latents come from the functions the package's Gibbs steps use
+    (:func:`~bayesglmm.bayes.gibbs.polya_gamma.polya_gamma_weights`,
+    :func:`~bayesglmm.bayes.gibbs.albert_chib.albert_chib_latents`). Chains are kept from
+    one EM iteration to the next like the Metropolis sampler's; an E-step of size ``m`` runs
+    ``K = ceil(m / GIBBS_KEEP)`` of them, each advanced ``GIBBS_BURN`` sweep(s) at the new
+    ``psi`` (discarded) and then ``GIBBS_KEEP`` sweeps whose states are all kept (no
+    thinning), so the draws are dependent within a chain. The Monte Carlo covariances of the
+    stopping rules are then taken over chain sums (:meth:`.complete.Sample.sum_cov`), and
+    the effective sample size reported (``ess``) is the smallest over the draws' sufficient
+    statistics (each column's ``sum_l u_l^2`` and ``X' Z b``) of ``var / var(chain mean) *
+    K``.
 """
 
 from __future__ import annotations
@@ -31,6 +51,7 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 
 from ...errors import MethodError
+from ...method_checks import gibbs_e_step_refusal
 from .complete import CompleteData, Sample
 from .laplace_mode import LaplaceMode, b_from_u
 
@@ -44,6 +65,11 @@ MH_SWEEPS = 3
 MH_BURN_IN = 10
 #: random-walk scale in units of the conditional standard deviation (1-D optimum)
 MH_SCALE = 2.4
+#: Gibbs: consecutive states kept per chain per E-step, sweeps at a new ``psi`` before
+#: them (kept chains), and burn-in sweeps of new chains (from the Laplace approximation)
+GIBBS_KEEP = 5
+GIBBS_BURN = 1
+GIBBS_START_BURN = 10
 #: at most this many (draw, row) pairs in memory per block of work
 CHUNK = 2_000_000
 
@@ -315,12 +341,165 @@ class MetropolisSampler:
         return s
 
 
+def chain_ess(T: np.ndarray, chain: np.ndarray) -> float:
+    """Effective size of draws ``T`` (``(m, s)`` statistics) from independent chains: the
+    smallest over the columns of ``var(T_j) / Var(mean of T_j)``, the variance of the mean
+    estimated from the chain means (``var(chain means) / K``, chains of equal length)."""
+    m = T.shape[0]
+    K = int(chain.max()) + 1
+    if K < 2 or m < 3:
+        return float(m)
+    counts = np.bincount(chain, minlength=K)
+    means = np.zeros((K, T.shape[1]))
+    np.add.at(means, chain, T)
+    means /= counts[:, None]
+    var = T.var(axis=0, ddof=1)
+    var_mean = means.var(axis=0, ddof=1) / K
+    ok = (var > 1e-12 * (1.0 + np.abs(T).mean(axis=0) ** 2)) & (var_mean > 0)
+    if not ok.any():
+        return float(m)
+    return float(np.clip(np.min(var[ok] / var_mean[ok]), 1.0, m))
+
+
+class GibbsSampler:
+    """Persistent data-augmentation Gibbs chains (see the module docstring)."""
+
+    name = "gibbs"
+
+    def __init__(
+        self,
+        model: CompleteData,
+        rng: np.random.Generator,
+        keep: int = GIBBS_KEEP,
+        burn: int = GIBBS_BURN,
+        start_burn: int = GIBBS_START_BURN,
+    ):
+        fam = model.design.family
+        why = gibbs_e_step_refusal(fam.name, fam.link.name)
+        if why:
+            raise MethodError(why)
+        # the package's augmentations (importing them imports the Gibbs steps' PyMC stack)
+        if fam.link.name == "logit":
+            from ...bayes.gibbs.polya_gamma import polya_gamma_weights as augment
+        else:
+            from ...bayes.gibbs.albert_chib import albert_chib_latents as augment
+        self.augment = augment
+        self.model, self.rng = model, rng
+        self.keep, self.burn, self.start_burn = int(keep), int(burn), int(start_burn)
+        self.mode = LaplaceMode(model)
+        self.U: np.ndarray | None = None  # chain states, spherical scale (chains x q)
+        self.sweeps = 0
+
+    def _blocks(self, theta):
+        """Per (term, column): the row coefficient ``a`` of ``u_{l,c}`` in ``eta``, its
+        square, the row's level, the level-sum matrix and the columns of ``U``."""
+        model = self.model
+        out = []
+        for ti, (t, lo) in enumerate(zip(model.terms, model.offsets[:-1], strict=True)):
+            slots = np.flatnonzero(model.slot_term == ti)
+            T = t.T(theta)
+            lvl = model.slot_level[slots[0]]
+            R = model.level_sum[slots[0]].T.tocsr()  # levels x rows
+            for c in range(t.k):
+                a = model.Zval[:, slots] @ T[:, c]
+                idx = lo + np.arange(t.n_levels) * t.k + c
+                out.append((a, a * a, lvl, R, idx))
+        return out
+
+    def _sweep(self, U, eta, blocks):
+        """One scan: latents given ``eta``, then each block's normal conditional."""
+        r, rng = self.model.resp, self.rng
+        w, kappa = self.augment(eta, r.y, r.n, rng)
+        for a, a2, lvl, R, idx in blocks:
+            rest = eta - a * U[:, idx][:, lvl]
+            prec = np.asarray(R @ (w * a2).T).T + 1.0  # the prior N(0, 1) of u
+            h = np.asarray(R @ (a * (kappa - w * rest)).T).T
+            new = h / prec + rng.standard_normal(h.shape) / np.sqrt(prec)
+            U[:, idx] = new
+            eta = rest + a * new[:, lvl]
+        self.sweeps += 1
+        return U, eta
+
+    def _run(self, U, theta, beta, burn):
+        """Advance the chains ``U`` by ``burn`` sweeps, then record ``keep`` sweeps:
+        ``(final states, recorded states (chains, keep, q))``."""
+        model = self.model
+        blocks = self._blocks(theta)
+        out = np.empty((U.shape[0], self.keep, model.q))
+        size = max(1, CHUNK // max(model.n, 1))
+        for lo in range(0, U.shape[0], size):
+            Uc = U[lo : lo + size].copy()
+            eta = model.eta(beta, model.Zb(b_from_u(model, theta, Uc)))
+            for _ in range(burn):
+                Uc, eta = self._sweep(Uc, eta, blocks)
+            for j in range(self.keep):
+                Uc, eta = self._sweep(Uc, eta, blocks)
+                out[lo : lo + size, j] = Uc
+            U[lo : lo + size] = Uc
+        return U, out
+
+    def _start(self, psi, k: int) -> np.ndarray:
+        _, st = self.mode.at(psi)
+        Z = self.rng.standard_normal((self.model.q, k))
+        return (st.u[:, None] + st.factor.solve_Lt(Z)).T
+
+    def _sample(self, theta, rec: np.ndarray, first_chain: int = 0) -> Sample:
+        model = self.model
+        K = rec.shape[0]
+        B = b_from_u(model, theta, rec.reshape(K * self.keep, model.q))
+        chain = np.repeat(np.arange(K), self.keep) + first_chain
+        return Sample(B, model.Zb(B), np.full(B.shape[0], 1.0 / B.shape[0]), {}, chain=chain)
+
+    def draw(self, psi: np.ndarray, m: int, append: Sample | None = None) -> Sample:
+        model = self.model
+        theta = model.theta(psi)
+        beta = np.asarray(psi[: model.p], dtype=float)
+        K = -(-int(m) // self.keep)
+        self.sweeps = 0
+        if self.U is None:
+            self.U = np.empty((0, model.q))
+        if append is not None:  # new chains only, appended to the kept ones
+            U, rec = self._run(self._start(psi, K), theta, beta, self.start_burn)
+            self.U = np.concatenate([self.U, U])
+            s = append.concat(self._sample(theta, rec))
+        else:
+            kept = self.U[:K]
+            parts, recs = [], []
+            if kept.shape[0]:
+                U, rec = self._run(kept.copy(), theta, beta, self.burn)
+                parts.append(U)
+                recs.append(rec)
+            if kept.shape[0] < K:
+                U, rec = self._run(
+                    self._start(psi, K - kept.shape[0]), theta, beta, self.start_burn
+                )
+                parts.append(U)
+                recs.append(rec)
+            self.U = np.concatenate(parts)
+            s = self._sample(theta, np.concatenate(recs))
+        stats = [s.ZB @ model.X]
+        for t, lo in zip(model.terms, model.offsets[:-1], strict=True):
+            bt = s.B[:, lo : lo + t.k * t.n_levels].reshape(s.m, t.n_levels, t.k)
+            stats.append(np.sum(bt**2, axis=1))
+        s.n_eff = chain_ess(np.concatenate(stats, axis=1), s.chain)
+        s.info = {
+            "ess": s.ess,
+            "ess_fraction": s.ess / s.m,
+            "chains": int(s.chain.max()) + 1,
+            "kept_per_chain": self.keep,
+            "sweeps": int(self.sweeps),
+        }
+        return s
+
+
 def make_sampler(name: str, model: CompleteData, rng: np.random.Generator):
-    """The E-step sampler called ``name`` (``"importance"``, ``"rejection"``, ``"mh"``)."""
+    """The E-step sampler called ``name`` (``"importance"``, ``"rejection"``, ``"mh"``,
+    ``"gibbs"``)."""
     kinds = {
         "importance": ImportanceSampler,
         "rejection": RejectionSampler,
         "mh": MetropolisSampler,
+        "gibbs": GibbsSampler,
     }
     if name not in kinds:
         raise MethodError(f"e_step must be one of {', '.join(map(repr, kinds))}, got {name!r}")

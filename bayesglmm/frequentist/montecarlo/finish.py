@@ -44,8 +44,9 @@ def starting_psi(model: CompleteData, method: str, start=None) -> tuple[np.ndarr
 
 def final_sample(sampler, psi: np.ndarray, m: int, last: dict) -> Sample:
     """Draws at the estimate for Louis' information: at least :data:`LOUIS_DRAWS`
-    effective ones (importance sampling needs ``m / ess`` times more)."""
-    frac = last.get("ess_fraction", 1.0) if sampler.name == "importance" else 1.0
+    effective ones (importance sampling and the Gibbs sampler's dependent draws need
+    ``m / ess`` times more)."""
+    frac = last.get("ess_fraction", 1.0) if sampler.name in ("importance", "gibbs") else 1.0
     size = int(min(LOUIS_MAX, max(m, LOUIS_DRAWS / max(frac, 1e-3))))
     if size > m and sampler.name == "rejection":
         try:

@@ -64,13 +64,16 @@ def fit_mcem(
     Parameters
     ----------
     model : GLMM
-    e_step : {"mh", "importance", "rejection"}
+    e_step : {"mh", "importance", "rejection", "gibbs"}
         Metropolis-within-Gibbs chains (the default: on salamander 1.6 s to the stopping
         rule against 14 s for importance sampling, whose effective size is about 15 % of
         the draws with 120 crossed effects), importance sampling from the Laplace
-        multivariate t (self-normalized weights), or rejection sampling from the
+        multivariate t (self-normalized weights), rejection sampling from the
         random-effect distribution (refused with a clear error when its acceptance rate is
-        too small, as for crossed designs); see :mod:`.estep`.
+        too small, as for crossed designs), or Gibbs sampling from the exact conditional by
+        Polya-Gamma (logit) or Albert-Chib (probit) augmentation, binomial models only
+        (dependent draws: the rule's Monte Carlo errors are taken over chain sums); see
+        :mod:`.estep` and benchmarks/results/mcem_estep.txt.
     mc_rule : {"booth_hobert", "ascent"}
         Monte Carlo sample size and stopping rule (see :mod:`.stopping`).
     mc_size, mc_max : int

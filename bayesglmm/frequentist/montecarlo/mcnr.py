@@ -59,9 +59,10 @@ def fit_mcnr(
     """Fit a binomial or Poisson GLMM by Monte Carlo Newton-Raphson.
 
     Parameters are those of :func:`bayesglmm.frequentist.montecarlo.mcem.fit_mcem` without
-    ``mc_rule`` (the step-error rule above is used). Returns a ``kind="monte_carlo"``
-    ``Estimates``; ``convergence["details"]["history"]`` records ``step`` (``"newton"``
-    or ``"em"``) per iteration.
+    ``mc_rule`` (the step-error rule above is used; with ``e_step="gibbs"`` the score's Monte
+    Carlo covariance is taken over chain sums, the draws being dependent within a chain).
+    Returns a ``kind="monte_carlo"`` ``Estimates``; ``convergence["details"]["history"]``
+    records ``step`` (``"newton"`` or ``"em"``) per iteration.
     """
     t0 = time.perf_counter()
     mc = CompleteData(model.design, "mcnr")

@@ -44,7 +44,7 @@ def mc_covariance(model: CompleteData, psi: np.ndarray, sample: Sample):
     sample = sample.pruned()
     S, H = model.scores(psi, sample)
     D = S - sample.w @ S
-    C = (D.T * sample.w**2) @ D
+    C = sample.sum_cov(D)  # over chain sums for the Gibbs E-step's dependent draws
     scale = np.sqrt(np.clip(np.diag(np.linalg.pinv(-H)), 1e-300, None))
     return sandwich(H, C), scale
 
@@ -82,7 +82,7 @@ def delta_q(model: CompleteData, gain, old: np.ndarray) -> tuple[float, float]:
     sample, complete = gain
     lam = complete - model.complete_loglik(old, sample)
     dq = float(sample.w @ lam)
-    ase = float(np.sqrt(np.sum(sample.w**2 * (lam - dq) ** 2)))
+    ase = float(np.sqrt(sample.sum_cov(lam - dq)))
     return dq, ase
 
 
