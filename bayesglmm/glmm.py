@@ -51,6 +51,13 @@ class GLMM:
         by level labels (it may hold levels without data) or an array in the factor's level
         order (see :func:`bayesglmm.model.relmat.additive_relationship`). Taken by the
         methods whose record lists ``"relmat"`` in its ``structures``.
+    weights : str or array-like, optional
+        Prior weights ``w_i`` (a column name or one value per row of ``data``): row ``i``'s
+        density is ``exp{(y theta - b(theta)) / (phi / w_i) + c}``, i.e. ``w_i`` times its
+        log-likelihood for the binomial and Poisson (R's ``glm``/``glmer`` weights: whole
+        numbers are frequency weights) and ``y_i ~ N(mu_i, sigma^2 / w_i)`` for the
+        Gaussian (lme4's ``weights=``). Rows of weight zero are dropped with a warning.
+        Taken by the methods whose record has ``weights=True``; the others refuse.
 
     Examples
     --------
@@ -69,6 +76,7 @@ class GLMM:
         priors: dict | None = None,
         dropna: bool = False,
         relmat: dict | None = None,
+        weights=None,
     ) -> None:
         dropna = flag()("dropna", dropna)
         if relmat is not None and not isinstance(relmat, dict):
@@ -77,7 +85,11 @@ class GLMM:
             )
         self.spec = parse_formula(formula, family, link)
         self.relmat = relmat
-        self.design: Design = build_design(self.spec, data, dropna=dropna, relmat=relmat)
+        self.design: Design = build_design(
+            self.spec, data, dropna=dropna, relmat=relmat, weights=weights
+        )
+        #: the prior weights as given (a column name or an array), None without
+        self.weights = weights
         self.priors: PriorSet = resolve_priors(self.design, priors)
         self.data = data
 

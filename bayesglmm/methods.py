@@ -182,6 +182,18 @@ def _structures(record, design) -> str | None:
     return None
 
 
+def _weights(record, design) -> str | None:
+    """Why ``record`` cannot take the prior weights of ``design`` (its ``weights``)."""
+    if getattr(design, "weights", None) is None or record.weights:
+        return None
+    takers = ", ".join(repr(r.name) for r in _RECORDS.values() if r.weights)
+    return (
+        f"method <method> does not take prior weights "
+        f"(weights={getattr(design, 'weights_name', None) or '...'}); methods that do: "
+        f"{takers or 'none'}"
+    )
+
+
 BINOMIAL_POISSON = Requirement("families: binomial, poisson", _binomial_poisson)
 MONTE_CARLO_FAMILIES = families(
     "binomial", "poisson", why=" (its dispersion parameter has no Monte Carlo M-step here)"
@@ -268,6 +280,9 @@ class MethodRecord:
     #: the structured covariances the method takes: ``"ar1"`` (``ar1(time + 0 | g)``) and
     #: ``"relmat"`` (``GLMM(..., relmat=...)``); a design with another is refused
     structures: tuple[str, ...] = ()
+    #: the method takes prior weights (``GLMM(..., weights=)``) exactly; a design with
+    #: weights is refused otherwise
+    weights: bool = False
 
     @property
     def fit(self) -> Callable:
@@ -279,7 +294,7 @@ class MethodRecord:
         """None if the method can fit ``design``, else the reason it cannot: one line that
         :meth:`bayesglmm.GLMM.fit` raises as a :class:`MethodError` and ``compare`` keeps as
         the method's note."""
-        structure = _structures(self, design)
+        structure = _structures(self, design) or _weights(self, design)
         if structure:
             return structure.replace("<method>", repr(self.name))
         for req in self.requires:
@@ -447,6 +462,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             Option("reml", flag(), "REML (True, as lmer) or maximum likelihood", True),
         ),
         (GAUSSIAN, RANDOM),
+        weights=True,
     ),
     MethodRecord(
         "pql",
@@ -471,6 +487,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         ),
         (RANDOM,),
         checks=(ALPHA,),
+        weights=True,
     ),
     MethodRecord(
         "kuk",
@@ -526,6 +543,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         (RANDOM,),
         checks=(LIKELIHOOD_START,),
         structures=("ar1", "relmat"),
+        weights=True,
     ),
     MethodRecord(
         "agq",
@@ -541,6 +559,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         checks=(LIKELIHOOD_START,),
         memory=quadrature_memory,
         sizes=("n_quad",),
+        weights=True,
     ),
     MethodRecord(
         "mbp",
@@ -654,6 +673,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         ),
         (families("binomial", "poisson", "gaussian"), ONE_CLUSTER),
         checks=(GEE_START,),
+        weights=True,
     ),
     MethodRecord(
         "hlik",

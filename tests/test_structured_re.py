@@ -375,3 +375,25 @@ def test_nuts_recovers_ar1_parameters():
     text = fit.report()
     rows = [line.split()[0] for line in text.splitlines() if line.strip()]
     assert "var(ar1)" in rows and "cor(time[t0],time[t1])" in rows
+
+
+def test_tests_and_diagnostics_refuse_what_they_do_not_carry():
+    """Code that rebuilds, simulates or integrates a model without its relationship matrix
+    or AR(1) structure refuses the fit in one line instead of answering for another model."""
+    import bayesglmm as bg
+
+    d, K = animal_frame("poisson")
+    fit = GLMM("y ~ x + (1|animal)", d, family="poisson", relmat={"animal": K}).fit("laplace")
+    calls = {
+        "test_variance": lambda: bg.test_variance(fit, "(1|animal)"),
+        "the score test": lambda: bg.test_variance(fit.model, "(1|animal)", method="score"),
+        "anova": lambda: bg.anova(fit, test="wald"),
+        "information_criteria": lambda: bg.information_criteria(fit),
+        "residuals": lambda: bg.residuals(fit, random_seed=1),
+        "gof_test": lambda: bg.gof_test(fit, random_seed=1),
+        "influence": lambda: bg.influence(fit, group="animal"),
+        "ebp": lambda: bg.ebp(fit),
+    }
+    for what, call in calls.items():
+        with pytest.raises(MethodError, match=rf"^{what}.* does not take structured random"):
+            call()

@@ -52,6 +52,7 @@ import pandas as pd
 from scipy import integrate, optimize, stats
 
 from ..errors import MethodError, OptionError
+from ..model.design import refuse_extensions
 from ..results.predict import model_of, term_covariance
 
 #: how the null distribution is obtained
@@ -604,6 +605,7 @@ def gof_test(
     _check(fit, method, weight, n_sim, n_boot, bootstrap_args)
     glmm = model_of(fit, model)
     design = glmm.design
+    refuse_extensions(design, "gof_test")
     if random_seed is not None and (
         isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer)
     ):

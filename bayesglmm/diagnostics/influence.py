@@ -50,6 +50,7 @@ from .._threads import blas_threads
 from .._warn import warn
 from ..analysis.study.tasks import check_arguments
 from ..errors import MethodError, OptionError
+from ..model.design import refuse_extensions
 from ..options import choice, flag, known_options, real
 from .case_deletion import (
     Criterion,
@@ -538,6 +539,7 @@ def influence(
     # the study's arguments, checked before any work (run_study checks them again)
     check_arguments(store, client, max_workers, random_seed, progressbar)
     model, group = _check_fit(fit, model, group)
+    refuse_extensions(model.design, "influence")
     index, all_levels = level_index(model.design, group)
     all_levels = [str(v) for v in all_levels]
     refit_levels = _levels_arg(levels, all_levels, approach)

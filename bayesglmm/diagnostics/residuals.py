@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MethodError, OptionError
+from ..model.design import refuse_extensions
 from ..model.newdata import training_rows
 from ..results.predict import (
     linear_predictor_draws,
@@ -243,6 +244,7 @@ def residuals(
     _check(kind, n_sim)
     model = model_of(fit, model)
     design = model.design
+    refuse_extensions(design, "residuals")
     family = design.family
     marginal = fit.kind == "marginal"
     cond = bool(conditional) and not marginal

@@ -81,6 +81,7 @@ def fit_glm(
     form: str = "working",
     max_iter: int = MAX_ITER,
     tol: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> GLMFit:
     """Fit the GLM by iteratively reweighted least squares.
 
@@ -101,22 +102,27 @@ def fit_glm(
         the previous one.
     tol : float, optional
         The form's stopping tolerance (:data:`TOL` by default).
+    weights : ndarray (n,), optional
+        Prior weights (R's ``glm(weights=)``): they multiply the score and the working
+        weights (:meth:`~bayesglmm.model.families.Family.weighted`).
     """
     if form not in TOL:
         raise ValueError(f"form must be one of {', '.join(TOL)}, got {form!r}")
     tol = TOL[form] if tol is None else tol
     eta = family.link.linkfun(family.mustart(y, trials))
     if form == "working":
-        yw, weights = family.fitting_scale(y, trials)
+        yw, fit_weights = family.fitting_scale(y, trials)
+        if weights is not None:
+            fit_weights = fit_weights * weights
     beta = np.zeros(X.shape[1])
     iterations, converged = 0, False
     for _ in range(max_iter):
         if form == "scoring":
-            tr = family.eta_terms(y, eta, trials, dispersion)
+            tr = family.eta_terms(y, eta, trials, dispersion, weights=weights)
             w = tr.W
             z = eta - offset + tr.score / np.maximum(w, 1e-300)
         else:
-            z, w = working_response(family, eta, yw, weights, offset, dispersion)
+            z, w = working_response(family, eta, yw, fit_weights, offset, dispersion)
         sw = np.sqrt(w)
         new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
         if not np.all(np.isfinite(new)):
@@ -140,11 +146,15 @@ def coefficient_covariance(
     y: np.ndarray,
     trials: np.ndarray | None,
     offset: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Covariance of the fit's coefficients, ``phi (X' W X)^{-1}`` with the working weights
-    at the fit; ``phi`` is Pearson's estimate for families with a free scale, else 1."""
-    yf, weights = family.fitting_scale(y, trials)
-    z, w = working_response(family, fit.eta, yf, weights, offset)
+    at the fit (times the prior ``weights``); ``phi`` is Pearson's estimate for families
+    with a free scale, else 1."""
+    yf, fit_weights = family.fitting_scale(y, trials)
+    if weights is not None:
+        fit_weights = fit_weights * weights
+    z, w = working_response(family, fit.eta, yf, fit_weights, offset)
     phi = 1.0
     if family.scale_free:
         n, p = X.shape
@@ -153,7 +163,9 @@ def coefficient_covariance(
 
 
 def fit_glm_design(design, dispersion: float = 1.0, **kwargs) -> GLMFit:
-    """:func:`fit_glm` on a :class:`~bayesglmm.model.design.Design`'s response and ``X``."""
+    """:func:`fit_glm` on a :class:`~bayesglmm.model.design.Design`'s response, ``X`` and
+    prior weights."""
+    kwargs.setdefault("weights", getattr(design, "weights", None))
     return fit_glm(
         design.family, design.X, design.y, design.trials, design.offset, dispersion, **kwargs
     )

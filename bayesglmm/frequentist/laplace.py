@@ -57,7 +57,15 @@ def check_model(design, method: str) -> None:
 def glm_start(problem: PirlsProblem) -> np.ndarray:
     """Fixed effects of the GLM without random effects (:func:`.glm.fit_glm`)."""
     resp = problem.response
-    return fit_glm(resp.family, problem.X, resp.y, resp.n, problem.offset, form="scoring").beta
+    return fit_glm(
+        resp.family,
+        problem.X,
+        resp.y,
+        resp.n,
+        problem.offset,
+        form="scoring",
+        weights=resp.weights,
+    ).beta
 
 
 def _dispersion_start(problem: PirlsProblem, beta: np.ndarray) -> float:

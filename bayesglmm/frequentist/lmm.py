@@ -589,7 +589,8 @@ def fit_lmm(
     d = model.design  # Gaussian, identity link, random effects: the method's record
     t0 = time.perf_counter()
     cf = CovarianceFactor(d)
-    data = lmm_data(d.y - d.offset, d.X, d.Z, None, d.random)
+    # prior weights: residual variance sigma^2 / w (lme4's weights=)
+    data = lmm_data(d.y - d.offset, d.X, d.Z, getattr(d, "weights", None), d.random)
     problem = LMMProblem(data, cf, reml=reml)
     problem.max_iter = max_iter
     t1 = time.perf_counter()

@@ -123,7 +123,12 @@ class PirlsProblem:
         self.curvature = curvature
         self.design = design
         self.cov = cov if cov is not None else covariance_factor(design)
-        self.response = Response(design.family, design.y if y is None else y, design.trials)
+        self.response = Response(
+            design.family,
+            design.y if y is None else y,
+            design.trials,
+            getattr(design, "weights", None),
+        )
         self.X = np.asarray(design.X, dtype=float)
         self.offset = np.asarray(design.offset, dtype=float)
         self.n, self.p = self.X.shape
@@ -158,7 +163,9 @@ class PirlsProblem:
     def with_response(self, y: np.ndarray) -> PirlsProblem:
         """The same layout with another response (parametric bootstrap)."""
         out = copy.copy(self)
-        out.response = Response(self.design.family, y, self.design.trials)
+        out.response = Response(
+            self.design.family, y, self.design.trials, getattr(self.design, "weights", None)
+        )
         return out
 
     # ----------------------------------------------------------------------- structure

@@ -427,6 +427,11 @@ def check_bias_correction(design, bias_correction: str, dispersion: str) -> None
         raise MethodError(
             "bias_correction='lin-breslow' needs dispersion='fixed' (the GLMM's own variance)"
         )
+    if getattr(design, "weights", None) is not None:
+        raise MethodError(
+            "bias_correction='lin-breslow' is derived without prior weights; this model has "
+            f"weights={design.weights_name}: use bias_correction='none'"
+        )
     for t in design.random:
         if t.n_columns != 1:
             raise MethodError(

@@ -23,8 +23,11 @@ _relative_change = glm.relative_change
 
 
 def _working_parts(design, alpha: float | None):
-    """Response on the fitting scale (proportions for binomial) and prior weights."""
-    return design.family.fitting_scale(design.y, design.trials)
+    """Response on the fitting scale (proportions for binomial) and prior weights (the
+    trials times the design's own prior weights, :attr:`Design.weights`, as ``glm``)."""
+    y, pw = design.family.fitting_scale(design.y, design.trials)
+    weights = getattr(design, "weights", None)
+    return (y, pw) if weights is None else (y, pw * weights)
 
 
 def working_response(design, eta, y, pw, alpha=None) -> tuple[np.ndarray, np.ndarray]:

@@ -26,13 +26,24 @@ class Response:
         Successes (binomial), counts or values.
     trials : ndarray or None
         Binomial trials; None for other families.
+    weights : ndarray or None
+        Prior weights (:attr:`bayesglmm.model.design.Design.weights`); the log-likelihood,
+        score and weights are the family's weighted ones
+        (:meth:`bayesglmm.model.families.Family.weighted`). None: no weights.
     """
 
-    def __init__(self, family: Family, y: np.ndarray, trials: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        family: Family,
+        y: np.ndarray,
+        trials: np.ndarray | None,
+        weights: np.ndarray | None = None,
+    ) -> None:
         self.family = family
         self.link = family.link.name
         self.y = np.asarray(y, dtype=float)
         self.n = np.ones_like(self.y) if trials is None else np.asarray(trials, dtype=float)
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
         self._const = family.log_constant(self.y, self.n)
         self.canonical = family.canonical
 
@@ -42,19 +53,24 @@ class Response:
 
     def loglik(self, eta: np.ndarray, mu: np.ndarray, disp: float = 1.0) -> np.ndarray:
         """Pointwise log-likelihood at ``eta`` (with ``mu = g^{-1}(eta)``), normalizing
-        constants included."""
-        return self.family.loglik(self.y, mu, self.n, disp, eta=eta, constant=self._const)
+        constants included; ``eta`` may have leading axes (the rows are its last)."""
+        return self.family.loglik(
+            self.y, mu, self.n, disp, eta=eta, constant=self._const, weights=self.weights
+        )
 
     def terms(self, eta: np.ndarray, disp: float = 1.0, second: bool = False) -> ResponseTerms:
         """Log-likelihood, score and weights at ``eta`` (``second`` adds W_obs and dW).
 
         ``disp`` is the Gaussian ``sigma`` or the negative-binomial ``alpha``.
         """
-        return self.family.eta_terms(self.y, eta, self.n, disp, second, self._const)
+        return self.family.eta_terms(
+            self.y, eta, self.n, disp, second, self._const, weights=self.weights
+        )
 
     def saturated_loglik(self, disp: float | None = None) -> np.ndarray:
         """Pointwise log-likelihood at the saturated means."""
-        return self.family.saturated_loglik(self.y, self.n, disp, self._const)
+        ll = self.family.saturated_loglik(self.y, self.n, disp, self._const)
+        return ll if self.weights is None else self.family.weighted(ll, self.weights, disp)
 
     def simulate(self, eta: np.ndarray, disp: float, rng: np.random.Generator) -> np.ndarray:
         """Draw a response at ``eta`` (same trials), for the parametric bootstrap."""

@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MethodError
+from ..model.design import refuse_extensions
 from .variance_tests import check_likelihood_fit, one_column
 
 
@@ -176,6 +177,9 @@ def anova(
             "max_workers": max_workers, "progressbar": progressbar}  # fmt: skip
     if not fits:
         raise MethodError("anova needs a fit (one fit: tests of its terms; several: LRTs)")
+    for f in fits:
+        if getattr(f, "model", None) is not None:
+            refuse_extensions(f.model.design, "anova")
     if len(fits) == 1 or ddf is not None or test is not None:
         return _one_fit(fits, ddf, test, boot)
     _check(fits)
@@ -322,6 +326,7 @@ def fixed_effect_tests(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
         )
     if fit.model is None:
         raise MethodError("the fit has no model attached (a result read from a file?): refit")
+    refuse_extensions(fit.model.design, "fixed_effect_tests")
     fit, notes = reml_fit(fit)
     table = coefficient_tests(lmm_pieces(fit), ddf)
     table.attrs["notes"] = notes

@@ -32,6 +32,7 @@ import numpy as np
 from .._arviz import import_arviz
 from .._warn import warn
 from ..errors import BayesGLMMError, MethodError, OptionError
+from ..model.design import refuse_extensions
 from ..options import flag, integer
 from .group_loo import (
     GH_NODES,
@@ -262,6 +263,8 @@ def loo(
         return az.loo(fit.idata, pointwise=pointwise)
     _check_bayesian(fit, "loo", loglik=not opts["integrate"])
     _design_of(fit, group)
+    if fit.model is not None:
+        refuse_extensions(fit.model.design, "loo(group=...)")
     if opts["integrate"]:
         idata = _integrated_idata(fit, group, opts["nodes"])
     else:

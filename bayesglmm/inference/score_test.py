@@ -105,6 +105,7 @@ from scipy import stats
 from scipy.sparse.linalg import splu
 
 from ..errors import MethodError, OptionError
+from ..model.design import refuse_extensions
 from .reduced import (
     VarianceTest,
     _drop_column,
@@ -611,6 +612,7 @@ def score_test(model_or_fit, term: str | None = None, *, correction: bool | None
     if correction is not None and not isinstance(correction, bool):
         raise OptionError(f"correction must be True, False or None, got {correction!r}")
     model, _, _ = _resolve(model_or_fit)
+    refuse_extensions(model.design, "the score test")
     _check_family(model.design)
     label = _tested(model.design, term)[0]
     parts = score_parts(model_or_fit, term)

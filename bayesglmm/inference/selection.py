@@ -58,6 +58,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from ..errors import MethodError, OptionError
+from ..model.design import refuse_extensions
 
 #: the conditional AIC forms dense ``q x q`` matrices of the random effects; above this
 #: many random effects it refuses
@@ -181,6 +182,7 @@ def information_criteria(fit, model=None) -> InformationCriteria:
         )
     glmm = model_of(fit, model)
     design = glmm.design
+    refuse_extensions(design, "information_criteria")
     if design.q > MAX_Q:
         raise MethodError(
             f"the conditional AIC forms dense q x q matrices; this design has q = {design.q} "

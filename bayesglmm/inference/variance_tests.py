@@ -60,6 +60,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import MethodError
+from ..model.design import refuse_extensions
 from ..options import choice, flag, integer, seed
 from .mixtures import (  # noqa: F401 (the names other modules import from here)
     CONE_SEED,
@@ -219,6 +220,7 @@ def test_variance(fit, term: str | None = None, method: str = "lrt", **options) 
             "method='score' takes an unfitted GLMM (it needs the null fit only)"
         )
     check_likelihood_fit(fit)
+    refuse_extensions(fit.model.design, f"test_variance(method={method!r})")
     if method == "rlrt":
         _check_rlrt_fit(fit)
     if term is None:

@@ -66,3 +66,66 @@ def check_used_columns(data: pd.DataFrame, used: list[str]) -> None:
                 f"{values[i]!r} (and {int(is_text.sum())} text value(s) in all); convert it "
                 f"with pd.to_numeric(data[{name!r}]) or make it a factor with .astype(str)"
             )
+
+
+def _rows(mask: np.ndarray, labels: pd.Index) -> str:
+    rows = labels[np.flatnonzero(mask)]
+    return ", ".join(map(repr, rows[:5])) + (" ..." if len(rows) > 5 else "")
+
+
+def check_weights(weights, data: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
+    """The prior weights ``GLMM(..., weights=)`` on the rows of ``data``, checked.
+
+    Parameters
+    ----------
+    weights : str, array-like or None
+        A column of ``data`` or one value per row of ``data``.
+    data : pandas.DataFrame
+
+    Returns
+    -------
+    (ndarray or None, str or None)
+        The weights as float64 (zeros kept; :func:`bayesglmm.model.design.build_design`
+        drops their rows) and their name for reports (``"<array>"`` for an array).
+
+    Raises
+    ------
+    DataError
+        An unknown column, a length other than the rows', a value that is not a number,
+        or negative, NaN or infinite weights (naming the first rows), or all weights zero.
+    """
+    if weights is None:
+        return None, None
+    if isinstance(weights, str):
+        if weights not in data.columns:
+            close = [c for c in data.columns if str(c).lower() == weights.lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"unknown weights column {weights!r}{hint}; the data have columns "
+                f"{', '.join(map(str, data.columns))}"
+            )
+        name, raw = weights, data[weights].to_numpy()
+    else:
+        name, raw = "<array>", np.asarray(weights)
+        if raw.ndim != 1 or raw.shape[0] != len(data):
+            raise DataError(
+                f"weights must be a column name or one value per data row ({len(data)}); "
+                f"got an array of shape {raw.shape}"
+            )
+    try:
+        w = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"weights {name!r} are not numeric (dtype {raw.dtype})") from None
+    for mask, what in (
+        (np.isnan(w), "NaN"),
+        (np.isinf(w), "infinite"),
+        (w < 0, "negative"),
+    ):
+        if mask.any():
+            raise DataError(
+                f"weights {name!r} are {what} at {int(mask.sum())} row(s) "
+                f"({_rows(mask, data.index)}); prior weights must be finite and >= 0"
+            )
+    if not np.any(w > 0):
+        raise DataError(f"weights {name!r} are all zero: no row is left to fit")
+    return w, name

@@ -16,9 +16,9 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from .. import _warn
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, MethodError
 from . import degenerate, factors
-from .data_checks import check_functions, check_used_columns
+from .data_checks import check_functions, check_used_columns, check_weights
 from .families import Family, get_family
 from .spec import RandomTermSpec, Spec
 
@@ -154,6 +154,12 @@ class Design:
         For a binomial response given as two levels (strings, a Categorical, booleans),
         ``{"failure": level, "success": level}`` (R's rule: the second level is success);
         None for a numeric response.
+    weights : ndarray (n,) or None
+        Prior weights ``w_i > 0`` (float64, on the design's rows after dropped rows):
+        row ``i``'s density is ``exp{(y theta - b(theta)) / (phi / w_i) + c}``
+        (:meth:`~bayesglmm.model.families.Family.weighted`); None when none were given.
+    weights_name : str or None
+        The weights' column name (``"<array>"`` for an array), for reports.
     """
 
     spec: Spec
@@ -169,6 +175,8 @@ class Design:
     dropped_rows: list = field(default_factory=list)
     fixed_design: object = field(default=None, repr=False)
     response_levels: dict | None = None
+    weights: np.ndarray | None = None
+    weights_name: str | None = None
 
     @property
     def n(self) -> int:
@@ -539,6 +547,7 @@ def build_design(
     dropna: bool = False,
     check: bool = True,
     relmat: dict | None = None,
+    weights=None,
 ) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
 
@@ -557,6 +566,11 @@ def build_design(
     relmat : dict, optional
         Known relationship matrices by grouping factor, ``{"animal": K}``: the effects of
         ``(1|animal)`` are ``N(0, sigma^2 K)`` (:func:`bayesglmm.model.relmat.relmat_factor`).
+    weights : str or array-like, optional
+        Prior weights (:attr:`Design.weights`): a column of ``data`` or one value per row,
+        checked by :func:`bayesglmm.model.data_checks.check_weights`. Rows of weight zero
+        are dropped with a warning (they add nothing to the likelihood), as R's ``lm`` and
+        ``glm`` do.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -577,6 +591,7 @@ def build_design(
         used += _check_columns(t.group, data, f"random-effect term {t.label}")
     used = list(dict.fromkeys(used))
     check_used_columns(data, used)
+    w, weights_name = check_weights(weights, data)
 
     dropped: list = []
     missing = data[used].isna()
@@ -596,8 +611,20 @@ def build_design(
         dropped = list(data.index[rows.to_numpy()])
         _warn.warn(f"dropped {len(dropped)} row(s) with missing values: {detail}")
         data = data.loc[~rows.to_numpy()]
+        if w is not None:
+            w = w[~rows.to_numpy()]
         if len(data) == 0:
             raise DataError("no rows are left after dropping missing values")
+    if w is not None and np.any(w == 0):
+        zero = w == 0
+        if zero.all():
+            raise DataError(f"weights {weights_name!r} are zero on every row left to fit")
+        dropped += list(data.index[zero])
+        _warn.warn(
+            f"dropped {int(zero.sum())} row(s) with zero weights {weights_name!r} "
+            f"(rows {_positions(zero, data.index)}), as lm/glm do"
+        )
+        data, w = data.loc[~zero], w[~zero]
 
     data = factors.factor_frame(data)  # Categorical levels in category order, as in R
     y, trials, response_levels = _response(spec, family, data)
@@ -659,7 +686,27 @@ def build_design(
         dropped_rows=dropped,
         fixed_design=common,
         response_levels=response_levels,
+        weights=w,
+        weights_name=weights_name,
     )
     if check:
         degenerate.warn_identifiability(design)
     return design
+
+
+def refuse_extensions(design, what: str) -> None:
+    """Refuse a model with prior weights or structured random effects in ``what``.
+
+    The model's own fit takes them (the methods whose records say so), but ``what`` (a
+    test, a diagnostic, a prediction or a study) rebuilds, simulates or integrates the model
+    by code that does not carry them yet, and would answer for another model; it raises a
+    one-line :class:`~bayesglmm.errors.MethodError` instead.
+    """
+    found = []
+    if getattr(design, "weights", None) is not None:
+        found.append(f"prior weights (weights={design.weights_name})")
+    structured = [t.spec.label for t in design.random if getattr(t, "structure", None)]
+    if structured:
+        found.append(f"structured random effects ({', '.join(structured)})")
+    if found:
+        raise MethodError(f"{what} does not take {' or '.join(found)} yet")

@@ -161,6 +161,7 @@ class Family:
         *,
         eta: np.ndarray | None = None,
         constant: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Pointwise log-likelihood, normalizing constants included (as R's ``logLik``).
 
@@ -174,11 +175,28 @@ class Family:
             ``mu`` may then be None.
         constant : ndarray, optional
             :meth:`log_constant` of ``(y, trials)``, when the caller keeps it.
+        weights : ndarray, optional
+            Prior weights ``w_i > 0`` (:meth:`weighted`); None: none.
         """
         n = _trials(y, trials)
         if constant is None:
             constant = self.log_constant(y, n)
-        return self._loglik(y, n, mu, eta, dispersion, constant)
+        ll = self._loglik(y, n, mu, eta, dispersion, constant)
+        return ll if weights is None else self.weighted(ll, weights, dispersion)
+
+    def weighted(self, loglik: np.ndarray, weights: np.ndarray, dispersion=None) -> np.ndarray:
+        """The log-likelihood of rows with prior weights ``w_i`` from the unweighted
+        ``loglik``: the density ``exp{(y theta - b(theta)) / (phi / w_i) + c}``.
+
+        For the binomial, Poisson and negative binomial this is ``w_i l_i`` (R's ``glm``
+        and ``glmer`` prior weights; integer weights are frequency weights). The Gaussian
+        overrides it: ``y_i ~ N(mu_i, sigma^2 / w_i)`` (lme4's and ``glm``'s weights),
+        which is ``w_i l_i + log(w_i) / 2 + (w_i - 1) log(2 pi sigma^2) / 2``.
+
+        The score ``dl/deta`` and the weights ``W``, ``W_obs``, ``dW`` of
+        :meth:`eta_terms` are ``w_i`` times the unweighted ones for every family.
+        """
+        return weights * loglik
 
     def _loglik(self, y, n, mu, eta, dispersion, constant) -> np.ndarray:
         """The log-likelihood; ``mu`` may be None when ``eta`` is given (:meth:`_mean`)."""
@@ -224,6 +242,7 @@ class Family:
         dispersion: float = 1.0,
         second: bool = False,
         constant: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> ResponseTerms:
         """Log-likelihood, score and weights at ``eta`` (``second`` adds ``W_obs``, ``dW``).
 
@@ -235,20 +254,26 @@ class Family:
         - observed weight ``W_obs = -d^2 l / deta^2 = W - (y - n mu)(mu_eta2 V - mu_eta^2
           V') / (V^2 phi)`` (``W`` itself for the canonical link);
         - ``dW = dW/deta``, for the gradient of ``log det(Lambda' Z' W Z Lambda + I)``.
+
+        With prior ``weights`` the log-likelihood is :meth:`weighted` and the score and
+        the three weights are ``w_i`` times the unweighted ones.
         """
         n = _trials(y, trials)
         link = self.link
         mu, mu_eta, V, phi, resid, score, W = self._first_order(y, n, eta, dispersion)
-        ll = self.loglik(y, mu, n, dispersion, eta=eta, constant=constant)
+        ll = self.loglik(y, mu, n, dispersion, eta=eta, constant=constant, weights=weights)
+        if weights is not None:
+            score, W = weights * score, weights * W
         out = ResponseTerms(mu=mu, loglik=ll, score=score, W=W)
         if second:
             dV = self.variance_derivative(mu, dispersion)
             mee = link.mu_eta2(eta, mu, mu_eta)
+            w = 1.0 if weights is None else weights
             if self.canonical:
                 out.W_obs = W
             else:
-                out.W_obs = W - resid * (mee * V - mu_eta**2 * dV) / (V**2 * phi)
-            out.dW = n * (2.0 * mu_eta * mee * V - mu_eta**3 * dV) / (V**2 * phi)
+                out.W_obs = W - w * resid * (mee * V - mu_eta**2 * dV) / (V**2 * phi)
+            out.dW = w * n * (2.0 * mu_eta * mee * V - mu_eta**3 * dV) / (V**2 * phi)
         return out
 
     def score_weight(
@@ -257,10 +282,13 @@ class Family:
         eta: np.ndarray,
         trials: np.ndarray | None = None,
         dispersion: float = 1.0,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The score ``dl/deta`` and Fisher weight ``W`` at ``eta``, as :meth:`eta_terms`
         gives them, without the log-likelihood."""
         _, _, _, _, _, score, W = self._first_order(y, _trials(y, trials), eta, dispersion)
+        if weights is not None:
+            return weights * score, weights * W
         return score, W
 
     def _first_order(self, y, n, eta, dispersion):
@@ -521,6 +549,12 @@ class Gaussian(Family):
         self._need_dispersion(dispersion, "log-likelihood")
         mu, s = self._mean(mu, eta), dispersion
         return -0.5 * (y - mu) ** 2 / s**2 - 0.5 * np.log(2.0 * np.pi * s**2)
+
+    def weighted(self, loglik, weights, dispersion=None):
+        self._need_dispersion(dispersion, "weighted log-likelihood")
+        return weights * loglik + 0.5 * (
+            np.log(weights) + (weights - 1.0) * np.log(2.0 * np.pi * dispersion**2)
+        )
 
     def quasi_loglik(self, y, mu, trials=None):
         return -0.5 * self.unit_deviance(y, mu)

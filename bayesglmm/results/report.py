@@ -38,9 +38,23 @@ def format_report(r) -> str:
         "bayesian": _bayes_report,
     }.get(r.kind, _glmer_report)
     lines = layout(r)
+    weights = _weights_name(r)
+    if weights:
+        lines.insert(1, f"Prior weights: {weights}")
     if not r.converged:
         lines.insert(1, _not_converged_line(r))
     return "\n".join(lines)
+
+
+def _weights_name(r) -> str | None:
+    """The prior weights' name (``GLMM(..., weights=)``): from ``info["response"]``, else
+    from the model the result was fitted from; None without weights."""
+    response = r.info.get("response") or {} if isinstance(r.info, dict) else {}
+    name = response.get("weights") if isinstance(response, dict) else None
+    design = getattr(r.model, "design", None)
+    if name is None and getattr(design, "weights", None) is not None:
+        name = design.weights_name
+    return name
 
 
 def format_tests(r, tests) -> str:

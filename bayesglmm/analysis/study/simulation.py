@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import OptionError
+from ...model.design import refuse_extensions
 from ...options import integer, known_options, resolve_options
 from .runner import StudyResult, run_tasks
 from .summary import FIT_COLUMNS, summarize, tidy_estimates
@@ -338,6 +339,7 @@ def _model_args(model) -> tuple[dict, dict | None, object]:
         raise OptionError(
             f"model must be a GLMM, a ModelSpec or a spec name, got {type(model).__name__}"
         )
+    refuse_extensions(model.design, "simulation studies and the parametric bootstrap")
     args = {
         "formula": model.formula,
         "data": model.data,

@@ -47,6 +47,7 @@ import pandas as pd
 
 from ...errors import MethodError, OptionError
 from ...method_checks import check_memory, rule_memory
+from ...model.design import refuse_extensions
 from ...options import choice, integer, real, seed
 from ...results.predict import model_of
 from .engines import (
@@ -240,6 +241,7 @@ def predict(
     if by == "level" and (newdata is not None or re_form is not None):
         raise OptionError("by='level' predicts the fit's levels: newdata and re_form need by='row'")
     model = model_of(result, model)
+    refuse_extensions(model.design, "ebp")
     design = model.design
     if not design.random:
         raise MethodError("ebp needs a model with random effects")

@@ -19,6 +19,12 @@ Residuals arrive in *buckets*: all clusters of one size ``k`` stacked into an ``
 array ``r``, with ``times`` the ``(m, k)`` integer time codes of the observations (their
 positions ``0..k-1`` within the cluster when no time column was given). Rows within a
 cluster are sorted by time.
+
+With prior weights a bucket is ``(r, times, w)`` and the geepack moments are geepack's
+weighted ones (``src/geesubs.cc`` ``HiandGi``): ``phi = sum w r^2 / sum w`` and each pair's
+``z_ijk`` weighted by ``w_ij w_ik`` in ``alpha``'s equation (the weighted mean of ``z``
+over pairs for the exchangeable and unstructured structures). The statsmodels moments take
+no weights.
 """
 
 from __future__ import annotations
@@ -34,10 +40,25 @@ CORSTRS: dict[str, type] = {}
 
 
 def _mean_square(buckets) -> float:
-    """``sum r^2 / N`` over all residuals: geepack's scale (no ddof)."""
+    """``sum r^2 / N`` over all residuals: geepack's scale (no ddof); with weights
+    ``sum w r^2 / sum w``."""
+    if _weighted(buckets):
+        ssr = sum(float((w * r * r).sum()) for r, _, w in buckets)
+        total = sum(float(w.sum()) for _, _, w in buckets)
+        return ssr / total if total else 1.0
     ssr = sum(float((r * r).sum()) for r, _ in buckets)
     n = sum(r.size for r, _ in buckets)
     return ssr / n if n else 1.0
+
+
+def _weighted(buckets) -> bool:
+    """The buckets carry prior weights (``(r, times, w)``)."""
+    return bool(buckets) and len(buckets[0]) == 3
+
+
+def _pair_sums(a: np.ndarray) -> np.ndarray:
+    """``sum_{j<k} a_j a_k`` of each row of ``a``."""
+    return 0.5 * (a.sum(axis=1) ** 2 - (a * a).sum(axis=1))
 
 
 class WorkingCorrelation:
@@ -88,6 +109,13 @@ class Exchangeable(WorkingCorrelation):
         self.alpha = 0.0
 
     def update(self, buckets, ddof):
+        if _weighted(buckets):
+            phi = _mean_square(buckets)
+            pairs = sum(float(_pair_sums(w * r).sum()) for r, _, w in buckets)
+            n_pairs = sum(float(_pair_sums(w).sum()) for _, _, w in buckets)
+            ok = n_pairs > 0 and phi > 0
+            self.alpha = float(pairs / (phi * n_pairs)) if ok else 0.0
+            return
         if self.moments == "geepack":
             ddof = 0
         ssr = pairs = n = n_pairs = 0.0
@@ -147,26 +175,32 @@ class Autoregressive(WorkingCorrelation):
 
     def _update_geepack(self, buckets):
         phi = _mean_square(buckets)
-        zs, ds = [], []
-        for r, times in buckets:
+        weighted = _weighted(buckets)
+        zs, ds, ws = [], [], []
+        for bucket in buckets:
+            r, times = bucket[0], bucket[1]
             k = r.shape[1]
             if k < 2:
                 continue
             j, l = np.triu_indices(k, 1)
             zs.append((r[:, j] * r[:, l]).ravel() / phi)
             ds.append(np.abs(times[:, l] - times[:, j]).ravel().astype(float))
+            if weighted:
+                ws.append((bucket[2][:, j] * bucket[2][:, l]).ravel())
         if not zs or phi <= 0:
             self.alpha = 0.0
             return
         z, d = np.concatenate(zs), np.concatenate(ds)
+        ww = np.concatenate(ws) if weighted else None
         a = self.alpha
         for _ in range(AR1_MAX_ITER):
             rho = a**d
             E = np.where(d == 1.0, 1.0, d * a ** np.maximum(d - 1.0, 0.0))
-            h = float(E @ E)
+            WE = E if ww is None else ww * E  # pair weights w_j w_k (geepack)
+            h = float(WE @ E)
             if h <= 0:
                 break
-            step = float(E @ (z - rho)) / h
+            step = float(WE @ (z - rho)) / h
             a += step
             if abs(step) < 1e-14 * (1.0 + abs(a)):
                 break
@@ -208,13 +242,19 @@ class Unstructured(WorkingCorrelation):
         T = self.n_times
         cov = np.zeros((T, T))
         count = np.zeros((T, T))
-        for r, times in buckets:
+        for bucket in buckets:
+            r, times = bucket[0], bucket[1]
             m, k = r.shape
             ii = np.repeat(times, k, axis=1).ravel()
             jj = np.tile(times, (1, k)).ravel()
+            if len(bucket) == 3:  # prior weights: pairs weighted by w_s w_t (geepack)
+                w = bucket[2]
+                r = w * r
+                np.add.at(count, (ii, jj), (w[:, :, None] * w[:, None, :]).ravel())
+            else:
+                np.add.at(count, (ii, jj), 1.0)
             prod = (r[:, :, None] * r[:, None, :]).ravel()
             np.add.at(cov, (ii, jj), prod)
-            np.add.at(count, (ii, jj), 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.moments == "geepack":
                 R = np.where(count > 0, cov / (count * _mean_square(buckets)), 0.0)

@@ -20,6 +20,12 @@ alternating one scoring step ``beta += (sum D'W^{-1}D)^{-1} U`` with a moment up
 ``scale.fix = FALSE``, its default) ``sum r^2 / N`` for every family, binomial and Poisson
 included (it enters the model-based covariance only); with ``moments="statsmodels"`` 1 for
 the binomial and Poisson families and ``sum r^2 / (N - p)`` otherwise.
+
+Prior weights ``w`` (geepack's ``weights=``, ``src/geesubs.cc`` ``HiandGi``) divide each
+row's variance, ``A_i = diag(n V(mu) / w)``, so they multiply the rows' contributions to
+``U``, ``M`` and the sandwich; ``phi = sum w r^2 / sum w`` (``r`` the unweighted Pearson
+residuals), and the correlation's moment equations weight each pair by ``w_j w_k``
+(:mod:`.correlation`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class GEEData:
     X: np.ndarray
     offset: np.ndarray
     family: object
+    #: prior weights (None: none): the variance of row ``i`` is ``n V(mu) / w_i``
+    weights: np.ndarray | None = None
 
     def moments(self, beta: np.ndarray):
         """Mean, d mean / d eta and variance of each row at ``beta``."""
@@ -77,8 +85,12 @@ class GEEState:
 
 
 def _pearson_buckets(data: GEEData, clusters: Clusters, beta, scale=1.0):
+    """Per bucket ``(r, times)``, ``r`` the Pearson residuals over ``sqrt(scale)``; with
+    prior weights ``(r, times, w)``, ``r`` unweighted (the weights travel beside it)."""
     mean, _, var = data.moments(beta)
     r = (data.y - mean) / np.sqrt(var * scale)
+    if data.weights is not None:
+        return [(r[b.rows], b.times, data.weights[b.rows]) for b in clusters.buckets]
     return [(r[b.rows], b.times) for b in clusters.buckets]
 
 
@@ -89,12 +101,17 @@ def _scale(data: GEEData, beta, moments: str = "statsmodels") -> float:
         return 1.0
     mean, _, var = data.moments(beta)
     n, p = data.X.shape
+    if data.weights is not None:
+        ssr = float(np.sum(data.weights * (data.y - mean) ** 2 / var))
+        return ssr / (float(np.sum(data.weights)) if geepack else n - p)
     return float(np.sum((data.y - mean) ** 2 / var) / (n if geepack else n - p))
 
 
 def _bucket_terms(data, clusters, corr, beta):
     """Per bucket: D (m,k,p), W^{-1}D, residual (m,k), W^{-1} r and W (m,k,k)."""
     mean, dmu, var = data.moments(beta)
+    if data.weights is not None:
+        var = var / data.weights  # prior weights divide the variance (geepack)
     out = []
     for b in clusters.buckets:
         D = dmu[b.rows][:, :, None] * data.X[b.rows]
@@ -120,7 +137,15 @@ def _information_and_score(terms):
 def glm_start(data: GEEData, max_iter: int = 50) -> np.ndarray:
     """The GLM (independence) estimate (:func:`bayesglmm.frequentist.glm.fit_glm`), the
     starting point of GEE."""
-    return fit_glm(data.family, data.X, data.y, data.trials, data.offset, max_iter=max_iter).beta
+    return fit_glm(
+        data.family,
+        data.X,
+        data.y,
+        data.trials,
+        data.offset,
+        max_iter=max_iter,
+        weights=data.weights,
+    ).beta
 
 
 def solve_gee(
@@ -194,6 +219,8 @@ def quasi_loglik(data: GEEData, mean: np.ndarray, scale: float = 1.0) -> float:
     """Quasi-likelihood ``Q(mu; y)`` under independence (Pan 2001), as geepack's ``QIC``
     (:meth:`~bayesglmm.model.families.Family.quasi_loglik`), divided by ``scale``."""
     q = data.family.quasi_loglik(data.y, mean / data.trials, data.trials)
+    if data.weights is not None:
+        q = data.weights * q
     return float(np.sum(q) / scale)
 
 

@@ -159,6 +159,13 @@ def fit_gee(
         scale.
     """
     d = model.design  # family and clusters: the method's record
+    weights = getattr(d, "weights", None)
+    if weights is not None and (moments != "geepack" or association != "moment"):
+        raise MethodError(
+            f"prior weights (weights={d.weights_name}) take geepack's weighted moments: "
+            f"moments='geepack' and association='moment' (got moments={moments!r}, "
+            f"association={association!r})"
+        )
     if association == "prentice":
         _check_prentice(d, corstr, moments)
     if start is not None and np.size(start) != d.p:
@@ -177,7 +184,7 @@ def fit_gee(
                 "of the unstructured working correlation"
             )
     trials = d.trials if d.trials is not None else np.ones(d.n)
-    data = GEEData(d.y, trials, d.X, d.offset, d.family)
+    data = GEEData(d.y, trials, d.X, d.offset, d.family, weights)
     corr = make_correlation(corstr, moments)
     state = solve_gee(
         data, clusters, corr, start=start, max_iter=max_iter, tol=tol, moments=moments
