@@ -420,6 +420,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         memory=sampler_memory,
         sizes=_SAMPLER_SIZES,
         structures=("ar1", "relmat"),
+        weights=True,
     ),
     MethodRecord(
         "gibbs",
@@ -451,6 +452,7 @@ RECORDS: tuple[MethodRecord, ...] = (
         ),
         memory=sampler_memory,
         sizes=_SAMPLER_SIZES,
+        weights=True,
     ),
     MethodRecord(
         "lmm",

@@ -207,13 +207,23 @@ def ar1_levels(term: RandomTerm) -> list[str]:
 
 def _likelihood(design: Design, priors: PriorSet, eta):
     """The observed response: the family's PyMC distribution (:mod:`.family_pytensor`),
-    with its dispersion parameter under its prior."""
+    with its dispersion parameter under its prior; with prior weights
+    (:attr:`~bayesglmm.model.design.Design.weights`) the family's weighted log-likelihood
+    (:func:`.family_pytensor.observed`), so the pointwise log-likelihood PyMC stores for
+    LOO and WAIC is the weighted one."""
     fam = design.family
     disp = None
     if fam.dispersion_name is not None:
         disp = _dispersion(priors.dispersion[fam.dispersion_name], fam.dispersion_name)
     return family_pytensor.observed(
-        fam, design.spec.response.name, eta, design.y, design.trials, design.is_bernoulli, disp
+        fam,
+        design.spec.response.name,
+        eta,
+        design.y,
+        design.trials,
+        design.is_bernoulli,
+        disp,
+        weights=design.weights,
     )
 
 
@@ -228,6 +238,10 @@ def build_pymc_model(
     design: Design, priors: PriorSet, parameterization: str = "noncentered"
 ) -> pm.Model:
     """The PyMC model of a GLMM.
+
+    With prior weights (:attr:`~bayesglmm.model.design.Design.weights`) the observed
+    variable's log-density is the family's weighted log-likelihood
+    (:func:`.family_pytensor.observed`); without, the family's own distribution.
 
     Parameters
     ----------

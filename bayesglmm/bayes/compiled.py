@@ -19,8 +19,13 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import MethodError
 from ..model.families import unsupported_reason as family_reason
 from . import kernel
+
+#: why a design with prior weights has no compiled density (both densities sum unweighted
+#: rows; the PyMC model of :mod:`bayesglmm.bayes.builder` takes the weights)
+WEIGHTS_REASON = "prior weights (the compiled densities have no weighted likelihood)"
 
 
 def unsupported_reason(model, parameterization: str = "noncentered") -> str | None:
@@ -28,7 +33,12 @@ def unsupported_reason(model, parameterization: str = "noncentered") -> str | No
 
     The specialised kernel (:mod:`bayesglmm.bayes.kernel`) takes the most common models;
     the general density (:mod:`bayesglmm.bayes.density`) the rest of what it covers.
+    Neither has a weighted likelihood: a design with prior weights gets
+    :data:`WEIGHTS_REASON` (:func:`~bayesglmm.bayes.nuts.fit_nuts` then samples the PyMC
+    model, which takes them).
     """
+    if getattr(model.design, "weights", None) is not None:
+        return WEIGHTS_REASON
     if specialised_reason(model, parameterization) is None:
         return None
     from .density_layout import unsupported_reason as general_reason
@@ -196,6 +206,8 @@ def sample_compiled(
     ``callback``: ``"c"`` (default) hands nutpie the density as cached C callbacks (no GIL,
     no Python per call), ``"python"`` as Python callables (same kernel; kept for checks).
     """
+    if getattr(model.design, "weights", None) is not None:
+        raise MethodError(f"the compiled NUTS path does not cover {WEIGHTS_REASON}")
     nutpie_kwargs = {**NUTPIE_DEFAULTS, **nutpie_kwargs}
     if specialised_reason(model, parameterization) is not None:
         return _sample_general(

@@ -8,6 +8,8 @@ every family and link. A family without an entry in :data:`LIKELIHOODS` has no P
 :func:`distribution` refuses it.
 
 The binomial probit and cloglog links clip the probability to ``[EPS, 1 - EPS]``.
+Prior weights turn each row's log-density into the family's weighted one
+(:meth:`~bayesglmm.model.families.Family.weighted`, see :func:`observed`).
 """
 
 from __future__ import annotations
@@ -103,10 +105,48 @@ def observed(
     trials: np.ndarray | None,
     bernoulli: bool,
     dispersion=None,
+    weights: np.ndarray | None = None,
 ):
-    """The observed response variable ``name`` in the current PyMC model."""
+    """The observed response variable ``name`` in the current PyMC model.
+
+    With prior ``weights`` (:attr:`~bayesglmm.model.design.Design.weights`) the variable's
+    log-density is the family's weighted log-likelihood
+    (:meth:`~bayesglmm.model.families.Family.weighted`): ``y_i ~ N(mu_i, sigma^2 / w_i)``
+    (a Normal with ``sigma / sqrt(w_i)``) for the Gaussian, ``w_i l_i`` for the others (a
+    :class:`pymc.CustomDist` around the family's distribution, whose draws are the
+    unweighted family's). The observed values stay those of ``y``, and PyMC's pointwise
+    log-likelihood of the variable (``idata.log_likelihood``, so LOO and WAIC) is the
+    weighted one. Without weights the family's own distribution, as before.
+    """
     cls, params, values = distribution(family, eta, y, trials, bernoulli, dispersion)
-    return cls(name, **params, observed=values)
+    if weights is None:
+        return cls(name, **params, observed=values)
+    cls, params, logp = _weighted(family, cls, params, weights)
+    if logp is None:
+        return cls(name, **params, observed=values)
+    keys = list(params)
+
+    def draw(*args):  # the family's parameters, the weights, then PyMC's size
+        return cls.dist(**dict(zip(keys, args[:-2], strict=True)), size=args[-1])
+
+    return pm.CustomDist(name, *params.values(), weights, dist=draw, logp=logp, observed=values)
+
+
+def _weighted(family: Family, cls, params: dict, weights: np.ndarray):
+    """The weighted version of ``cls(**params)``: ``(cls, params, None)`` when a plain PyMC
+    distribution carries the weights (the Gaussian's ``sigma / sqrt(w)``), else ``(cls,
+    params, logp)`` with ``logp(value, *params, w)`` the family's weighted log-density of
+    ``cls`` (:meth:`~bayesglmm.model.families.Family.weighted`: ``w_i l_i``)."""
+    w = np.asarray(weights, dtype=float)
+    if family.name == "gaussian":
+        return cls, {**params, "sigma": params["sigma"] / np.sqrt(w)}, None
+    keys = list(params)
+
+    def logp(value, *args):
+        base = cls.dist(**dict(zip(keys, args[:-1], strict=True)))
+        return family.weighted(pm.logp(base, value), args[-1])
+
+    return cls, params, logp
 
 
 def pointwise_logp(
@@ -116,8 +156,14 @@ def pointwise_logp(
     trials: np.ndarray | None = None,
     bernoulli: bool = False,
     dispersion=None,
+    weights: np.ndarray | None = None,
 ):
     """Each row's log-likelihood as a PyTensor expression (normalizing constants
-    included)."""
+    included); with prior ``weights`` the weighted one (:func:`observed`)."""
     cls, params, values = distribution(family, eta, y, trials, bernoulli, dispersion)
-    return pm.logp(cls.dist(**params), values)
+    if weights is None:
+        return pm.logp(cls.dist(**params), values)
+    cls, params, logp = _weighted(family, cls, params, weights)
+    if logp is None:
+        return pm.logp(cls.dist(**params), values)
+    return logp(pt.as_tensor_variable(values), *params.values(), pt.as_tensor_variable(weights))

@@ -104,8 +104,10 @@ def fit_nuts(
         HalfNormal/HalfStudentT/HalfCauchy/Exponential/Gamma/InverseGamma/HalfFlat priors
         on standard deviations or variances. ``"auto"`` (default) uses it when the model
         qualifies (not: inverse-Wishart, Jeffreys, PowerVariance or Fixed priors, Poisson
-        or negative binomial with identity link, Gaussian with log link) and PyMC's
-        sampler otherwise; the others are PyMC's choices and must be installed.
+        or negative binomial with identity link, Gaussian with log link, prior weights)
+        and PyMC's sampler otherwise; the others are PyMC's choices and must be installed.
+        With prior weights (``GLMM(..., weights=)``) the PyMC model carries the weighted
+        likelihood (:func:`bayesglmm.bayes.family_pytensor.observed`).
     target_accept : float
         Raise towards 0.95 if divergences are reported.
     parameterization : {"noncentered", "centered"}
@@ -114,7 +116,9 @@ def fit_nuts(
         in a file or pipe, no bar (the compiled path prints a line every few seconds).
         True always draws the bar; False shows nothing, PyMC's log lines included.
     log_likelihood : bool
-        Store pointwise log-likelihood (for LOO/WAIC) in ``idata.log_likelihood``.
+        Store pointwise log-likelihood (for LOO/WAIC) in ``idata.log_likelihood``; with
+        prior weights the weighted one (``w_i l_i``; the Gaussian ``N(mu_i, sigma^2 / w_i)``
+        density), so LOO and WAIC then use the weighted pointwise values.
     allow_improper : bool
         Sample even when the propriety check finds the posterior improper.
     start : dict or list of dict, optional

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_ndtr, ndtri_exp
 
+from ...errors import MethodError
 from .augmented import AugmentedEffectsStep
 
 
@@ -60,6 +61,23 @@ class AlbertChibStep(AugmentedEffectsStep):
     link = "probit"
     label = "Albert-Chib"
 
+    def _check_weights(self, why: str) -> None:
+        w = self._data.weights
+        if w is None:
+            return
+        y, n = self._data()
+        if not (_whole(w * y) and _whole(w * n)):
+            raise MethodError(
+                f"{why}: prior weights times the response and the trials must be whole "
+                "numbers (that many latent trials per row), and these are not: give the random "
+                "terms 'metropolis' and the fixed effects 'nuts' in steps=, or use method='nuts'"
+            )
+
     def augment(self, eta, y, n):
+        if self._data.weights is not None:  # w y and w n: whole numbers (_check_weights)
+            y, n = np.rint(y), np.rint(n)
         return albert_chib_latents(eta, y, n, self.rng)
 
+
+def _whole(x: np.ndarray) -> bool:
+    return bool(np.all(np.abs(x - np.rint(x)) <= 1e-9 * np.maximum(1.0, np.abs(x))))

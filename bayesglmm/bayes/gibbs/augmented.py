@@ -6,6 +6,12 @@ chosen fixed and random effects jointly from their Gaussian full conditional
 (:class:`~bayesglmm.bayes.gibbs.joint.EffectsConditional`). One step is a complete
 data-augmentation update ``omega | theta, y`` then ``theta | omega, y``, so it leaves the
 posterior of the effects invariant and is reversible.
+
+Prior weights ``w`` (:attr:`~bayesglmm.model.design.Design.weights`): the weighted binomial
+log-likelihood ``w_i l_i(y_i, n_i)`` equals ``l_i(w_i y_i, w_i n_i)`` up to a term free of
+the effects, so the step augments ``(w y, w n)``: Polya-Gamma draws ``PG(w_i n_i, eta_i)``
+(defined for any real ``w_i n_i > 0``); Albert-Chib needs whole numbers ``w_i y_i`` and
+``w_i n_i`` (that many latent trials) and refuses other weights.
 """
 
 from __future__ import annotations
@@ -72,9 +78,10 @@ class AugmentedEffectsStep(GibbsStep):
         self._layout = layout
         self._priors = GaussianPriors(model, names, why, ip)
         self._cond = EffectsConditional(layout, names, dense_limit)
-        self._data = ObservedData(model, why)
+        self._data = ObservedData(model, why, design)
         if not self._data.binomial:
             raise MethodError(f"{why}: the observed variable is not binomial or Bernoulli")
+        self._check_weights(why)
 
     def _check_family(self, design) -> None:
         fam, link = design.family.name, design.family.link.name
@@ -90,6 +97,10 @@ class AugmentedEffectsStep(GibbsStep):
             return f" (use the {other} step for the {link} link)"
         return " (use the metropolis step for the random effects)"
 
+    def _check_weights(self, why: str) -> None:
+        """Refuse prior weights the augmentation cannot take (none here: see
+        :meth:`step`)."""
+
     def augment(self, eta: np.ndarray, y: np.ndarray, n: np.ndarray):
         """Working weights ``omega`` and responses ``kappa`` given the linear predictor."""
         raise NotImplementedError
@@ -97,6 +108,10 @@ class AugmentedEffectsStep(GibbsStep):
     def step(self, point: dict):
         eta = self._layout.eta(point)
         y, n = self._data()
+        if self._data.weights is not None:
+            # prior weights w: w_i l_i(y_i, n_i) is the likelihood of w_i y_i successes in
+            # w_i n_i trials up to a constant, so the augmentation runs on (w y, w n)
+            y, n = self._data.weights * y, self._data.weights * n
         weights, kappa = self.augment(eta, y, n)
         cond = self._cond
         rest = eta - cond.C @ cond.gather(point)

@@ -91,7 +91,14 @@ def scale_logp(prior, closed_form: bool = True):
     return logp
 
 
+def _trials(design) -> np.ndarray:
+    trials = design.trials if design.trials is not None else np.ones(design.n)
+    return np.asarray(trials, dtype=float)
+
+
 def crossed_data(design, priors) -> CrossedData:
+    """The sampler's arrays; with prior weights ``y`` and ``trials`` are ``w y`` and
+    ``w n`` (the Polya-Gamma augmentation of ``w_i l_i``)."""
     p = design.p
     mean, prec = np.zeros(p), np.zeros(p)
     for term, sl in design.fixed_terms.items():
@@ -105,11 +112,16 @@ def crossed_data(design, priors) -> CrossedData:
         prior = priors.random_sd[t.name][0]
         logps.append(scale_logp(prior))
         powers.append(0.5 if prior.scale == "variance" else 1.0)
-    trials = design.trials if design.trials is not None else np.ones(design.n)
+    y, trials = np.asarray(design.y, dtype=float), _trials(design)
+    if design.weights is not None:
+        # prior weights w: w_i l_i is the logit likelihood of w_i y_i successes in w_i n_i
+        # trials (up to a constant), so the Polya-Gamma draws are PG(w_i n_i, eta_i), valid
+        # for real w_i n_i > 0
+        y, trials = design.weights * y, design.weights * trials
     return CrossedData(
         X=np.asarray(design.X, dtype=float),
-        y=np.asarray(design.y, dtype=float),
-        trials=np.asarray(trials, dtype=float),
+        y=y,
+        trials=trials,
         offset=np.asarray(design.offset, dtype=float),
         index=[np.asarray(t.index, dtype=np.intp) for t in design.random],
         z=z,
@@ -185,10 +197,14 @@ def run_collapsed(
     if log_likelihood:
         fam = design.family
         kind = fk.CANONICAL[(fam.name, fam.link.name)]
-        const = fam.log_constant(data.y, data.trials)
+        y, n, w = data.y, data.trials, design.weights
+        if w is not None:  # the pointwise log-likelihood is the weighted one, w_i l_i
+            y, n = np.asarray(design.y, dtype=float), _trials(design)
+        const = fam.log_constant(y, n)
 
         def loglik(eta):
-            return fk.canonical_loglik(kind, eta, data.y, data.trials, const)
+            ll = fk.canonical_loglik(kind, eta, y, n, const)
+            return ll if w is None else fam.weighted(ll, w)
 
     seeds = np.random.SeedSequence(random_seed).spawn(chains)
     cores = default_cores(chains) if cores is None else cores

@@ -77,7 +77,9 @@ class _ConjugateStep(GibbsStep):
         self.children = []
         for other in model.free_RVs + model.observed_RVs:
             uses = [depends_on(i, rv, model) for i in other.owner.inputs[2:]]
-            if other is rv or not any(uses):
+            # every input of the observed variable: the weighted likelihood (a CustomDist)
+            # does not list its parameters after a generator and a size
+            if other is rv or not any(depends_on(i, rv, model) for i in other.owner.inputs):
                 continue
             # a child may use the variable in its scale only (its mean is checked by value:
             # PyMC broadcasts a mean against the covariance, a dependence through shape only)

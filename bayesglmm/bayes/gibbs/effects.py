@@ -135,9 +135,15 @@ def single_threaded_blas():
 
 # ------------------------------------------------------------------------------- data
 class ObservedData:
-    """Current response and binomial trials of the model's single observed variable."""
+    """Current response and binomial trials of the model's single observed variable.
 
-    def __init__(self, model, why: str) -> None:
+    With a ``design`` carrying prior weights, the observed variable is the weighted
+    :class:`pymc.CustomDist` of :func:`~bayesglmm.bayes.family_pytensor.observed`: the
+    response is still read from the model, the family and the trials from the design, and
+    :attr:`weights` holds the weights (None without).
+    """
+
+    def __init__(self, model, why: str, design=None) -> None:
         if len(model.observed_RVs) != 1:
             raise MethodError(
                 f"{why}: the model must have exactly one observed variable, "
@@ -148,14 +154,26 @@ class ObservedData:
         self.op = obs.owner.op
         y = model.rvs_to_values[obs]
         outs = [y]
-        self.binomial = isinstance(self.op, BinomialRV | BernoulliRV)
-        if isinstance(self.op, BinomialRV):
-            outs.append(obs.owner.inputs[2])
+        design = getattr(design, "design", design)
+        self.weights = None if design is None else design.weights
+        self._trials = None
+        if self.weights is not None:
+            self.weights = np.asarray(self.weights, dtype=float)
+            self.binomial = design.family.name == "binomial"
+            if self.binomial:
+                n = design.trials if design.trials is not None else np.ones(design.n)
+                self._trials = np.asarray(n, dtype=float)
+        else:
+            self.binomial = isinstance(self.op, BinomialRV | BernoulliRV)
+            if isinstance(self.op, BinomialRV):
+                outs.append(obs.owner.inputs[2])
         self._fn = pytensor.function([], outs, on_unused_input="ignore")
 
     def __call__(self) -> tuple[np.ndarray, np.ndarray | None]:
         out = self._fn()
         y = np.asarray(out[0], dtype=float)
+        if self.weights is not None:
+            return y, self._trials
         if isinstance(self.op, BernoulliRV):
             return y, np.ones_like(y)
         if len(out) > 1:

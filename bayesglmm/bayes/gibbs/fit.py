@@ -55,6 +55,13 @@ def fit_gibbs(
     Cholesky factor of correlated terms. See :mod:`bayesglmm.bayes.gibbs.assign` for the
     rules; ``result.info["details"]["step_kinds"]`` says what each variable got.
 
+    Prior weights (``GLMM(..., weights=)``) enter the model's weighted likelihood
+    (:func:`bayesglmm.bayes.family_pytensor.observed`), which the Metropolis, slice and
+    NUTS updates evaluate; the Polya-Gamma updates (both schemes) augment ``w_i y_i``
+    successes in ``w_i n_i`` trials, ``PG(w_i n_i, eta_i)`` for any real weights;
+    Albert-Chib takes weights only when ``w_i y_i`` and ``w_i n_i`` are whole numbers and
+    refuses others with the reason. The stored pointwise log-likelihood is the weighted one.
+
     Parameters
     ----------
     model : GLMM

@@ -61,12 +61,14 @@ class ScaleMoveStep(_ConjugateStep, _TunedMetropolis):
         super().__init__(vars, model=model, rng=rng, initial_point=initial_point)
         model = self._model
         # the terms the move changes: the scale's prior, the effects and whatever uses them
+        # (every input: the weighted likelihood, a CustomDist, does not list its parameters
+        # after a random generator and a size as a RandomVariable does)
         moved = [model[self.rv_name], *self.children]
         terms = moved + [
             r
             for r in model.basic_RVs
             if r not in moved
-            and any(depends_on(i, x, model) for i in r.owner.inputs[2:] for x in moved)
+            and any(depends_on(i, x, model) for i in r.owner.inputs for x in moved)
         ]
         # potentials hold the density of improper priors (PowerVariance, Jeffreys)
         terms += [p for p in model.potentials if any(depends_on(p, x, model) for x in moved)]
