@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MethodError
-from ..model.design import refuse_extensions
+from ..model.design import refuse_extensions, same_response
 from .variance_tests import check_likelihood_fit, one_column
 
 
@@ -91,11 +91,7 @@ def _check(fits) -> None:
     first = fits[0].model.design
     for i, fit in enumerate(fits[1:], start=2):
         d = fit.model.design
-        same = d.n == first.n and np.array_equal(d.y, first.y)
-        if same and (d.trials is not None or first.trials is not None):
-            same = d.trials is not None and first.trials is not None
-            same = same and np.array_equal(d.trials, first.trials)
-        if not same:
+        if not same_response(d, first):
             raise MethodError(
                 f"fit {i} ({fit.formula!r}, n = {d.n}) and fit 1 ({fits[0].formula!r}, "
                 f"n = {first.n}) are not fitted to the same response: anova needs the same data"

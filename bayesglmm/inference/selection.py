@@ -58,7 +58,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from ..errors import MethodError, OptionError
-from ..model.design import refuse_extensions
+from ..model.design import refuse_extensions, same_response
 
 #: the conditional AIC forms dense ``q x q`` matrices of the random effects; above this
 #: many random effects it refuses
@@ -550,11 +550,7 @@ def _candidate_models(candidates, data, family, link):
     first = models[0].design
     for f, m in zip(formulas[1:], models[1:], strict=True):
         d = m.design
-        same = d.n == first.n and np.array_equal(d.y, first.y)
-        if same and (d.trials is not None or first.trials is not None):
-            same = d.trials is not None and first.trials is not None
-            same = same and np.array_equal(d.trials, first.trials)
-        if not same:
+        if not same_response(d, first):
             raise MethodError(
                 f"candidate {f!r} (n = {d.n}) and candidate {formulas[0]!r} (n = {first.n}) "
                 "do not model the same response rows: the fence compares fits of the same data"

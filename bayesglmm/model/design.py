@@ -710,3 +710,13 @@ def refuse_extensions(design, what: str) -> None:
         found.append(f"structured random effects ({', '.join(structured)})")
     if found:
         raise MethodError(f"{what} does not take {' or '.join(found)} yet")
+
+
+def same_response(a, b) -> bool:
+    """Whether designs ``a`` and ``b`` model the same response rows (responses and trials
+    equal): fits to compare by likelihood must."""
+    if a.n != b.n or not np.array_equal(a.y, b.y):
+        return False
+    if a.trials is None and b.trials is None:
+        return True
+    return a.trials is not None and b.trials is not None and np.array_equal(a.trials, b.trials)
