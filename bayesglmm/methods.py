@@ -168,6 +168,19 @@ def _quadrature(design) -> str | None:
 RANDOM = Requirement("a random-effect term", _random)
 
 
+def _not_betabinomial(design) -> str | None:
+    if design.family.name != "betabinomial":
+        return None
+    return (
+        "method <method> does not fit the beta-binomial family (its likelihood is not an "
+        "exponential family's and its precision phi has no update there); use "
+        "method='laplace', 'agq' or 'nuts'"
+    )
+
+
+NOT_BETABINOMIAL = Requirement("not the beta-binomial family", _not_betabinomial)
+
+
 def _structures(record, design) -> str | None:
     """Why ``record`` cannot take a structured term of ``design`` (its ``structures``)."""
     for t in getattr(design, "random", ()):
@@ -450,6 +463,7 @@ RECORDS: tuple[MethodRecord, ...] = (
                 "auto",
             ),
         ),
+        (NOT_BETABINOMIAL,),
         memory=sampler_memory,
         sizes=_SAMPLER_SIZES,
         weights=True,
@@ -487,7 +501,7 @@ RECORDS: tuple[MethodRecord, ...] = (
                 "none",
             ),
         ),
-        (RANDOM,),
+        (RANDOM, NOT_BETABINOMIAL),
         checks=(ALPHA,),
         weights=True,
     ),
@@ -578,7 +592,7 @@ RECORDS: tuple[MethodRecord, ...] = (
             ),
             Option("tol", real(0, none=True), "largest relative parameter step that stops"),
         ),
-        (RANDOM, QUADRATURE),
+        (RANDOM, QUADRATURE, NOT_BETABINOMIAL),
         memory=quadrature_memory,
         sizes=("n_quad",),
     ),

@@ -37,7 +37,7 @@ SHIFT = 1e-6
 FD_STEP = 1e-3
 FD_RTOL = 1e-7
 #: values of the dispersion at the random points (Gaussian sigma, negative-binomial alpha)
-DISPERSION = {"gaussian": 0.7, "negative_binomial": 2.5}
+DISPERSION = {"gaussian": 0.7, "negative_binomial": 2.5, "betabinomial": 3.0}
 #: ranges of eta at the random points, per link (family-specific where the mean is bounded)
 ETA_RANGE = {
     "logit": (-3.0, 3.0),
@@ -92,11 +92,19 @@ def point(name: str, link: str, seed: int = 0, n: int = 40, bernoulli: bool = Fa
     lo, hi = ETA_RANGE_OF.get((name, link), ETA_RANGE[link])
     eta = rng.uniform(lo, hi, n)
     trials = None
-    if name == "binomial":
+    if fam.has_trials:
         trials = np.ones(n) if bernoulli else rng.integers(1, 9, n).astype(float)
     disp = DISPERSION.get(name)
     y = np.asarray(fam.simulate(fam.link.linkinv(eta), rng, trials, disp), dtype=float)
     return Point(fam, y, trials, eta, disp)
+
+
+def _overdispersion(p: Point):
+    """The factor of a row's variance over ``n V(mu) phi``: ``1 + (n - 1) / (phi + 1)`` for
+    the beta-binomial (its Fisher-step weight is the quasi-likelihood one), 1 otherwise."""
+    if p.family.name == "betabinomial":
+        return 1.0 + (p.n - 1.0) / (p.disp + 1.0)
+    return 1.0
 
 
 def close(actual, expected, wrong, rtol: float = RTOL) -> None:
@@ -122,6 +130,8 @@ def _scipy_logpmf(p: Point, mu: np.ndarray) -> np.ndarray:
         return stats.poisson.logpmf(p.y, mu)
     if name == "gaussian":
         return stats.norm.logpdf(p.y, mu, p.disp)
+    if name == "betabinomial":
+        return stats.betabinom.logpmf(p.y, p.n, mu * p.disp, (1 - mu) * p.disp)
     return stats.nbinom.logpmf(p.y, p.disp, p.disp / (p.disp + mu))
 
 
@@ -152,6 +162,7 @@ def test_reference_score_and_weights_are_derivatives(name, link):
     mu, n = terms.mu, p.n
     mu_eta = p.family.link.mu_eta(p.eta)
     expected = n * mu_eta**2 / (p.family.variance(mu, p.disp or 1.0) * p.family.scale(p.disp or 1))
+    expected = expected / _overdispersion(p)
     np.testing.assert_allclose(terms.W, expected, rtol=RTOL)
     if p.family.canonical:
         np.testing.assert_array_equal(terms.W_obs, terms.W)
@@ -173,7 +184,8 @@ def test_reference_variance_and_deviance(name, link):
     np.testing.assert_allclose(r**2, fam.unit_deviance(p.y, mu, p.trials, p.disp), rtol=1e-12)
     assert np.all(np.sign(r) == np.sign(p.y - p.n * mu))
     pearson = fam.pearson_residuals(p.y, mu, p.trials, d)
-    np.testing.assert_allclose(pearson * np.sqrt(p.n * V(mu) * scale), p.y - p.n * mu)
+    r_scale = np.sqrt(p.n * V(mu) * scale * _overdispersion(p))
+    np.testing.assert_allclose(pearson * r_scale, p.y - p.n * mu)
 
 
 @pytest.mark.parametrize("name, link", COMBOS)
@@ -181,11 +193,11 @@ def test_reference_draws_have_the_mean_and_variance(name, link):
     fam = get_family(name, link)
     lo, hi = ETA_RANGE_OF.get((name, link), ETA_RANGE[link])
     mu = np.full(20_000, fam.link.linkinv(np.array([0.5 * (lo + hi)]))[0])
-    trials = np.full(mu.size, 5.0) if name == "binomial" else None
+    trials = np.full(mu.size, 5.0) if fam.has_trials else None
     d = DISPERSION.get(name)
     y = fam.simulate(mu, np.random.default_rng(7), trials, d)
     n = 1.0 if trials is None else 5.0
-    var = n * fam.variance(mu[:1], d or 1.0)[0] * fam.scale(d or 1.0)
+    var = float(fam.cumulants(mu[:1], None if trials is None else trials[:1], d)[1][0])
     se = np.sqrt(var / mu.size)
     assert abs(y.mean() - n * mu[0]) < 5 * se
     assert abs(y.var() / var - 1.0) < 0.1
@@ -204,7 +216,10 @@ def test_starting_means_are_inside_the_link(name, link):
 def test_glm_fit_solves_the_score_equations(name, link):
     p = point(name, link, seed=4, n=200)
     X = np.column_stack([np.ones(p.y.size), np.random.default_rng(5).normal(size=p.y.size)])
-    for form in ("scoring", "working"):
+    # the working form is R's IRLS with the variance function: for the beta-binomial (not
+    # an exponential family) it solves the binomial quasi-score equations, not these
+    forms = ("scoring", "working") if p.family.fisher_information else ("scoring",)
+    for form in forms:
         fit = fit_glm(p.family, X, p.y, p.trials, np.zeros(p.y.size), p.disp or 1.0, form)
         assert fit.converged
         score = X.T @ p.score(fit.eta)
@@ -268,7 +283,7 @@ def _model(name, link, bernoulli=False, seed=8, n=60, priors=None):
     p = point(name, link, seed=seed, n=n, bernoulli=bernoulli)
     frame["y"] = p.y
     formula = "y ~ x + (1|g)"
-    if name == "binomial" and not bernoulli:
+    if p.family.has_trials and not bernoulli:
         frame["f"] = p.trials - p.y
         formula = "cbind(y, f) ~ x + (1|g)"
     return GLMM(formula, frame, family=name, link=link, priors=priors)
@@ -403,6 +418,8 @@ def test_reference_cumulants(name, link):
         dist = stats.poisson(mu)
     elif name == "gaussian":
         dist = stats.norm(mu, p.disp)
+    elif name == "betabinomial":
+        dist = stats.betabinom(p.n, mu * p.disp, (1 - mu) * p.disp)
     else:
         dist = stats.nbinom(p.disp, p.disp / (p.disp + mu))
     mean, var, skew, kurt = (np.asarray(v, dtype=float) for v in dist.stats("mvsk"))
@@ -493,7 +510,7 @@ def test_prior_predictive_draws_the_family(name):
     n = np.ones(d.n) if d.trials is None else d.trials
     mu = d.family.link.linkinv(np.full(d.n, 0.3) + d.offset)
     k1, k2, k3, k4 = d.family.cumulants(mu, d.trials, DISPERSION.get(name))
-    z = ((y * n if name == "binomial" else y) - k1) / np.sqrt(k2)
+    z = ((y * n if d.family.has_trials else y) - k1) / np.sqrt(k2)
     count = z.size
     assert abs(z.mean()) < 5 / np.sqrt(count)
     kurt = float(np.mean(k4 / k2**2))  # excess kurtosis of z

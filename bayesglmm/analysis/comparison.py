@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BayesGLMMError, MethodError, OptionError
-from ..results.result import FitResult
+from ..results.result import DISPERSION_ROWS, FitResult
 
 #: ``methods="all"``: every registered method
 ALL = "all"
@@ -252,7 +252,7 @@ def references_of(model, references) -> dict[str, tuple[pd.Series, str]]:
                 if k not in known
                 and k != "logLik"
                 and not k.startswith("cor(")
-                and k not in ("sigma", "alpha", "dispersion")
+                and k not in DISPERSION_ROWS
             ]
             if extra:
                 raise BayesGLMMError(

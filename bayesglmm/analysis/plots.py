@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MethodError
+from ..model.families import DISPERSION_NAMES
 
 #: PNG resolution
 DPI = 110
@@ -24,7 +25,7 @@ def hyper_var_names(result) -> list[str]:
     for name in post.data_vars:
         if name.endswith("_offset"):
             continue
-        if "_sigma" in name or name.endswith("_corr") or name in ("sigma", "alpha"):
+        if "_sigma" in name or name.endswith("_corr") or name in DISPERSION_NAMES:
             names.append(name)
         elif "|" not in name and not name.endswith(("_var", "_chol")):
             names.append(name)

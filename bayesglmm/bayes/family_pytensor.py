@@ -67,12 +67,22 @@ def _negative_binomial(family: Family, eta, y, trials, bernoulli: bool, dispersi
     return pm.NegativeBinomial, {"mu": mu, "alpha": dispersion}, np.asarray(y).astype(np.int64)
 
 
+def _betabinomial(family: Family, eta, y, trials, bernoulli: bool, dispersion):
+    """``BetaBinomial(n, mu phi, (1 - mu) phi)`` (glmmTMB's parameterization, see
+    :class:`~bayesglmm.model.families.BetaBinomial`); ``mu`` clipped to [EPS, 1 - EPS]."""
+    mu = pt.clip(inverse_link(family.link.name, eta), EPS, 1 - EPS)
+    n = np.ones(np.shape(y)) if trials is None else np.asarray(trials)
+    params = {"n": n.astype(np.int64), "alpha": mu * dispersion, "beta": (1 - mu) * dispersion}
+    return pm.BetaBinomial, params, np.asarray(y).astype(np.int64)
+
+
 #: family name -> its PyMC distribution, parameters and observed values
 LIKELIHOODS: dict[str, Callable] = {
     "binomial": _binomial,
     "poisson": _poisson,
     "gaussian": _gaussian,
     "negative_binomial": _negative_binomial,
+    "betabinomial": _betabinomial,
 }
 
 
@@ -80,9 +90,9 @@ def distribution(
     family: Family, eta, y: np.ndarray, trials: np.ndarray | None, bernoulli: bool, dispersion
 ) -> tuple[type, dict, np.ndarray]:
     """The PyMC distribution of the response given ``eta``: its class, its parameters and
-    the observed values. ``dispersion`` is the Gaussian ``sigma`` or negative-binomial
-    ``alpha`` (a number or a tensor; None for families without one); ``bernoulli``: a 0/1
-    response, one trial per row.
+    the observed values. ``dispersion`` is the Gaussian ``sigma``, the negative-binomial
+    ``alpha`` or the beta-binomial ``phi`` (a number or a tensor; None for families without
+    one); ``bernoulli``: a 0/1 response, one trial per row.
 
     Raises
     ------

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..results.result import DISPERSION_ROWS
+
 #: a parameter within this of its lower bound is held there (as the fit's optimizer does)
 BOUND_TOL = 1e-7
 #: relative step of the central differences of a profiled criterion without an analytic
@@ -458,7 +460,4 @@ def one_step(
 
 
 def _fixed_keys(crit: Criterion, base: dict) -> set:
-    return {k for k in base if not (k.startswith(("sd(", "cor(")) or k in _DISPERSION)}
-
-
-_DISPERSION = ("sigma", "alpha", "dispersion")
+    return {k for k in base if not (k.startswith(("sd(", "cor(")) or k in DISPERSION_ROWS)}

@@ -53,6 +53,7 @@ from scipy import integrate, optimize, stats
 
 from ..errors import MethodError, OptionError
 from ..model.design import refuse_extensions
+from ..model.families import DISPERSION_NAMES
 from ..results.predict import model_of, term_covariance
 
 #: how the null distribution is obtained
@@ -774,7 +775,7 @@ def _bootstrap(
 
 
 def _dispersion_of(fit):
-    for name in ("sigma", "alpha"):
+    for name in DISPERSION_NAMES:
         if name in fit.dispersion.index:
             return float(fit.dispersion[name])
     return None

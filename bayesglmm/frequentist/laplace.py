@@ -205,6 +205,8 @@ def fit_laplace(
         lme4's ``glmer``/``glmer.nb``, or the observed information (the second derivative of
         the log-likelihood, as glmmTMB and the textbook Laplace approximation). They differ
         only for non-canonical links (probit, cloglog, the negative binomial's log link).
+        The beta-binomial, whose ``W`` is only a working weight, always takes the observed
+        information (as glmmTMB).
     solver : {"auto", "direct", "iterative"}
         Linear algebra of ``H = Lambda' Z' W Z Lambda + I``. ``"direct"``: the exact block
         Cholesky factor (dense Schur complement of all but the largest term). ``"iterative"``

@@ -119,7 +119,10 @@ class PirlsProblem:
         if curvature not in ("fisher", "observed"):
             raise ValueError(f"curvature must be 'fisher' or 'observed', got {curvature!r}")
         #: weights in log det H: Fisher (lme4) or observed (glmmTMB, the textbook Laplace);
-        #: the same for canonical links
+        #: the same for canonical links; a family whose ``W`` is only a working weight
+        #: (the beta-binomial: ``fisher_information`` False) always takes the observed one
+        if not getattr(design.family, "fisher_information", True):
+            curvature = "observed"
         self.curvature = curvature
         self.design = design
         self.cov = cov if cov is not None else covariance_factor(design)

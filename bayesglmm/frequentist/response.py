@@ -61,7 +61,8 @@ class Response:
     def terms(self, eta: np.ndarray, disp: float = 1.0, second: bool = False) -> ResponseTerms:
         """Log-likelihood, score and weights at ``eta`` (``second`` adds W_obs and dW).
 
-        ``disp`` is the Gaussian ``sigma`` or the negative-binomial ``alpha``.
+        ``disp`` is the Gaussian ``sigma``, the negative-binomial ``alpha`` or the
+        beta-binomial ``phi``.
         """
         return self.family.eta_terms(
             self.y, eta, self.n, disp, second, self._const, weights=self.weights

@@ -37,6 +37,7 @@ from scipy import stats
 
 from ..errors import MethodError
 from ..model.design import refuse_extensions, same_response
+from ..model.families import DISPERSION_NAMES
 from .variance_tests import check_likelihood_fit, one_column
 
 
@@ -405,7 +406,7 @@ def reduced_model_args(model, L: np.ndarray) -> dict:
 
 def _truth(fit) -> dict:
     disp = None
-    for name in ("sigma", "alpha"):
+    for name in DISPERSION_NAMES:
         if name in fit.dispersion.index:
             disp = float(fit.dispersion[name])
     return {

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import MethodError
+from ..model.families import DISPERSION_NAMES
 from .reduced import GLMNullFit
 
 #: information-based mixture weights are computed with dense n x n matrices up to this size
@@ -256,7 +257,7 @@ def null_covariance(design, reduced, method: str):
         eta = rd.X @ beta + rd.Z @ b + rd.offset
         cf = CovarianceFactor(rd)
         lam = cf.Lambda(np.asarray(reduced.info["theta"], dtype=float))
-        disp = next((float(reduced.dispersion[k]) for k in ("sigma", "alpha")
+        disp = next((float(reduced.dispersion[k]) for k in DISPERSION_NAMES
                      if k in reduced.dispersion.index), None)  # fmt: skip
         W = _dense(rd.Z @ lam) * (disp if gaussian else 1.0)
     if gaussian:

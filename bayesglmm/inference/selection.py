@@ -59,6 +59,7 @@ import scipy.sparse as sp
 
 from ..errors import MethodError, OptionError
 from ..model.design import refuse_extensions, same_response
+from ..model.families import DISPERSION_NAMES
 
 #: the conditional AIC forms dense ``q x q`` matrices of the random effects; above this
 #: many random effects it refuses
@@ -606,7 +607,7 @@ def _truth(fit) -> dict:
     }
     if len(fit.re_correlations):
         truth["correlations"] = fit.re_correlations.to_dict()
-    for name in ("sigma", "alpha"):
+    for name in DISPERSION_NAMES:
         if name in fit.dispersion.index:
             truth["dispersion"] = float(fit.dispersion[name])
     return truth

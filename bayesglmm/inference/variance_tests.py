@@ -61,6 +61,7 @@ from scipy import stats
 
 from ..errors import MethodError
 from ..model.design import refuse_extensions
+from ..model.families import DISPERSION_NAMES
 from ..options import choice, flag, integer, seed
 from .mixtures import (  # noqa: F401 (the names other modules import from here)
     CONE_SEED,
@@ -339,7 +340,7 @@ def _truth_of(reduced, design) -> dict:
     if isinstance(reduced, GLMNullFit):
         fixed = dict(zip(design.fixed_names, (float(b) for b in reduced.beta), strict=True))
         return {"fixed_effects": fixed, "dispersion": reduced.dispersion}
-    disp = next((float(reduced.dispersion[k]) for k in ("sigma", "alpha")
+    disp = next((float(reduced.dispersion[k]) for k in DISPERSION_NAMES
                  if k in reduced.dispersion.index), None)  # fmt: skip
     return {
         "fixed_effects": reduced.fixed_effects.to_dict(),

@@ -34,9 +34,11 @@ from .links import LINKS, Link
 from .priors import Gamma, HalfNormal, Prior
 
 __all__ = [
+    "DISPERSION_NAMES",
     "ENGINE_SPELLINGS",
     "FAMILIES",
     "LINKS",
+    "BetaBinomial",
     "Binomial",
     "Family",
     "Gaussian",
@@ -84,20 +86,22 @@ class Family:
     Attributes
     ----------
     name : str
-        ``"binomial"``, ``"poisson"``, ``"gaussian"`` or ``"negative_binomial"``.
+        ``"binomial"``, ``"poisson"``, ``"gaussian"``, ``"negative_binomial"`` or
+        ``"betabinomial"``.
     link : Link
         The link function in use.
     allowed_links : tuple of str
         The links the family takes.
     has_dispersion : bool
         True when the family has a free dispersion parameter (gaussian ``sigma``,
-        negative-binomial ``alpha``), named by ``dispersion_name``.
+        negative-binomial ``alpha``, beta-binomial ``phi``), named by ``dispersion_name``.
 
     Notes
     -----
     ``trials`` is the number of binomial trials (ones, or None, for the other families);
-    ``y`` is the count of successes. ``dispersion`` is the Gaussian ``sigma`` or the
-    negative-binomial shape ``alpha``. Means ``mu`` are per trial.
+    ``y`` is the count of successes. ``dispersion`` is the Gaussian ``sigma``, the
+    negative-binomial shape ``alpha`` or the beta-binomial precision ``phi``. Means ``mu``
+    are per trial.
     """
 
     name: str
@@ -123,6 +127,9 @@ class Family:
     #: the dispersion is the residual standard deviation (a report lists it as the
     #: "Residual" row of the random effects, as lme4; other dispersions get a line of their own)
     dispersion_is_residual: ClassVar[bool] = False
+    #: the Fisher weight ``W`` is the expected information (False: only a working weight,
+    #: so the Laplace approximation takes the observed information)
+    fisher_information: ClassVar[bool] = True
     #: the family and its dispersion in messages
     _label: ClassVar[str] = ""
     _dispersion_doc: ClassVar[str] = ""
@@ -648,10 +655,173 @@ class NegativeBinomial(Family):
         return float(np.clip(np.mean(mu**2) / excess, 0.1, 100.0)) if excess > 0 else 10.0
 
 
+@dataclass(frozen=True)
+class BetaBinomial(Family):
+    """Beta-binomial successes ``y`` of ``trials`` (Brooks et al. 1997), as glmmTMB's
+    ``betabinomial`` family.
+
+    Each row's success probability is drawn from ``Beta(a, b)`` with ``a = mu phi`` and
+    ``b = (1 - mu) phi``, so that, with ``n`` trials, ``E y = n mu`` and ``Var y = n mu
+    (1 - mu) (1 + (n - 1) / (phi + 1))``; the intra-cluster (intra-litter) correlation of
+    the trials is ``rho = 1 / (phi + 1)``. The dispersion ``phi > 0`` is glmmTMB's
+    ``sigma(m)`` of a betabinomial fit (its dispersion model is on the log scale); as
+    ``phi -> inf`` the family tends to the binomial. Optimizers take ``log phi``. One
+    trial per row (a 0/1 response) is the Bernoulli at any ``phi``: only rows with more
+    than one trial inform ``phi``.
+
+    The family is not an exponential family: the score and the observed information in
+    ``eta`` are exact (digamma and trigamma functions); the weight ``W`` of the Fisher
+    steps is the quasi-likelihood one, ``n mu_eta^2 / (mu (1 - mu) (1 + (n - 1) rho))``,
+    and the Laplace approximation takes the observed information
+    (:attr:`~Family.fisher_information` is False).
+    """
+
+    family_name: ClassVar[str] = "betabinomial"
+    links: ClassVar[tuple[str, ...]] = ("logit",)
+    dispersion_name: ClassVar[str | None] = "phi"
+    has_trials: ClassVar[bool] = True
+    fisher_information: ClassVar[bool] = False
+    _label: ClassVar[str] = "beta-binomial"
+    _dispersion_doc: ClassVar[str] = "phi, the beta precision"
+
+    def default_dispersion_prior(self, scale=1.0):
+        return Gamma(0.01, 0.01, on="value")
+
+    def log_constant(self, y, trials=None):
+        n = _trials(y, trials)
+        return special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+
+    def _ab(self, mu, dispersion):
+        m = np.clip(mu, _EPS, 1.0 - _EPS)
+        return m * dispersion, (1.0 - m) * dispersion
+
+    def _loglik(self, y, n, mu, eta, dispersion, constant):
+        self._need_dispersion(dispersion, "log-likelihood")
+        a, b = self._ab(self._mean(mu, eta), dispersion)
+        return constant + special.betaln(y + a, n - y + b) - special.betaln(a, b)
+
+    def saturated_loglik(self, y, trials=None, dispersion=None, constant=None):
+        """Each row's log-likelihood at its own best mean, at the given ``phi``: the root
+        of the score in ``mu`` (concave in ``mu``; found by bisection), not ``y / n``; 0 for
+        ``y = 0`` and ``y = n`` (the limits ``mu -> 0, 1``)."""
+        self._need_dispersion(dispersion, "saturated log-likelihood")
+        n = _trials(y, trials)
+        y, n = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(n, dtype=float))
+        edge = (y == 0) | (y == n)
+        lo, hi = np.zeros(y.shape), np.ones(y.shape)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            up = self._mu_derivatives(y, n, mid, dispersion, 1)[0] > 0
+            lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+        inner = self.loglik(y, 0.5 * (lo + hi), n, dispersion, constant=constant)
+        return np.where(edge, 0.0, inner)
+
+    def variance(self, mu, dispersion=1.0):
+        """The per-trial binomial variance ``mu (1 - mu)``; a row's variance is
+        :meth:`cumulants` (it depends on the trials)."""
+        return np.maximum(mu * (1.0 - mu), _EPS)
+
+    def variance_derivative(self, mu, dispersion=1.0):
+        return 1.0 - 2.0 * mu
+
+    def _mu_derivatives(self, y, n, mu, dispersion, order):
+        """``d^k l / d mu^k`` for ``k = 1..order``."""
+        a, b = self._ab(mu, dispersion)
+        out = []
+        for k in range(order):
+            sign = -1.0 if k % 2 == 0 else 1.0  # the y-free terms: d^k of the b side flips
+            d = special.polygamma(k, y + a) - special.polygamma(k, a)
+            d = d + sign * (special.polygamma(k, n - y + b) - special.polygamma(k, b))
+            out.append(dispersion ** (k + 1) * d)
+        return out
+
+    def _first_order(self, y, n, eta, dispersion):
+        self._need_dispersion(dispersion, "score")
+        link = self.link
+        mu = link.linkinv(eta)
+        mu_eta = link.mu_eta(eta)
+        V = self.variance(mu, dispersion)
+        resid = y - n * mu
+        (l1,) = self._mu_derivatives(y, n, mu, dispersion, 1)
+        score = l1 * mu_eta
+        W = n * mu_eta**2 / (V * (1.0 + (n - 1.0) / (dispersion + 1.0)))
+        return mu, mu_eta, V, 1.0, resid, score, W
+
+    def eta_terms(
+        self, y, eta, trials=None, dispersion=1.0, second=False, constant=None, weights=None
+    ):
+        n = _trials(y, trials)
+        mu, mu_eta, V, _, _, score, W = self._first_order(y, n, eta, dispersion)
+        ll = self.loglik(y, mu, n, dispersion, eta=eta, constant=constant, weights=weights)
+        w = 1.0 if weights is None else weights
+        out = ResponseTerms(mu=mu, loglik=ll, score=w * score, W=w * W)
+        if second:
+            l1, l2 = self._mu_derivatives(y, n, mu, dispersion, 2)
+            m1 = mu_eta
+            m2 = self.link.mu_eta2(eta, mu, mu_eta)
+            out.W_obs = -w * (l2 * m1**2 + l1 * m2)
+            out.dW = w * W * (2.0 * m2 / m1 - m1 * self.variance_derivative(mu) / V)
+        return out
+
+    def cumulants(self, mu, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "cumulant")
+        n = _trials(mu, trials)
+        a, b = self._ab(mu, dispersion)
+        from scipy import stats  # on use: importing the package stays light
+
+        mean, var, skew, kurt = stats.betabinom.stats(n, a, b, moments="mvsk")
+        return mean, var, skew * var**1.5, kurt * var**2
+
+    def unit_deviance(self, y, mu, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "deviance")
+        n = _trials(y, trials)
+        zero = np.zeros(np.shape(y))
+        sat = self.saturated_loglik(y, n, dispersion, zero)
+        return 2.0 * (sat - self.loglik(y, mu, n, dispersion, constant=zero))
+
+    def pearson_residuals(self, y, mu, trials=None, dispersion=1.0):
+        n = _trials(y, trials)
+        var = n * mu * (1.0 - mu) * (1.0 + (n - 1.0) / (dispersion + 1.0))
+        return (y - n * mu) / np.sqrt(var)
+
+    def simulate(self, mu, rng, trials=None, dispersion=None):
+        self._need_dispersion(dispersion, "simulation")
+        n = _trials(mu, trials)
+        a, b = self._ab(np.asarray(mu, dtype=float), dispersion)
+        return rng.binomial(np.asarray(n).astype(np.int64), rng.beta(a, b))
+
+    def fitting_scale(self, y, trials):
+        n = _trials(y, trials)
+        return y / n, n.astype(float)
+
+    def mustart(self, y, trials=None):
+        return (y + 0.5) / (_trials(y, trials) + 1.0)
+
+    def dispersion_start(self, y, mu):
+        """A fixed start, ``phi = 10`` (``rho`` about 0.09): a moment estimate needs the
+        trials, which this hook does not get."""
+        return 10.0
+
+    def check_support(self, y, trials, response, labels=None):
+        super().check_support(y, trials, response, labels)
+        fail = self._failer(y, response, labels)
+        if trials is None or not np.any(np.asarray(trials) > 1):
+            raise DataError(
+                f"response '{response}' has one trial per row: the beta-binomial is then the "
+                "Bernoulli and its phi is not identified; give the trials as "
+                "cbind(successes, failures) (or use family='binomial')"
+            )
+        _fail_if(y > trials, fail, "has more successes than trials")
+
+
 #: family name -> class; :func:`get_family` builds from here
 FAMILIES: dict[str, type[Family]] = {
-    cls.family_name: cls for cls in (Binomial, Poisson, Gaussian, NegativeBinomial)
+    cls.family_name: cls for cls in (Binomial, Poisson, Gaussian, NegativeBinomial, BetaBinomial)
 }
+#: the names of the families' dispersion parameters (result rows, draws, simulation truths)
+DISPERSION_NAMES: tuple[str, ...] = tuple(
+    dict.fromkeys(c.dispersion_name for c in FAMILIES.values() if c.dispersion_name)
+)
 
 _ALIASES = {
     "bernoulli": "binomial",
@@ -660,6 +830,8 @@ _ALIASES = {
     "negbinomial": "negative_binomial",
     "negbin": "negative_binomial",
     "nbinom": "negative_binomial",
+    "beta_binomial": "betabinomial",
+    "beta-binomial": "betabinomial",
     "negative-binomial": "negative_binomial",
 }
 

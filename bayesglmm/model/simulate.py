@@ -60,7 +60,7 @@ def simulate(
         a level of ``g`` are ``N(0, var R)``, ``R_st = rho^|s-t|``.
     family, link : str
     dispersion : float
-        Gaussian residual sd or negative-binomial shape alpha.
+        Gaussian residual sd, negative-binomial shape alpha or beta-binomial precision phi.
     trials : int, array or column name
         Binomial trials for ``cbind`` responses (defaults to the current successes +
         failures if those columns exist).

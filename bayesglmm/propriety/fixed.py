@@ -71,11 +71,16 @@ DIRECTION_ZERO = 1e-8
 def row_signs(design: Design) -> np.ndarray | None:
     """Per-row constraint of the cone (see :mod:`~bayesglmm.propriety.cones`), or None.
 
-    None when the family/link pair is not covered by the arguments in this package.
+    None when the family/link pair is not covered by the arguments in this package. The
+    beta-binomial (logit) rows constrain as the binomial's: at any precision ``phi`` a row's
+    probability tends to 1 as its mean goes to the end of the support where ``y`` sits
+    (``y = n``: ``mu -> 1``; ``y = 0``: ``mu -> 0``) and to 0 at the other end, so the
+    separation condition (necessary) is the binomial one; :mod:`.check` proves no
+    sufficient condition for it.
     """
     fam, link = design.family.name, design.family.link.name
     y = design.y
-    if fam == "binomial" and link in BINOMIAL_LINKS:
+    if (fam == "binomial" and link in BINOMIAL_LINKS) or (fam, link) == ("betabinomial", "logit"):
         n = design.trials if design.trials is not None else np.ones_like(y)
         signs = np.zeros(y.shape[0], dtype=np.int64)
         signs[(y == n) & (n > 0)] = 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.families import DISPERSION_NAMES
+
 
 def variable_draws(post, name: str, constants=None) -> np.ndarray:
     """Draws (chain, draw, ...) of a variable; a parameter held fixed is broadcast."""
@@ -62,7 +64,7 @@ def derived_draws(model, idata) -> dict[str, np.ndarray]:
                 for b in range(a + 1, t.n_columns):
                     key = f"cor({t.group}|{t.columns[a]},{t.columns[b]})"
                     out[key] = corr[..., a, b]
-    for name in ("sigma", "alpha"):
+    for name in DISPERSION_NAMES:
         if name in post or (const is not None and name in const):
             out[name] = variable_draws(post, name, const)
     return out

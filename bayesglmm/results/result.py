@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..model.families import DISPERSION_NAMES
 from .details import Covariance, Details, details_from_dict, details_of_kind
 
 #: the kinds of fit; ``report()`` prints one layout per kind
@@ -70,7 +71,7 @@ INFO_KEYS = (
     "details",
 )
 #: table rows that hold a dispersion parameter
-DISPERSION_ROWS = ("sigma", "alpha", "dispersion")
+DISPERSION_ROWS = (*DISPERSION_NAMES, "dispersion")
 #: Wald intervals are 95 %
 LEVEL = 0.95
 

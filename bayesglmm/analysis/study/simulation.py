@@ -20,6 +20,7 @@ import pandas as pd
 
 from ...errors import OptionError
 from ...model.design import refuse_extensions
+from ...model.families import DISPERSION_NAMES
 from ...options import integer, known_options, resolve_options
 from .runner import StudyResult, run_tasks
 from .summary import FIT_COLUMNS, summarize, tidy_estimates
@@ -393,7 +394,7 @@ def _truth_series(model_args: dict, truth: dict) -> pd.Series:
 
 
 def _dispersion_of(result):
-    for name in ("sigma", "alpha"):
+    for name in DISPERSION_NAMES:
         if name in result.dispersion.index:
             return float(result.dispersion[name])
     return None

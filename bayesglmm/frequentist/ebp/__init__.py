@@ -48,6 +48,7 @@ import pandas as pd
 from ...errors import MethodError, OptionError
 from ...method_checks import check_memory, rule_memory
 from ...model.design import refuse_extensions
+from ...model.families import DISPERSION_NAMES
 from ...options import choice, integer, real, seed
 from ...results.predict import model_of
 from .engines import (
@@ -340,7 +341,7 @@ def _boot_spec(result, model, psi, newdata, re_form, by, type, method, n_quad, n
     if "progressbar" in known_options(fm):
         opts["progressbar"] = False
     disp = None
-    for name in ("sigma", "alpha"):
+    for name in DISPERSION_NAMES:
         if name in result.dispersion.index:
             disp = float(result.dispersion[name])
     design = model.design
