@@ -14,8 +14,9 @@ from scipy import integrate, special, stats
 
 import bayesglmm as bg
 from bayesglmm.analysis.study.ebp_bootstrap import ebp as ebp_boot
-from bayesglmm.errors import MethodError, OptionError
+from bayesglmm.errors import DataError, MethodError, OptionError
 from bayesglmm.frequentist.ebp import ebp
+from bayesglmm.frequentist.ebp.design_consistent import mebp
 from bayesglmm.model.simulate import simulate
 
 #: adaptive Gauss-Hermite with 30 points is exact to rounding for these smooth integrands;
@@ -362,3 +363,189 @@ def test_prasad_rao_at_a_zero_variance():
     np.testing.assert_allclose(re["g3"], g3, rtol=3e-3)
     np.testing.assert_allclose(re["g1_bias"], -g3, rtol=0.2)
     assert np.all(re["mspe"] > 1.5 * g3)
+
+
+# --------------------------------------------------------------------------------------
+# model-assisted (design-consistent) EBP of area means (Jiang & Lahiri 2006)
+
+
+def _survey_sample(seed, areas=12, n=30, family="gaussian"):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(areas), n)
+    x = rng.normal(size=g.size)
+    v = rng.normal(0.0, 0.7, areas)
+    if family == "gaussian":
+        y = 1.0 + 0.5 * x + v[g] + rng.normal(size=g.size)
+    else:
+        y = rng.binomial(1, special.expit(-0.3 + 0.8 * x + v[g]))
+    w = rng.uniform(1.0, 5.0, g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": [f"a{i:02d}" for i in g], "w": w})
+
+
+def test_mebp_gaussian_is_the_pseudo_eblup():
+    """Gaussian, identity link: the MEBP is You & Rao's pseudo-EBLUP at the fit's
+    parameters, ``x~_w'b + gamma (ybar_w - x~_w'b)``, ``gamma = s_v^2 / (s_v^2 + s_e^2
+    sum w~^2)``, with g1 = gamma s_e^2 sum w~^2 (closed forms; quadrature exact to rounding)."""
+    data = _survey_sample(1)
+    fit = bg.GLMM("y ~ x + (1|g)", data, family="gaussian").fit(method="lmm")
+    out = mebp(fit, "w").set_index("level")
+    s2v = float(fit.variance_components["g"])
+    s2e = float(fit.dispersion["sigma"]) ** 2
+    b = fit.fixed_effects.to_numpy()
+    data["wt"] = data["w"] / data.groupby("g")["w"].transform("sum")
+    agg = data.assign(wy=data.wt * data.y, wx=data.wt * data.x, w2=data.wt**2).groupby("g")
+    yw, xw, delta = agg["wy"].sum(), agg["wx"].sum(), agg["w2"].sum()
+    gamma = s2v / (s2v + s2e * delta)
+    reg = b[0] + b[1] * xw
+    np.testing.assert_allclose(out["estimate"], (reg + gamma * (yw - reg))[out.index], atol=1e-10)
+    np.testing.assert_allclose(out["g1"], (gamma * s2e * delta)[out.index], atol=1e-10)
+    np.testing.assert_allclose(out["direct"], yw[out.index], atol=1e-12)
+    # the survey-weighted equation x~_w'b + v = ybar_w
+    np.testing.assert_allclose(out["v_solution"], (yw - reg)[out.index], atol=1e-8)
+    assert np.all(out["g2"] > 0) and np.all(out["mspe"] == out["g1"] + out["g2"])
+    # the weights enter normalized within each area: a per-area rescaling changes nothing
+    scaled = data["w"] * data["g"].str[1:].astype(int).add(1).to_numpy()
+    again = mebp(fit, scaled.to_numpy()).set_index("level")
+    np.testing.assert_allclose(again["estimate"], out["estimate"], rtol=1e-12)
+
+
+def test_mebp_tends_to_the_sample_mean_with_equal_weights():
+    """Every unit sampled with equal weight: as the area sample grows the MEBP tends to the
+    area's sample mean (the Hajek estimator) and the conditional mode of v to the root of
+    the survey-weighted equation. Logistic model, 4 areas; the gap is O(1/n) (the
+    conditional variance of v is ~ 1/(n mu(1-mu))): it shrinks ~ 100-fold from n = 50 to
+    n = 2000 on these data (deterministic, seeded)."""
+    gaps = []
+    for n in (50, 2000):
+        data = _survey_sample(2, areas=4, n=n, family="binomial")
+        fit = bg.GLMM("y ~ x + (1|g)", data, family="binomial").fit(method="laplace")
+        out = mebp(fit, np.ones(len(data)))
+        means = data.groupby("g")["y"].mean().reindex(out["level"]).to_numpy()
+        np.testing.assert_allclose(out["direct"], means, atol=1e-12)
+        gaps.append(np.abs(out["estimate"] - means).max())
+        if n == 2000:
+            np.testing.assert_allclose(out["v_mode"], out["v_solution"], atol=0.02)
+    assert gaps[1] < 2e-3  # 8.1e-4 here (0.088 at n = 50)
+    assert gaps[1] < gaps[0] / 10
+
+
+def _informative_errors(n, n_rep, seed):
+    """Errors (reps x areas) of the plain EBP and the MEBP of finite-population area means
+    under sampling with probability proportional to 1 + 3y and a failed logistic model
+    (as benchmarks/bench_mebp.py, smaller)."""
+    rng = np.random.default_rng(7)
+    areas, size = 8, 500
+    area = np.repeat(np.arange(areas), size)
+    x = rng.normal(size=area.size)
+    a = rng.gamma(2.0, 0.8, areas) - 1.6  # skewed, var 1.28
+    y = rng.binomial(1, special.expit(a[area] - 1.0 + 1.5 * x**2))
+    truth = np.bincount(area, y) / size
+    rng = np.random.default_rng(seed)
+    err = {"ebp": [], "mebp": []}
+    for _ in range(n_rep):
+        rows, ws = [], []
+        for i in range(areas):
+            s = 1.0 + 3.0 * y[area == i]
+            p = s / s.sum()
+            pick = rng.choice(size, size=n, replace=True, p=p)
+            rows.append(i * size + pick)
+            ws.append(1.0 / (n * p[pick]))
+        rows = np.concatenate(rows)
+        data = pd.DataFrame(
+            {
+                "y": y[rows],
+                "x": x[rows],
+                "g": [f"a{i}" for i in area[rows]],
+                "w": np.concatenate(ws),
+            }
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = bg.GLMM("y ~ x + (1|g)", data, family="binomial").fit(method="laplace")
+        plain = ebp(fit, mspe="g1g2")
+        plain = plain[plain["quantity"] == "mean"]["estimate"].to_numpy()
+        err["ebp"].append(plain - truth)
+        err["mebp"].append(mebp(fit, "w")["estimate"].to_numpy() - truth)
+    return {k: np.array(v) for k, v in err.items()}
+
+
+def test_mebp_design_bias_vanishes_where_the_ebp_does_not():
+    """Informative sampling, failed model: the design bias (averaged over areas) of the
+    MEBP falls as the area sample grows from 5 to 80, that of the plain EBP does not, and at
+    n = 80 the MEBP's is well below the EBP's. Differences are asked to exceed 4 Monte Carlo
+    standard errors (over 25 repeated samples; false failure < 1e-4 each)."""
+    small, large = _informative_errors(5, 25, 11), _informative_errors(80, 25, 12)
+
+    def bias(e):
+        per_rep = e.mean(1)
+        return per_rep.mean(), per_rep.std(ddof=1) / np.sqrt(len(per_rep))
+
+    (m5, s_m5), (m80, s_m80) = bias(small["mebp"]), bias(large["mebp"])
+    e5, (e80, s_e80) = bias(small["ebp"])[0], bias(large["ebp"])
+    assert m5 - m80 > 4 * np.hypot(s_m5, s_m80)
+    assert e80 - m80 > 4 * np.hypot(s_e80, s_m80)
+    assert e80 > 0.5 * e5  # the EBP's bias stays
+    assert abs(m80) < 0.6 * e80
+
+
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ("nope", "no column 'nope'"),
+        (np.ones(10), "has 10 values"),
+        ("neg", "must be positive"),
+        ("nan", "has NaN"),
+    ],
+)
+def test_mebp_bad_weights(weights, match):
+    data = _survey_sample(3, areas=5, n=6)
+    data["neg"] = data["w"].where(data.index != 4, -1.0)
+    data["nan"] = data["w"].where(data.index != 2, np.nan)
+    fit = bg.GLMM("y ~ x + (1|g)", data, family="gaussian").fit(method="lmm")
+    with pytest.raises(DataError, match=match):
+        mebp(fit, weights)
+
+
+def test_mebp_refuses_prior_weights_and_other_random_effects():
+    data = _survey_sample(3, areas=5, n=6)
+    fit = bg.GLMM("y ~ x + (1|g)", data, family="gaussian", weights="w").fit(method="lmm")
+    with pytest.raises(MethodError, match="prior weights"):
+        mebp(fit, "w")
+    fit = bg.GLMM("y ~ x + (1 + x|g)", data, family="gaussian").fit(method="lmm")
+    with pytest.raises(MethodError, match="one random intercept"):
+        mebp(fit, "w")
+
+
+def test_mebp_jackknife_against_refits_by_hand():
+    """mspe="jackknife" is Jiang, Lahiri & Wan's delete-one-area jackknife: assembled here
+    from refits by hand without each area and You & Rao's closed forms (Gaussian)."""
+    data = _survey_sample(4, areas=8, n=10)
+    fit = bg.GLMM("y ~ x + (1|g)", data, family="gaussian").fit(method="lmm")
+    out = mebp(fit, "w", mspe="jackknife").set_index("level")
+    data["wt"] = data["w"] / data.groupby("g")["w"].transform("sum")
+    agg = data.assign(wy=data.wt * data.y, wx=data.wt * data.x, w2=data.wt**2).groupby("g")
+    yw, xw, delta = agg["wy"].sum(), agg["wx"].sum(), agg["w2"].sum()
+
+    def closed(f):
+        s2v, s2e = float(f.variance_components["g"]), float(f.dispersion["sigma"]) ** 2
+        b = f.fixed_effects.to_numpy()
+        gamma = s2v / (s2v + s2e * delta)
+        reg = b[0] + b[1] * xw
+        return reg + gamma * (yw - reg), gamma * s2e * delta
+
+    est, g1 = closed(fit)
+    parts = [
+        closed(bg.GLMM("y ~ x + (1|g)", data[data.g != u], family="gaussian").fit(method="lmm"))
+        for u in sorted(data.g.unique())
+    ]
+    m = len(parts)
+    jack = (
+        g1
+        - (m - 1) / m * sum(p[1] - g1 for p in parts)
+        + (m - 1) / m * sum((p[0] - est) ** 2 for p in parts)
+    )
+    np.testing.assert_allclose(out["mspe"], jack[out.index], rtol=1e-8)
+    np.testing.assert_allclose(out["mspe_jackknife"], out["mspe"])
+    assert out.attrs["n_jackknife_failed"] == 0
+    with pytest.raises(OptionError, match="mspe"):
+        mebp(fit, "w", mspe="bootstrap")
