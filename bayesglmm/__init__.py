@@ -54,7 +54,7 @@ _LAZY = {
     "anova": ("inference.anova", "anova"),
     "information_criteria": ("inference.selection", "information_criteria"),
     "criteria_table": ("inference.selection", "criteria_table"),
-    "fence": ("inference.selection", "fence"),
+    "fence": ("inference.fence", "fence"),
     "fixed_effect_tests": ("inference.anova", "fixed_effect_tests"),
     "residuals": ("diagnostics.residuals", "residuals"),
     "ebp": ("analysis.study.ebp_bootstrap", "ebp"),

@@ -61,7 +61,7 @@ def make_data(kind: str, r: int, n_g: int = 20, m: int = 5) -> pd.DataFrame:
 
 
 def one(kind: str, r: int, adaptive: bool, n_boot: int) -> dict:
-    from bayesglmm.inference.selection import fence
+    from bayesglmm.inference.fence import fence
 
     family, method = DESIGNS[kind]
     data = make_data(kind, r)

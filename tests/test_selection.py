@@ -1,7 +1,7 @@
 """Model selection: conditional AIC (Greven & Kneib; plug-in tr(H) for GLMMs) and the fence.
 
 Reference numbers for the linear mixed models come from R 4 with lme4 1.1-31 and cAIC4 1.1
-(the CRAN sources, ``R/*.R`` sourced into the session) on the data set made by
+(the CRAN sources, ``R/*.R`` sourced into R) on the data set made by
 :func:`lmm_data` (written to CSV for R):
 
 .. code-block:: r
@@ -26,10 +26,10 @@ from scipy import stats
 
 from bayesglmm.errors import MethodError, OptionError
 from bayesglmm.glmm import GLMM
+from bayesglmm.inference.fence import fence
 from bayesglmm.inference.selection import (
     GREVEN_KNEIB,
     PLUG_IN,
-    fence,
     information_criteria,
     trace_hat,
 )
@@ -321,7 +321,7 @@ def test_adaptive_fence_reproducible_and_resumable(tmp_path):
 
 
 def test_adaptive_rule_skips_the_trivial_ends():
-    from bayesglmm.inference.selection import _interior
+    from bayesglmm.inference.fence import _interior
 
     # descent from p* = 1 (full model) to a first local minimum, a peak, the ascent to the
     # smallest model's plateau: c is taken in the middle stretch, at its peak
