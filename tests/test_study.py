@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -119,6 +120,62 @@ def test_results_repeat_whatever_the_workers_and_order(tmp_path, monkeypatch):
     assert pool.table["worker"].str.endswith(tuple(str(p) for p in pids)).all()
     other = run_study(tasks, max_workers=1, random_seed=12, progressbar=False)
     assert other.results["s=2"]["value"] != pool.results["s=2"]["value"]
+
+
+def _live_pool():
+    from bayesglmm.analysis.study import pool
+
+    (entry,) = pool._POOLS.values()  # one set of idle workers at a time
+    return entry.pool
+
+
+def test_the_pool_is_reused_across_studies_and_replaced_once_broken(tmp_path, monkeypatch):
+    from bayesglmm.analysis.study.pool import pool_pids
+
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path / "compiledirs"))
+    tasks = [Task(f"s={s}", seeded_draw, {"scale": s + 0.5}) for s in range(6)]
+    serial = run_study(tasks, max_workers=1, random_seed=3, progressbar=False)
+    first = run_study(tasks, max_workers=2, random_seed=3, progressbar=False)
+    workers = pool_pids(2)
+    assert len(workers) in (1, 2) and os.getpid() not in workers
+    second = run_study(tasks, max_workers=2, random_seed=3, progressbar=False)
+    # the second study ran on the first one's processes: no new process was started
+    assert pool_pids(2) == workers
+    assert {r["pid"] for r in second.results.values()} <= set(workers)
+    for key, rec in serial.results.items():  # bitwise the same values, in-process or not
+        assert first.results[key]["value"] == second.results[key]["value"] == rec["value"]
+    # a worker killed between studies breaks the pool: the next study starts a new one
+    pool = _live_pool()
+    os.kill(workers[0], signal.SIGKILL)
+    for _ in range(200):  # the pool notices the death within milliseconds
+        if pool._broken:
+            break
+        time.sleep(0.05)
+    assert pool._broken
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the broken pool is replaced, not run on
+        third = run_study(tasks, max_workers=2, random_seed=3, progressbar=False)
+    assert _live_pool() is not pool and not set(pool_pids(2)) & set(workers)
+    assert {r["pid"] for r in third.results.values()} <= set(pool_pids(2))
+    for key, rec in serial.results.items():
+        assert (third.results[key]["value"], third.results[key]["seed"]) == (
+            rec["value"],
+            rec["seed"],
+        )
+    # a study interrupted with tasks in flight does not leave them on the pool: it goes
+    from bayesglmm.analysis.study.pool import acquire_pool, release_pool, run_pool
+
+    live = _live_pool()
+    running = run_pool(tasks, {t.key: derive_seed(3, t.key) for t in tasks}, 2)
+    assert next(running)["status"] == "done"
+    running.close()
+    assert not pool_pids() and live._shutdown_thread
+    # a pool of another size replaces an idle one (one set of idle workers at a time)
+    two = acquire_pool(2, 1)
+    release_pool(two)
+    three = acquire_pool(3, 1)
+    release_pool(three)
+    assert _live_pool() is three and two._shutdown_thread and not three._shutdown_thread
 
 
 def test_compile_slots_are_exclusive_while_held_and_reused_after(tmp_path):
@@ -247,6 +304,8 @@ def test_fit_results_are_stored_with_result_io(tmp_path):
             r"max_workers sizes the local process pool",
         ),
         ({"store": 3}, r"store must be a directory path"),
+        ({"batch_size": 0}, r"batch_size must be a positive integer"),
+        ({"batch_size": 4}, r"batch_size groups tasks per submission to a Dask client"),
     ],
 )
 def test_bad_arguments_are_refused_in_one_line_before_anything_runs(tmp_path, change, message):
@@ -349,3 +408,83 @@ def test_sbc_replications_run_on_the_runner_with_the_same_ranks():
     draws = _sbc_sample(data, truth, rng)
     less = int((draws < truth).sum())
     assert here.ranks[3, 0] == less + rng.integers(0, 1)
+
+
+# ------------------------------------------------------------------------------------------
+# Dask: tasks in batches
+
+
+def _lost_with_s2(items, where):
+    """A batch holding task ``s=2`` is lost (as with a killed worker)."""
+    if any(item[0] == "s=2" for item in items):
+        raise RuntimeError("the batch's worker was lost")
+    from bayesglmm.analysis.study.workers import execute_batch
+
+    return execute_batch(items, where)
+
+
+def test_dask_batches_give_the_same_records_as_single_tasks(tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from bayesglmm.analysis.study import _dask
+
+    log, flag = tmp_path / "log", tmp_path / "fail"
+    flag.touch()  # task "b" raises
+    tasks = [Task(f"s={s}", seeded_draw, {"scale": s + 0.5}) for s in range(11)]
+    tasks.insert(4, Task("b", counted, {"name": "b", "log": str(log), "fail_flag": str(flag)}))
+    with pytest.warns(RuntimeWarning, match=r"1 of 12 study tasks failed"):
+        serial = run_study(tasks, max_workers=1, random_seed=5, progressbar=False)
+    submitted = []
+    real_submit = Client.submit
+
+    def counting_submit(self, fn, *args, **kwargs):
+        submitted.append(fn.__name__)
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "submit", counting_submit)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                     dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        runs = {}
+        for size in (1, 5, None, "lost"):
+            submitted.clear()
+            if size == "lost":
+                monkeypatch.setattr(_dask, "execute_batch", _lost_with_s2)
+            with pytest.warns(RuntimeWarning, match=r"1 of 12 study tasks failed"):
+                runs[size] = run_study(
+                    tasks, client=client, random_seed=5, progressbar=False,
+                    batch_size=5 if size == "lost" else size, store=tmp_path / f"store-{size}",
+                )  # fmt: skip
+            runs[size].submitted = list(submitted)
+    assert runs[1].submitted == ["execute"] * 12
+    assert runs[5].submitted == ["execute_batch"] * 3  # 5 + 5 + 2 tasks
+    # automatic: 2 * 2 tasks alone, then 8 remaining in batches of 8 // (4 * 2) = 1 task
+    assert runs[None].submitted == ["execute"] * 12
+    # the lost batch of 5 (s=0..s=3 and b) is sent again one task at a time
+    assert runs["lost"].submitted == ["_lost_with_s2"] * 3 + ["execute"] * 5
+    for size, res in runs.items():
+        assert res.failed == ["b"], size
+        assert list(res.results) == list(serial.results)
+        for key, rec in serial.results.items():
+            assert (res.results[key]["value"], res.results[key]["seed"]) == (
+                rec["value"],
+                rec["seed"],
+            )
+        table = res.table.drop(columns=["seconds", "worker", "error"])
+        pd.testing.assert_frame_equal(
+            table, serial.table.drop(columns=["seconds", "worker", "error"])
+        )
+        # each task has its own record in the store, batch or not
+        assert len(list((tmp_path / f"store-{size}" / "tasks").glob("*.pkl"))) == 12
+
+
+def test_automatic_batches_hold_about_a_second_of_work_and_balance_the_workers():
+    from bayesglmm.analysis.study._dask import auto_batch_size
+
+    assert auto_batch_size([0.1, 0.1, 0.09, 5.0], 1000, 2) == 10  # median 0.1 s
+    assert auto_batch_size([0.1] * 4, 40, 2) == 5  # 40 // (4 * 2): the workers balance
+    assert auto_batch_size([2.0, 3.0], 1000, 2) == 1  # long tasks go alone
+    assert auto_batch_size([float("nan")], 1000, 2) == 1  # nothing finished: alone
+    assert auto_batch_size([1e-6] * 4, 7, 2) == 1

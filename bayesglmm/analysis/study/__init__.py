@@ -6,7 +6,9 @@ bootstrap) is a list of :class:`Task` objects. :func:`run_study` runs each as
 task's key, on a local process pool by default or a ``dask.distributed.Client`` when given
 one, writes each finished task to a result store at once, and on a rerun with the same store
 skips the finished tasks: an interrupted study, or one that lost a worker, resumes without
-redoing or losing finished work.
+redoing or losing finished work. The local pool persists between studies (its worker
+processes start once per interpreter, :mod:`bayesglmm.analysis.study.pool`), and on Dask
+short tasks travel in batches (``batch_size``).
 
 >>> from bayesglmm.study import Task, run_study
 >>> tasks = [Task(f"scale={s}", fit_one, {"scale": s}) for s in (1, 2)]  # doctest: +SKIP

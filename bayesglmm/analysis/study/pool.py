@@ -10,16 +10,27 @@ others finish normally, and the remaining tasks continue on a fresh pool.
 A spawned worker imports the main script again. A script that starts a study without an
 ``if __name__ == "__main__":`` guard would start it again in every worker, which breaks the
 pool; :func:`check_main_guard` finds this before any process starts.
+
+The pool persists: the first study that needs it starts it, later studies in the same
+process reuse its warm worker processes (each imported the package and set up its
+compile directory and thread limits once, in the pool's initializer), and it is shut down
+when the interpreter exits (:func:`shutdown_pools`). A pool is keyed by its number of
+workers, start method, compile root and BLAS threads; a pool that broke (a worker died),
+was shut down, or belongs to the parent of a forked process is replaced by a fresh one,
+and an idle pool of another key is shut down when a new key is asked for (one set of idle
+workers at a time).
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -45,8 +56,8 @@ def run_pool(pending, seeds, n_workers: int):
     ran = False  # has any worker finished a task (else its processes may die on start)
     deaths = 0
     while todo or suspects:
-        pool = _new_pool(n_workers, blas)
-        broken = False
+        pool = acquire_pool(n_workers, blas)
+        broken, interrupted = False, True
         try:
             while suspects:  # one at a time: a death names its task
                 t = suspects.pop(0)
@@ -60,8 +71,10 @@ def run_pool(pending, seeds, n_workers: int):
                 for t in [*suspects, *todo]:
                     rec = failed_record(t.key, seeds[t.key], RuntimeError(DIED_AT_START), "driver")
                     yield rec
+                interrupted = False
                 return
             if broken:
+                interrupted = False
                 continue
             done: set[str] = set()
             for rec in _run_batch(pool, todo, seeds, n_workers, suspects, done):
@@ -77,8 +90,95 @@ def run_pool(pending, seeds, n_workers: int):
                     "kills its process",
                     RuntimeWarning,
                 )
+            interrupted = False
         finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
+            # a broken pool, or one left with tasks in flight (an interrupted study), is
+            # shut down; a pool that finished its tasks stays up for the next study
+            release_pool(pool, discard=broken or interrupted, wait=not broken and not interrupted)
+
+
+# ------------------------------------------------------------------------------------------
+# the persistent pool
+
+
+class _Entry:
+    __slots__ = ("pool", "pid", "users")
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool, self.pid, self.users = pool, os.getpid(), 0
+
+
+_POOLS: dict[tuple, _Entry] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def pool_key(n_workers: int, blas: int) -> tuple:
+    """What a reusable pool must agree on: workers, start method, compile root, threads."""
+    return (n_workers, START_METHOD, str(compile_root()), blas)
+
+
+def _usable(entry: _Entry) -> bool:
+    pool = entry.pool
+    return (
+        entry.pid == os.getpid()  # not inherited by a forked process
+        and not getattr(pool, "_broken", False)
+        and not getattr(pool, "_shutdown_thread", False)
+    )
+
+
+def acquire_pool(n_workers: int, blas: int) -> ProcessPoolExecutor:
+    """The persistent pool of this key (started now if there is none or it is unusable);
+    idle pools of other keys are shut down. Give it back with :func:`release_pool`."""
+    key = pool_key(n_workers, blas)
+    stale = []
+    with _POOLS_LOCK:
+        entry = _POOLS.get(key)
+        if entry is not None and not _usable(entry):
+            del _POOLS[key]
+            stale.append(entry)
+            entry = None
+        for other in [k for k, e in _POOLS.items() if k != key and e.users == 0]:
+            stale.append(_POOLS.pop(other))
+        if entry is None:
+            entry = _POOLS[key] = _Entry(_new_pool(n_workers, blas))
+        entry.users += 1
+    for old in stale:
+        if old.pid == os.getpid():
+            old.pool.shutdown(wait=False, cancel_futures=True)
+    return entry.pool
+
+
+def release_pool(pool: ProcessPoolExecutor, discard: bool = False, wait: bool = True) -> None:
+    """Give back a pool from :func:`acquire_pool`; ``discard``: shut it down and forget it."""
+    with _POOLS_LOCK:
+        key = next((k for k, e in _POOLS.items() if e.pool is pool), None)
+        if key is not None:
+            _POOLS[key].users -= 1
+            if discard or not _usable(_POOLS[key]):
+                del _POOLS[key]
+                discard = True
+        else:
+            discard = True
+    if discard:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def shutdown_pools(wait: bool = True) -> None:
+    """Shut down every persistent pool of this process (run at interpreter exit)."""
+    with _POOLS_LOCK:
+        entries = list(_POOLS.values())
+        _POOLS.clear()
+    for entry in entries:
+        if entry.pid == os.getpid():
+            entry.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def pool_pids(n_workers: int | None = None) -> list[int]:
+    """Process ids of the live persistent pools' workers (of ``n_workers`` workers only,
+    if given): for checks and benchmarks."""
+    with _POOLS_LOCK:
+        entries = [e for k, e in _POOLS.items() if n_workers is None or k[0] == n_workers]
+    return sorted(pid for e in entries for pid in getattr(e.pool, "_processes", None) or {})
 
 
 def _new_pool(n_workers: int, blas: int) -> ProcessPoolExecutor:
@@ -88,6 +188,9 @@ def _new_pool(n_workers: int, blas: int) -> ProcessPoolExecutor:
         initializer=init_local_worker,
         initargs=(str(compile_root()), blas),
     )
+
+
+atexit.register(shutdown_pools)
 
 
 def _payload(t, seeds):

@@ -126,7 +126,7 @@ def check_tasks(tasks) -> list[Task]:
 
 
 def check_arguments(
-    store, client, max_workers, random_seed, progressbar, worker_timeout=60.0
+    store, client, max_workers, random_seed, progressbar, worker_timeout=60.0, batch_size=None
 ) -> dict:
     """:func:`run_study`'s other arguments, normalized, or one :class:`OptionError`."""
     if store is not None and not isinstance(store, str | os.PathLike):
@@ -145,7 +145,14 @@ def check_arguments(
             "are used (leave max_workers=None)"
         )
     worker_timeout = real(0, none=True)("worker_timeout", worker_timeout)
+    batch_size = integer(1, none=True)("batch_size", batch_size)
+    if batch_size is not None and not (client is not None and is_dask_client(client)):
+        raise OptionError(
+            "batch_size groups tasks per submission to a Dask client; the local pool and an "
+            "Executor take one task at a time (leave batch_size=None)"
+        )
     return {
+        "batch_size": batch_size,
         "worker_timeout": worker_timeout,
         "store": store,
         "client": client,

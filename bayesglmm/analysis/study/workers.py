@@ -131,6 +131,12 @@ def execute(key: str, fn, kwargs: dict, seed: int, where: str) -> dict:
     }
 
 
+def execute_batch(items: list, where: str) -> list[dict]:
+    """:func:`execute` of several tasks ``(key, fn, kwargs, seed)`` in turn, on one worker,
+    for one submission: a record per task, as if each had been sent alone."""
+    return [execute(key, fn, kwargs, seed, where) for key, fn, kwargs, seed in items]
+
+
 def _worker_name(where: str) -> str:
     if where == "dask":
         try:
