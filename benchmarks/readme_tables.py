@@ -58,6 +58,8 @@ ROWS = ["Cross[RR]", "Cross[WR]", "var(Female)", "var(Male)"]
 DISPLAY = {
     "laplace": "Laplace",
     "pql": "PQL",
+    "kuk": "Kuk",
+    "hlik": "HL(1,1)",
     "mcem": "MCEM",
     "mcnr": "MCNR",
     "sml": "SML",
